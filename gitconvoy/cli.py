@@ -1,0 +1,96 @@
+"""The click entry point: a lazily loaded command group and the one-line error policy.
+
+Sub-commands are imported only when used, so `git convoy hook …` (run by git hooks) does not
+pay for modules it does not need.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import EXIT_USAGE, EXIT_USER, ConvoyError
+
+# name -> (module, attribute); the order here is the order of `git convoy --help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("gitconvoy.commands.setup", "init"),
+    "bead": ("gitconvoy.commands.beads", "bead"),
+    "dep": ("gitconvoy.commands.deps", "dep"),
+    "ready": ("gitconvoy.commands.beads", "ready"),
+    "blocked": ("gitconvoy.commands.beads", "blocked"),
+    "rig": ("gitconvoy.commands.rigs", "rig"),
+    "create": ("gitconvoy.commands.convoys", "create"),
+    "add": ("gitconvoy.commands.convoys", "add"),
+    "stage": ("gitconvoy.commands.convoys", "stage"),
+    "launch": ("gitconvoy.commands.convoys", "launch"),
+    "status": ("gitconvoy.commands.convoys", "status"),
+    "list": ("gitconvoy.commands.convoys", "list_convoys"),
+    "close": ("gitconvoy.commands.convoys", "close"),
+    "sling": ("gitconvoy.commands.convoys", "sling"),
+    "feed": ("gitconvoy.commands.feed", "feed"),
+    "done": ("gitconvoy.commands.refinery", "done"),
+    "refinery": ("gitconvoy.commands.refinery", "refinery"),
+    "integration": ("gitconvoy.commands.integration", "integration"),
+    "import": ("gitconvoy.commands.importing", "import_cmd"),
+    "sync": ("gitconvoy.commands.sync", "sync"),
+    "merge-driver": ("gitconvoy.commands.sync", "merge_driver"),
+    "hooks": ("gitconvoy.commands.hooks", "hooks"),
+    "hook": ("gitconvoy.commands.hooks", "hook"),
+    "doctor": ("gitconvoy.commands.doctor", "doctor"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Commands whose module exists (capabilities land one by one)."""
+        return [n for n, (mod, _) in COMMANDS.items() if importlib.util.find_spec(mod)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS or not importlib.util.find_spec(COMMANDS[name][0]):
+            return None
+        module, attr = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="git-convoy")
+def cli() -> None:
+    """gitconvoy: beads, dependencies and convoys stored on a git ref.
+
+    State lives on refs/heads/convoy/state (git config convoy.ref changes it). Exit codes:
+    0 ok, 1 user error, 2 usage, 3 lost race or conflict.
+    """
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Run the CLI: user mistakes print one line and exit non-zero, never a traceback."""
+    try:
+        rc = cli.main(args=argv, prog_name="git convoy", standalone_mode=False)
+    except ConvoyError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_USER)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:  # an internal bug: one line, the traceback on request
+        if os.environ.get("CONVOY_DEBUG"):
+            raise
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc} (set CONVOY_DEBUG=1 for details)",
+            err=True,
+        )
+        sys.exit(70)
+    sys.exit(rc if isinstance(rc, int) else 0)

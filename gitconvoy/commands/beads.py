@@ -1,0 +1,268 @@
+"""Bead commands: create, show, list, update, close, reopen, delete; ready; blocked."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from .. import edits, graph
+from ..errors import ConvoyError
+from ..model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Dep
+from ..render.shapes import bead_json
+from ..render.text import bead_detail, bead_line
+from ..store import Tx, load_yaml
+from .io import json_option, open_store, print_json, warn_broken
+
+
+def parse_dep(text: str) -> Dep:
+    """`ID` (blocks) or `TYPE:ID`."""
+    dep_type, sep, target = text.rpartition(":")
+    if not sep:
+        return Dep(text, "blocks")
+    edits.check_choice(dep_type, DEP_TYPES, "dep type")
+    return Dep(target, dep_type)
+
+
+@click.group()
+def bead() -> None:
+    """Create, show, list and change beads (work items)."""
+
+
+def _read_batch(path: str) -> list[edits.BeadSpec]:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise ConvoyError(f"cannot read {path}: {exc.strerror}") from None
+    items = json.loads(raw) if path.endswith(".json") else load_yaml(raw, path)
+    if not isinstance(items, list):
+        raise ConvoyError(f"{path}: expected a list of beads")
+    specs = []
+    allowed = set(edits.BeadSpec.__dataclass_fields__)
+    for n, item in enumerate(items, 1):
+        if not isinstance(item, dict):
+            raise ConvoyError(f"{path}: item {n}: expected a mapping with at least a title")
+        unknown = set(item) - allowed
+        if unknown:
+            raise ConvoyError(f"{path}: item {n}: unknown field '{sorted(unknown)[0]}'")
+        item = dict(item)
+        item["deps"] = [parse_dep(str(d)) for d in item.get("deps") or []]
+        item["labels"] = [str(x) for x in item.get("labels") or []]
+        specs.append(edits.BeadSpec(**item))
+    return specs
+
+
+@bead.command("create")
+@click.argument("title", required=False)
+@click.option("--type", "-t", "bead_type", default="task", show_default=True,
+              help=f"One of {', '.join(BEAD_TYPES)}.")
+@click.option("--priority", "-p", default="2", show_default=True, help="0 (highest) to 4.")
+@click.option("--description", "-d", help="Longer text.")
+@click.option("--acceptance", help="Acceptance criteria.")
+@click.option("--assignee", "-a", help="Who has it.")
+@click.option("--label", "-l", "labels", multiple=True, help="A label (repeatable).")
+@click.option("--parent", help="The epic this bead belongs to.")
+@click.option("--dep", "deps", multiple=True, help="ID or TYPE:ID this bead depends on.")
+@click.option("--id", "bead_id", help="An explicit id (letters, digits, '-', '.', '_').")
+@click.option("--rig", help="The rig that should run it.")
+@click.option("--target", help="The branch its work lands on.")
+@click.option("--batch", type=click.Path(), help="Create every bead of a YAML/JSON list at once.")
+@json_option
+def create(title: str | None, bead_type: str, priority: str, description: str | None,
+           acceptance: str | None, assignee: str | None, labels: tuple[str, ...],
+           parent: str | None, deps: tuple[str, ...], bead_id: str | None, rig: str | None,
+           target: str | None, batch: str | None, as_json: bool) -> int:
+    """Create a bead and print its id."""
+    store = open_store()
+    if batch:
+        if title:
+            raise ConvoyError("give either a TITLE or --batch FILE, not both")
+        specs = _read_batch(batch)
+    else:
+        specs = [edits.BeadSpec(
+            title=edits.check_title(title), type=bead_type, priority=priority,
+            description=description, acceptance=acceptance, assignee=assignee,
+            labels=list(labels), parent=parent, deps=[parse_dep(d) for d in deps],
+            id=bead_id, rig=rig, target=target,
+        )]
+    actor = store.identity()
+
+    def mutate(tx: Tx) -> list[Any]:
+        return [edits.create_bead(tx, spec, actor) for spec in specs]
+
+    def message(made: list[Any]) -> str:
+        if len(made) == 1:
+            return f"bead create {made[0].id}: {made[0].title}"
+        return f"bead create: {len(made)} beads ({made[0].id} … {made[-1].id})"
+
+    made = store.transact(mutate, message)
+    if as_json:
+        print_json([bead_json(b) for b in made] if batch else bead_json(made[0]))
+    else:
+        for b in made:
+            click.echo(b.id)
+    return 0
+
+
+@bead.command("show")
+@click.argument("ids", nargs=-1, required=True)
+@json_option
+def show(ids: tuple[str, ...], as_json: bool) -> int:
+    """Show beads in full."""
+    snap = open_store().snapshot()
+    beads = [snap.bead(i) for i in ids]
+    if as_json:
+        print_json(bead_json(beads[0]) if len(beads) == 1 else [bead_json(b) for b in beads])
+        return 0
+    for b in beads:
+        click.echo("\n".join(bead_detail(b)))
+    return 0
+
+
+@bead.command("list")
+@click.option("--status", "-s", "statuses", multiple=True, help="Only these statuses.")
+@click.option("--type", "-t", "types", multiple=True, help="Only these types.")
+@click.option("--assignee", help="Only beads of this assignee.")
+@click.option("--label", "-l", "labels", multiple=True, help="Only beads with every label.")
+@click.option("--parent", help="Only children of this epic.")
+@click.option("--all", "show_all", is_flag=True, help="Include deleted (tombstone) beads.")
+@json_option
+def list_beads(statuses: tuple[str, ...], types: tuple[str, ...], assignee: str | None,
+               labels: tuple[str, ...], parent: str | None, show_all: bool,
+               as_json: bool) -> int:
+    """List beads, filtered."""
+    for s in statuses:
+        edits.check_choice(s, BEAD_STATUSES, "status")
+    for t in types:
+        edits.check_choice(t, BEAD_TYPES, "bead type")
+    snap = open_store().snapshot()
+    warn_broken(snap)
+    chosen = [
+        b for b in snap.beads.values()
+        if (show_all or b.status != "tombstone" or "tombstone" in statuses)
+        and (not statuses or b.status in statuses)
+        and (not types or b.type in types)
+        and (assignee is None or b.assignee == assignee)
+        and set(labels) <= set(b.labels)
+        and (parent is None or b.parent == parent)
+    ]
+    chosen.sort(key=graph.sort_key)
+    if as_json:
+        print_json([bead_json(b) for b in chosen])
+    else:
+        for b in chosen:
+            click.echo(bead_line(b))
+    return 0
+
+
+@bead.command("update")
+@click.argument("bead_id")
+@click.option("--title")
+@click.option("--type", "-t", "bead_type")
+@click.option("--status", "-s", help=f"One of {', '.join(BEAD_STATUSES)}.")
+@click.option("--priority", "-p")
+@click.option("--description", "-d")
+@click.option("--acceptance")
+@click.option("--assignee", "-a")
+@click.option("--label", "-l", "add_labels", multiple=True, help="Add a label (repeatable).")
+@click.option("--remove-label", "remove_labels", multiple=True, help="Remove a label.")
+@click.option("--parent", help="Move under this epic ('' to detach).")
+@click.option("--rig")
+@click.option("--target")
+@click.option("--reason", help="Close reason, with --status closed.")
+@json_option
+def update(bead_id: str, as_json: bool, **options: Any) -> int:
+    """Change fields of a bead."""
+    fields = {k: v for k, v in options.items() if v not in (None, ())}
+    fields = {("type" if k == "bead_type" else k): v for k, v in fields.items()}
+    if not fields:
+        raise ConvoyError("nothing to update: give at least one option (see --help)")
+    store = open_store()
+    summary = ", ".join(f"{k} {v if not isinstance(v, tuple) else ','.join(v)}"
+                        for k, v in fields.items())
+    updated = store.transact(
+        lambda tx: edits.update_bead(tx, bead_id, **dict(fields)),
+        f"bead update {bead_id}: {summary}",
+    )
+    if as_json:
+        print_json(bead_json(updated))
+    else:
+        click.echo(f"updated {bead_id}")
+    return 0
+
+
+def _each(ids: tuple[str, ...], verb: str, apply: Any, past: str) -> int:
+    store = open_store()
+    done = store.transact(
+        lambda tx: [apply(tx, i) for i in ids],
+        f"bead {verb} {' '.join(ids)}",
+    )
+    for b in done:
+        click.echo(f"{past} {b.id}")
+    return 0
+
+
+@bead.command("close")
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--reason", "-r", help="Why it is closed.")
+def close(ids: tuple[str, ...], reason: str | None) -> int:
+    """Close beads (sets closed_at and the reason)."""
+    return _each(ids, "close", lambda tx, i: edits.close_bead(tx, i, reason), "closed")
+
+
+@bead.command("reopen")
+@click.argument("ids", nargs=-1, required=True)
+def reopen(ids: tuple[str, ...]) -> int:
+    """Reopen closed beads."""
+    return _each(ids, "reopen", edits.reopen_bead, "reopened")
+
+
+@bead.command("delete")
+@click.argument("ids", nargs=-1, required=True)
+def delete(ids: tuple[str, ...]) -> int:
+    """Delete beads (a tombstone keeps the id from coming back through a merge)."""
+    return _each(ids, "delete", edits.delete_bead, "deleted")
+
+
+@click.command()
+@json_option
+@click.option("--limit", "-n", type=int, default=0, help="At most this many.")
+def ready(as_json: bool, limit: int) -> int:
+    """Beads that can be started now: open, slingable, nothing open blocks them."""
+    snap = open_store().snapshot()
+    warn_broken(snap)
+    found = graph.ready_beads(snap.beads)
+    if limit:
+        found = found[:limit]
+    if as_json:
+        print_json([bead_json(b) for b in found])
+    else:
+        for b in found:
+            click.echo(bead_line(b))
+        if not found:
+            click.echo("nothing is ready", err=True)
+    return 0
+
+
+@click.command()
+@json_option
+def blocked(as_json: bool) -> int:
+    """Beads that cannot start, and what blocks each."""
+    snap = open_store().snapshot()
+    warn_broken(snap)
+    found = graph.blocked_beads(snap.beads)
+    if as_json:
+        print_json([
+            {**bead_json(b), "blocked_by": [x.to_json() for x in blockers]}
+            for b, blockers in found
+        ])
+        return 0
+    for b, blockers in found:
+        click.echo(bead_line(b))
+        if b.status == "blocked":
+            click.echo("    status is blocked (set by hand)")
+        for blocker in blockers:
+            click.echo(f"    blocked by {blocker.describe()}")
+    return 0

@@ -1,0 +1,26 @@
+"""What every command needs at its edge: the store, JSON output, warnings about bad files."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ..store import Snapshot, Store
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/json.md).")
+
+
+def open_store() -> Store:
+    return Store.open()
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+
+
+def warn_broken(snap: Snapshot) -> None:
+    """Broken state files do not stop a read: each is named once on stderr."""
+    for exc in snap.errors:
+        click.echo(f"warning: skipped {exc.message}", err=True)

@@ -1,0 +1,31 @@
+"""`git convoy init`: create the state ref."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from ..errors import ConvoyError
+from ..model import Config
+from .io import open_store
+
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+
+
+@click.command()
+@click.option("--prefix", default="cv", show_default=True, help="Prefix of new bead ids.")
+def init(prefix: str) -> int:
+    """Create the state ref (an orphan branch holding convoy.yaml)."""
+    if not _PREFIX_RE.match(prefix):
+        raise ConvoyError(
+            f"prefix {prefix!r} is not valid: use 1–16 lower-case letters and digits, "
+            "starting with a letter"
+        )
+    store = open_store()
+    if store.exists():
+        click.echo(f"{store.ref} already exists; nothing to do")
+        return 0
+    commit = store.initialise(Config(prefix=prefix))
+    click.echo(f"initialised {store.ref} at {commit[:10]} (prefix {prefix})")
+    return 0

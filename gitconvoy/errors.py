@@ -1,0 +1,39 @@
+"""Exceptions that carry a one-line message and the exit code the CLI returns."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_USER = 1
+EXIT_USAGE = 2
+EXIT_RACE = 3
+
+
+class ConvoyError(Exception):
+    """A user-facing failure: printed as one line, never as a traceback."""
+
+    exit_code = EXIT_USER
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class SchemaError(ConvoyError):
+    """A state file that does not parse or does not match the schema."""
+
+    def __init__(self, path: str, field: str | None, expected: str) -> None:
+        where = f"{path}: field '{field}'" if field else path
+        super().__init__(f"{where}: {expected}")
+        self.path = path
+        self.field = field
+
+
+class LostRace(ConvoyError):
+    """The state ref kept moving under us: every retry lost the compare-and-swap."""
+
+    exit_code = EXIT_RACE

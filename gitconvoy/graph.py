@@ -1,0 +1,259 @@
+"""Pure graph functions over a mapping of beads: blockers, ready, cycles.
+
+Rules (DESIGN §4): blocking dep types are blocks, waits-for, merge-blocks; a blocker is
+satisfied when closed or tombstoned; a blocking dep on an epic holds back all its descendants;
+parent-child never blocks by itself; only slingable types are ever ready.
+
+Cycles are found on a "happens-before" graph with two nodes per bead, start(X) and done(X):
+  start(X) → done(X);  done(Y) → start(X) when X waits for Y;
+  start(E) → start(c) for a child c of E (a child starts only once its epic may start);
+  done(c) → done(E) (an epic finishes after its children).
+A cycle there is a deadlock, which also catches a task blocked by its own epic.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .model import DONE_STATUSES, Bead
+
+Beads = Mapping[str, Bead]
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Why a bead cannot start: `on` is open (or missing); `via` names the ancestor epic
+    whose dep it is, or None for the bead's own dep."""
+
+    on: str
+    type: str
+    status: str | None
+    via: str | None = None
+
+    def describe(self) -> str:
+        state = self.status or "missing"
+        text = f"{self.on} ({state}, {self.type})"
+        return f"{text} via epic {self.via}" if self.via else text
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"on": self.on, "type": self.type, "status": self.status, "via": self.via}
+
+
+class Index:
+    """Children and reverse-dependency maps, built once per snapshot in linear time."""
+
+    def __init__(self, beads: Beads) -> None:
+        self.beads = beads
+        self.children: dict[str, list[str]] = {}
+        self.waiters: dict[str, list[str]] = {}
+        for bead in beads.values():
+            if bead.status == "tombstone":
+                continue
+            if bead.parent:
+                self.children.setdefault(bead.parent, []).append(bead.id)
+            for dep in bead.deps:
+                if dep.blocking:
+                    self.waiters.setdefault(dep.on, []).append(bead.id)
+        self._gate: dict[str, tuple[Blocker, ...]] = {}
+
+    def ancestors(self, bead_id: str) -> list[str]:
+        """Parent, grandparent, …; stops at a parent loop instead of spinning."""
+        seen: list[str] = []
+        current = self.beads.get(bead_id)
+        while current is not None and current.parent and current.parent not in seen:
+            if current.parent == bead_id:
+                break
+            seen.append(current.parent)
+            current = self.beads.get(current.parent)
+        return seen
+
+    def descendants(self, bead_id: str) -> list[str]:
+        out: list[str] = []
+        stack = list(self.children.get(bead_id, ()))
+        seen = {bead_id}
+        while stack:
+            child = stack.pop()
+            if child in seen:
+                continue
+            seen.add(child)
+            out.append(child)
+            stack.extend(self.children.get(child, ()))
+        return out
+
+    def own_blockers(self, bead: Bead, via: str | None = None) -> tuple[Blocker, ...]:
+        found = []
+        for dep in bead.deps:
+            if not dep.blocking:
+                continue
+            target = self.beads.get(dep.on)
+            status = target.status if target is not None else None
+            if status not in DONE_STATUSES:
+                found.append(Blocker(dep.on, dep.type, status, via))
+        return tuple(found)
+
+    def inherited_blockers(self, bead: Bead) -> tuple[Blocker, ...]:
+        """Blockers of every ancestor epic, memoised per epic (linear over a whole snapshot)."""
+        parent_id = bead.parent
+        if not parent_id or parent_id == bead.id:
+            return ()
+        if parent_id in self._gate:
+            return self._gate[parent_id]
+        self._gate[parent_id] = ()  # guards a parent loop
+        parent = self.beads.get(parent_id)
+        result: tuple[Blocker, ...] = ()
+        if parent is not None:
+            result = self.own_blockers(parent, via=parent_id) + self.inherited_blockers(parent)
+        self._gate[parent_id] = result
+        return result
+
+    def blockers(self, bead: Bead) -> tuple[Blocker, ...]:
+        return self.own_blockers(bead) + self.inherited_blockers(bead)
+
+    def is_ready(self, bead: Bead) -> bool:
+        return bead.status == "open" and bead.slingable and not self.blockers(bead)
+
+
+def sort_key(bead: Bead) -> tuple[int, str, str]:
+    return (bead.priority, bead.created_at or "", bead.id)
+
+
+def ready_beads(beads: Beads, index: Index | None = None) -> list[Bead]:
+    """Open slingable beads with no open blocker, highest priority first."""
+    index = index or Index(beads)
+    return sorted((b for b in beads.values() if index.is_ready(b)), key=sort_key)
+
+
+def blocked_beads(
+    beads: Beads, index: Index | None = None
+) -> list[tuple[Bead, tuple[Blocker, ...]]]:
+    """Beads that are not done and cannot start: open blockers, or status blocked (manual)."""
+    index = index or Index(beads)
+    out = []
+    for bead in beads.values():
+        if bead.done:
+            continue
+        found = index.blockers(bead)
+        if found or bead.status == "blocked":
+            out.append((bead, found))
+    out.sort(key=lambda pair: sort_key(pair[0]))
+    return out
+
+
+# --- cycles -----------------------------------------------------------------------------
+
+Node = tuple[str, str]  # ("start" | "done", bead id)
+
+
+def _successors(node: Node, index: Index) -> Iterable[Node]:
+    kind, bead_id = node
+    bead = index.beads.get(bead_id)
+    if kind == "start":
+        yield ("done", bead_id)
+        for child in index.children.get(bead_id, ()):
+            yield ("start", child)
+    else:
+        for waiter in index.waiters.get(bead_id, ()):
+            yield ("start", waiter)
+        if bead is not None and bead.parent and bead.parent in index.beads:
+            yield ("done", bead.parent)
+
+
+def _collapse(ids: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for bead_id in ids:
+        if not out or out[-1] != bead_id:
+            out.append(bead_id)
+    return out
+
+
+def _path_back(start: Node, index: Index) -> list[str]:
+    """The shortest happens-before path from `start` back to itself, as waits-for ids."""
+    came_from: dict[Node, Node | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for nxt in _successors(node, index):
+            if nxt[1] not in index.beads:
+                continue
+            if nxt == start:
+                walk = [start[1], node[1]]
+                cur = came_from[node]
+                while cur is not None:
+                    walk.append(cur[1])
+                    cur = came_from[cur]
+                ids = _collapse(walk)  # walking back along happens-before = waits-for order
+                return ids if len(ids) > 1 else ids + ids
+            if nxt not in came_from:
+                came_from[nxt] = node
+                queue.append(nxt)
+    return []
+
+
+def cycle_through(beads: Beads, bead_id: str, index: Index | None = None) -> list[str]:
+    """A deadlock that passes through `bead_id` (first id == last id), or [] if none."""
+    index = index or Index(beads)
+    return _path_back(("start", bead_id), index) or _path_back(("done", bead_id), index)
+
+
+def find_cycles(beads: Beads, index: Index | None = None) -> list[list[str]]:
+    """Every deadlock among existing beads (one path per strongly connected component)."""
+    index = index or Index(beads)
+    nodes: list[Node] = [(k, b) for b in beads if beads[b].status != "tombstone"
+                         for k in ("start", "done")]
+    order: dict[Node, int] = {}
+    low: dict[Node, int] = {}
+    on_stack: set[Node] = set()
+    stack: list[Node] = []
+    components: list[list[Node]] = []
+    counter = 0
+    for root in nodes:
+        if root in order:
+            continue
+        work = [(root, iter(list(_successors(root, index))))]
+        order[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, it = work[-1]
+            advanced = False
+            for nxt in it:
+                if nxt[1] not in beads:
+                    continue
+                if nxt not in order:
+                    order[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(list(_successors(nxt, index)))))
+                    advanced = True
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], order[nxt])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == order[node]:
+                comp = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    comp.append(member)
+                    if member == node:
+                        break
+                if len(comp) > 1:
+                    components.append(comp)
+    return [_cycle_in(comp, index) for comp in components]
+
+
+def _cycle_in(component: list[Node], index: Index) -> list[str]:
+    return _path_back(min(component, key=lambda n: (n[1], n[0])), index)
+
+
+def format_cycle(ids: list[str]) -> str:
+    return " → ".join(ids)

@@ -1,0 +1,364 @@
+"""The state's data model: dataclasses, schema validation and stable serialisation.
+
+Every object is one YAML file. `from_dict` validates a parsed file and names the file and
+field on the first problem; `to_dict` emits keys in a fixed order and drops empty values, so
+a diff of two state commits reads like a change log.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar
+
+from .errors import ConvoyError, SchemaError
+
+SCHEMA_VERSION = 1
+
+BEAD_TYPES = ("task", "bug", "feature", "chore", "epic", "decision")
+SLINGABLE_TYPES = frozenset({"task", "bug", "feature", "chore"})
+BEAD_STATUSES = ("open", "in_progress", "hooked", "blocked", "deferred", "closed", "tombstone")
+DEP_TYPES = ("blocks", "parent-child", "related", "discovered-from", "waits-for", "merge-blocks")
+BLOCKING_DEP_TYPES = frozenset({"blocks", "waits-for", "merge-blocks"})
+DONE_STATUSES = frozenset({"closed", "tombstone"})
+CONVOY_STATUSES = ("staged_ready", "staged_warnings", "open", "closed")
+MAX_TITLE = 500
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def now() -> str:
+    """The current UTC time as an ISO-8601 string; CONVOY_NOW pins it for reproducible tests."""
+    pinned = os.environ.get("CONVOY_NOW")
+    if pinned:
+        return pinned
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def validate_id(value: str, what: str = "id") -> str:
+    """Ids become file names on the state ref: letters, digits, '-', '.', '_' only."""
+    if not isinstance(value, str) or not value:
+        raise ConvoyError(f"{what} must not be empty")
+    if "/" in value or ".." in value or not _ID_RE.match(value) or len(value) > 200:
+        raise ConvoyError(
+            f"{what} {value!r} is not valid: use letters, digits, '-', '.' and '_' "
+            "(no '/', no '..')"
+        )
+    return value
+
+
+# --- field readers: each names the file and field it rejects ---------------------------
+
+
+def _str(data: dict, key: str, path: str, *, required: bool = False, max_len: int = 0) -> Any:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise SchemaError(path, key, "is required")
+        return None
+    if isinstance(value, _dt.datetime | _dt.date):
+        value = value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise SchemaError(path, key, f"expected a string, got {type(value).__name__}")
+    value = str(value)
+    if required and not value.strip():
+        raise SchemaError(path, key, "must not be empty")
+    if max_len and len(value) > max_len:
+        raise SchemaError(path, key, f"longer than {max_len} characters")
+    return value
+
+
+def _enum(data: dict, key: str, path: str, allowed: tuple[str, ...], default: str) -> str:
+    value = data.get(key, default)
+    if value not in allowed:
+        raise SchemaError(path, key, f"expected one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _int(data: dict, key: str, path: str, default: int, lo: int, hi: int) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise SchemaError(path, key, f"expected an integer {lo}–{hi}, got {value!r}")
+    return value
+
+
+def _bool(data: dict, key: str, path: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise SchemaError(path, key, f"expected true or false, got {value!r}")
+    return value
+
+
+def _str_list(data: dict, key: str, path: str) -> list[str]:
+    value = data.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SchemaError(path, key, "expected a list of strings")
+    return sorted(set(value))
+
+
+def _mapping(data: dict, key: str, path: str) -> dict:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise SchemaError(path, key, "expected a mapping")
+    return dict(value)
+
+
+def _check_keys(data: Any, path: str, allowed: set[str]) -> dict:
+    if not isinstance(data, dict):
+        raise SchemaError(path, None, "expected a mapping at the top level")
+    for key in data:
+        if key not in allowed:
+            raise SchemaError(path, str(key), "unknown field")
+    return data
+
+
+def _emit(obj: Any, order: tuple[str, ...]) -> dict[str, Any]:
+    """Fixed key order, empty values dropped (0 and False are kept where they mean something)."""
+    out: dict[str, Any] = {}
+    for name in order:
+        value = getattr(obj, name)
+        if value is None or value == [] or value == {} or value == "":
+            continue
+        out[name] = value
+    return out
+
+
+# --- beads ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class Dep:
+    """An outgoing edge: the owning bead depends on `on`."""
+
+    on: str
+    type: str = "blocks"
+
+    @property
+    def blocking(self) -> bool:
+        return self.type in BLOCKING_DEP_TYPES
+
+
+@dataclass
+class Bead:
+    id: str
+    title: str
+    type: str = "task"
+    status: str = "open"
+    priority: int = 2
+    description: str | None = None
+    acceptance: str | None = None
+    assignee: str | None = None
+    labels: list[str] = field(default_factory=list)
+    parent: str | None = None
+    deps: list[Dep] = field(default_factory=list)
+    rig: str | None = None
+    branch: str | None = None
+    target: str | None = None
+    base_commit: str | None = None
+    integration_branch: str | None = None
+    created_at: str | None = None
+    created_by: str | None = None
+    updated_at: str | None = None
+    started_at: str | None = None
+    closed_at: str | None = None
+    close_reason: str | None = None
+    dispatch: dict[str, Any] = field(default_factory=dict)
+    import_key: str | None = None
+
+    ORDER: ClassVar[tuple[str, ...]] = (
+        "id", "title", "type", "status", "priority", "description", "acceptance", "assignee",
+        "labels", "parent", "deps", "rig", "branch", "target", "base_commit",
+        "integration_branch", "created_at", "created_by", "updated_at", "started_at",
+        "closed_at", "close_reason", "dispatch", "import_key",
+    )
+
+    @property
+    def slingable(self) -> bool:
+        return self.type in SLINGABLE_TYPES
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE_STATUSES
+
+    def blocking_deps(self) -> list[Dep]:
+        return [d for d in self.deps if d.blocking]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _emit(self, self.ORDER)
+        out["priority"] = self.priority
+        if self.deps:
+            out["deps"] = [{"on": d.on, "type": d.type} for d in sorted(set(self.deps))]
+        return {k: out[k] for k in self.ORDER if k in out}
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str) -> Bead:
+        _check_keys(data, path, set(cls.ORDER))
+        bead_id = _str(data, "id", path, required=True)
+        try:
+            validate_id(bead_id)
+        except ConvoyError as exc:
+            raise SchemaError(path, "id", exc.message) from None
+        deps_raw = data.get("deps") or []
+        if not isinstance(deps_raw, list):
+            raise SchemaError(path, "deps", "expected a list of {on, type}")
+        deps = []
+        for i, item in enumerate(deps_raw):
+            if not isinstance(item, dict) or set(item) - {"on", "type"} or "on" not in item:
+                raise SchemaError(path, f"deps[{i}]", "expected {on: <id>, type: <dep type>}")
+            dep_type = _enum(item, "type", f"{path} deps[{i}]", DEP_TYPES, "blocks")
+            deps.append(Dep(on=str(item["on"]), type=dep_type))
+        bead = cls(
+            id=bead_id,
+            title=_str(data, "title", path, required=True, max_len=MAX_TITLE),
+            type=_enum(data, "type", path, BEAD_TYPES, "task"),
+            status=_enum(data, "status", path, BEAD_STATUSES, "open"),
+            priority=_int(data, "priority", path, 2, 0, 4),
+            labels=_str_list(data, "labels", path),
+            deps=sorted(set(deps)),
+            dispatch=_mapping(data, "dispatch", path),
+            **{
+                name: _str(data, name, path)
+                for name in (
+                    "description", "acceptance", "assignee", "parent", "rig", "branch",
+                    "target", "base_commit", "integration_branch", "created_at", "created_by",
+                    "updated_at", "started_at", "closed_at", "close_reason", "import_key",
+                )
+            },
+        )
+        if (bead.status == "closed") != (bead.closed_at is not None):
+            raise SchemaError(path, "closed_at", "must be set exactly when status is closed")
+        return bead
+
+
+# --- convoys ----------------------------------------------------------------------------
+
+
+@dataclass
+class Convoy:
+    id: str
+    title: str
+    status: str = "open"
+    tracks: list[str] = field(default_factory=list)
+    rig: str | None = None
+    target: str | None = None
+    source: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    created_at: str | None = None
+    created_by: str | None = None
+    updated_at: str | None = None
+    launched_at: str | None = None
+    closed_at: str | None = None
+    close_reason: str | None = None
+    notified: bool = False
+
+    ORDER: ClassVar[tuple[str, ...]] = (
+        "id", "title", "status", "tracks", "rig", "target", "source", "warnings",
+        "created_at", "created_by", "updated_at", "launched_at", "closed_at", "close_reason",
+        "notified",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _emit(self, self.ORDER)
+        if not self.notified:
+            out.pop("notified", None)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str) -> Convoy:
+        _check_keys(data, path, set(cls.ORDER))
+        return cls(
+            id=_str(data, "id", path, required=True),
+            title=_str(data, "title", path, required=True, max_len=MAX_TITLE),
+            status=_enum(data, "status", path, CONVOY_STATUSES, "open"),
+            tracks=_str_list(data, "tracks", path),
+            warnings=list(data.get("warnings") or []),
+            notified=_bool(data, "notified", path),
+            **{
+                name: _str(data, name, path)
+                for name in (
+                    "rig", "target", "source", "created_at", "created_by", "updated_at",
+                    "launched_at", "closed_at", "close_reason",
+                )
+            },
+        )
+
+
+# --- convoy.yaml: prefix, rigs ----------------------------------------------------------
+
+
+@dataclass
+class Rig:
+    name: str
+    target: str = "main"
+    capacity: int = 3
+    parked: bool = False
+    dispatch: str | None = None
+    strategy: str = "merge"
+    prefixes: list[str] = field(default_factory=list)
+
+    ORDER: ClassVar[tuple[str, ...]] = (
+        "target", "capacity", "parked", "dispatch", "strategy", "prefixes",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _emit(self, self.ORDER)
+        out["capacity"] = self.capacity
+        out["parked"] = self.parked
+        return {k: out[k] for k in self.ORDER if k in out}
+
+    @classmethod
+    def from_dict(cls, name: str, data: Any, path: str) -> Rig:
+        where = f"{path} rigs.{name}"
+        _check_keys(data, where, set(cls.ORDER))
+        return cls(
+            name=name,
+            target=_str(data, "target", where) or "main",
+            capacity=_int(data, "capacity", where, 3, 1, 10_000),
+            parked=_bool(data, "parked", where),
+            dispatch=_str(data, "dispatch", where),
+            strategy=_enum(data, "strategy", where, ("merge", "squash", "ff-only"), "merge"),
+            prefixes=_str_list(data, "prefixes", where),
+        )
+
+
+@dataclass
+class Config:
+    prefix: str = "cv"
+    schema: int = SCHEMA_VERSION
+    rigs: dict[str, Rig] = field(default_factory=dict)
+    default_rig: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"schema": self.schema, "prefix": self.prefix}
+        if self.default_rig:
+            out["default_rig"] = self.default_rig
+        if self.rigs:
+            out["rigs"] = {name: self.rigs[name].to_dict() for name in sorted(self.rigs)}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str) -> Config:
+        _check_keys(data, path, {"schema", "prefix", "rigs", "default_rig"})
+        schema = _int(data, "schema", path, SCHEMA_VERSION, 1, 1_000)
+        if schema > SCHEMA_VERSION:
+            raise SchemaError(
+                path, "schema", f"version {schema} is newer than this gitconvoy understands "
+                f"({SCHEMA_VERSION}); upgrade gitconvoy"
+            )
+        rigs_raw = _mapping(data, "rigs", path)
+        return cls(
+            prefix=_str(data, "prefix", path, required=True),
+            schema=schema,
+            rigs={str(n): Rig.from_dict(str(n), r or {}, path) for n, r in rigs_raw.items()},
+            default_rig=_str(data, "default_rig", path),
+        )
+
+
+def touched(obj: Any, **changes: Any) -> Any:
+    """A copy with `changes` applied and updated_at bumped: objects in a snapshot stay intact."""
+    names = {f.name for f in fields(obj)}
+    if "updated_at" in names:
+        changes.setdefault("updated_at", now())
+    return replace(obj, **changes)

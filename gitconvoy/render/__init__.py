@@ -1,0 +1,1 @@
+"""Presentation: the stable JSON shapes and the text views."""

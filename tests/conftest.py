@@ -1,0 +1,145 @@
+"""Fixtures: real repositories in temporary folders, and ways to run `git convoy` in them.
+
+`convoy(...)` runs the CLI in-process (fast, same code path as the entry point, including
+the one-line error policy); `git_convoy(...)` runs the installed entry point through
+`git convoy` as a subprocess for end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gitconvoy.cli import main
+
+STATE_REF = "refs/heads/convoy/state"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines()
+
+
+def git(*args: str, cwd: Path | str | None = None, check: bool = True,
+        env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True,
+        env={**os.environ, **(env or {})},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout.strip()
+
+
+def ref_of(repo: Path, ref: str = STATE_REF) -> str | None:
+    proc = subprocess.run(["git", "rev-parse", "-q", "--verify", ref], cwd=repo,
+                          capture_output=True, text=True)
+    return proc.stdout.strip() or None
+
+
+@pytest.fixture(autouse=True)
+def isolated_git(tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own git config must not change results."""
+    home = tmp_path_factory.mktemp("home")
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text(
+        "[user]\n\tname = Test User\n\temail = test@example.com\n"
+        "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
+    )
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "CONVOY_NOW",
+                "GIT_CONFIG_PARAMETERS", "CONVOY_IN_HOOK"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git("init", "-q", "-b", "main", cwd=path)
+    (path / "README").write_text("hello\n")
+    git("add", "README", cwd=path)
+    git("commit", "-q", "-m", "initial", cwd=path)
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh repository with one commit; the test runs inside it."""
+    path = make_repo(tmp_path / "repo")
+    monkeypatch.chdir(path)
+    return path
+
+
+@pytest.fixture
+def state_repo(repo: Path) -> Path:
+    """A repository with `git convoy init --prefix t` done."""
+    assert convoy("init", "--prefix", "t").code == 0
+    return repo
+
+
+def convoy(*args: str) -> Result:
+    """Run `git convoy ARGS` in-process in the current folder."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def ok(*args: str) -> str:
+    """Run a command that must succeed; its stdout, stripped."""
+    res = convoy(*args)
+    assert res.code == 0, f"git convoy {' '.join(args)} -> {res.code}: {res.err}{res.out}"
+    return res.out.strip()
+
+
+def git_convoy(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = None,
+               check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The installed entry point through git, as a user runs it."""
+    proc = subprocess.run(
+        ["git", "convoy", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"git convoy {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+@pytest.fixture
+def python() -> str:
+    return sys.executable
+
+
+def workdir_state(repo: Path) -> tuple[str, str, str, str]:
+    """HEAD, the index's tree, the porcelain status and HEAD's symbolic name."""
+    head = git("rev-parse", "HEAD", cwd=repo)
+    index_tree = git("write-tree", cwd=repo)
+    status = git("status", "--porcelain=v1", "--untracked-files=all", cwd=repo)
+    symbolic = git("symbolic-ref", "-q", "HEAD", cwd=repo, check=False)
+    return head, index_tree, status, symbolic
+
+
+@pytest.fixture
+def chdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    yield monkeypatch.chdir
