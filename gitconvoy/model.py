@@ -166,12 +166,13 @@ class Bead:
     close_reason: str | None = None
     dispatch: dict[str, Any] = field(default_factory=dict)
     import_key: str | None = None
+    mr: str | None = None
 
     ORDER: ClassVar[tuple[str, ...]] = (
         "id", "title", "type", "status", "priority", "description", "acceptance", "assignee",
         "labels", "parent", "deps", "rig", "branch", "target", "base_commit",
         "integration_branch", "created_at", "created_by", "updated_at", "started_at",
-        "closed_at", "close_reason", "dispatch", "import_key",
+        "closed_at", "close_reason", "dispatch", "import_key", "mr",
     )
 
     @property
@@ -224,6 +225,7 @@ class Bead:
                     "description", "acceptance", "assignee", "parent", "rig", "branch",
                     "target", "base_commit", "integration_branch", "created_at", "created_by",
                     "updated_at", "started_at", "closed_at", "close_reason", "import_key",
+                    "mr",
                 )
             },
         )
