@@ -364,3 +364,92 @@ def touched(obj: Any, **changes: Any) -> Any:
     if "updated_at" in names:
         changes.setdefault("updated_at", now())
     return replace(obj, **changes)
+
+
+# --- merge requests (the refinery queue) ------------------------------------------------
+
+MR_STATUSES = (
+    "queued", "conflict", "rejected", "push_failed", "merged", "superseded", "orphaned",
+)
+MR_OPEN_STATUSES = frozenset({"queued", "conflict", "rejected", "push_failed"})
+
+
+@dataclass
+class MergeRequest:
+    """A request to land `commit` of `branch` on `target`, on behalf of `bead`.
+
+    `retries` counts landing attempts that did not land (conflict, check, push); it lowers the
+    MR in the queue. `check_failures` counts failed checks of this bead's work, carried over to
+    a newer MR of the same bead so repeated failures escalate.
+    """
+
+    id: str
+    bead: str
+    branch: str
+    commit: str
+    target: str
+    status: str = "queued"
+    worker: str | None = None
+    retries: int = 0
+    check_failures: int = 0
+    created_at: str | None = None
+    updated_at: str | None = None
+    closed_at: str | None = None
+    merged_as: str | None = None
+    conflict_bead: str | None = None
+    conflict_files: list[str] = field(default_factory=list)
+    conflict_since: str | None = None
+    check_log: str | None = None
+    reason: str | None = None
+    recovery: str | None = None
+    escalated: bool = False
+
+    ORDER: ClassVar[tuple[str, ...]] = (
+        "id", "bead", "branch", "commit", "target", "status", "worker", "retries",
+        "check_failures", "created_at", "updated_at", "closed_at", "merged_as",
+        "conflict_bead", "conflict_files", "conflict_since", "check_log", "reason",
+        "recovery", "escalated",
+    )
+
+    @property
+    def open(self) -> bool:
+        return self.status in MR_OPEN_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _emit(self, self.ORDER)
+        out["retries"] = self.retries
+        out["check_failures"] = self.check_failures
+        if not self.escalated:
+            out.pop("escalated", None)
+        return {k: out[k] for k in self.ORDER if k in out}
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str) -> MergeRequest:
+        _check_keys(data, path, set(cls.ORDER))
+        mr_id = _str(data, "id", path, required=True)
+        try:
+            validate_id(mr_id)
+        except ConvoyError as exc:
+            raise SchemaError(path, "id", exc.message) from None
+        commit = _str(data, "commit", path, required=True)
+        if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", commit):
+            raise SchemaError(path, "commit", f"expected a full commit id, got {commit!r}")
+        return cls(
+            id=mr_id,
+            bead=_str(data, "bead", path, required=True),
+            branch=_str(data, "branch", path, required=True),
+            commit=commit,
+            target=_str(data, "target", path, required=True),
+            status=_enum(data, "status", path, MR_STATUSES, "queued"),
+            retries=_int(data, "retries", path, 0, 0, 1_000_000),
+            check_failures=_int(data, "check_failures", path, 0, 0, 1_000_000),
+            conflict_files=_str_list(data, "conflict_files", path),
+            escalated=_bool(data, "escalated", path),
+            **{
+                name: _str(data, name, path)
+                for name in (
+                    "worker", "created_at", "updated_at", "closed_at", "merged_as",
+                    "conflict_bead", "conflict_since", "check_log", "reason", "recovery",
+                )
+            },
+        )
