@@ -86,6 +86,7 @@ class Kind:
 KINDS: dict[str, Kind] = {
     "beads": Kind("beads", model.Bead, True),
     "convoys": Kind("convoys", model.Convoy, False),
+    "mrs": Kind("mrs", model.MergeRequest, False),
 }
 _KIND_OF_CLASS: dict[type, str] = {k.cls: name for name, k in KINDS.items()}
 
