@@ -1,0 +1,270 @@
+"""Convoy commands: create, add, stage, launch, status, list, close, sling."""
+
+from __future__ import annotations
+
+import click
+
+from .. import convoys, graph, staging
+from ..dispatch import Dispatched, dispatch_bead
+from ..errors import ConvoyError
+from ..model import Convoy
+from ..render.plan import gated_lines, plan_lines, tree_lines, wave_lines
+from ..render.shapes import bead_json, convoy_json
+from ..store import Store, Tx
+from ..waves import plan_waves
+from .io import json_option, open_store, print_json, warn_broken
+
+
+def _branch_exists(store: Store) -> object:
+    return lambda name: store.head_of(f"refs/heads/{name}") is not None
+
+
+@click.command()
+@click.argument("title")
+@click.argument("beads", nargs=-1)
+@click.option("--from-epic", "epic", help="Track this epic and all its descendants.")
+@click.option("--rig", help="Rig for beads that name none.")
+@click.option("--target", help="Target branch for beads that name none.")
+def create(title: str, beads: tuple[str, ...], epic: str | None, rig: str | None,
+           target: str | None) -> int:
+    """Create an open convoy tracking BEADS (the feeder dispatches them as they get ready)."""
+    store = open_store()
+    actor = store.identity()
+
+    def mutate(tx: Tx) -> Convoy:
+        tracked = list(beads)
+        if epic:
+            root = tx.bead(epic)
+            if root.type != "epic":
+                raise ConvoyError(f"--from-epic {epic} is a {root.type}, not an epic")
+            tracked += [epic] + graph.Index(tx.beads).descendants(epic)
+        if not tracked:
+            raise ConvoyError("a convoy needs at least one bead (or --from-epic EPIC)")
+        if rig and rig not in tx.config.rigs:
+            raise ConvoyError(f"unknown rig '{rig}': see 'git convoy rig list'")
+        return convoys.new_convoy(tx, title, tracked, actor, rig=rig, target=target,
+                                  source=epic)
+
+    made = store.transact(mutate, lambda c: f"convoy create {c.id}: {c.title}")
+    click.echo(made.id)
+    return 0
+
+
+@click.command()
+@click.argument("convoy_id")
+@click.argument("beads", nargs=-1, required=True)
+def add(convoy_id: str, beads: tuple[str, ...]) -> int:
+    """Track more beads (adding to a closed convoy reopens it)."""
+    store = open_store()
+    updated = store.transact(lambda tx: convoys.add(tx, convoy_id, list(beads)),
+                             f"convoy add {convoy_id}: {' '.join(beads)}")
+    click.echo(f"convoy {convoy_id} ({updated.status}) tracks {len(updated.tracks)} beads")
+    return 0
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--title", help="Convoy title (default: the epic's title).")
+@json_option
+def stage(inputs: tuple[str, ...], title: str | None, as_json: bool) -> int:
+    """Validate an epic, beads or a convoy: tree, waves, warnings; create a staged convoy."""
+    store = open_store()
+    snap = store.snapshot()
+    plan = staging.analyse(snap, list(inputs), _branch_exists(store))  # type: ignore[arg-type]
+    made: Convoy | None = None
+    if not plan.errors:
+        actor = store.identity()
+
+        def mutate(tx: Tx) -> Convoy:
+            fresh = staging.analyse(tx.view(), list(inputs), _branch_exists(store))  # type: ignore[arg-type]
+            return convoys.stage(tx, fresh, title, actor)
+
+        made = store.transact(mutate, lambda c: f"stage {c.id} ({c.status}): {c.title}")
+    if as_json:
+        print_json(staging.plan_json(snap, plan, made))
+    else:
+        click.echo("\n".join(plan_lines(snap, plan)))
+        if made is not None:
+            click.echo(f"\nstaged convoy {made.id} ({made.status}); "
+                       f"launch it with: git convoy launch {made.id}"
+                       + (" --force" if made.status == "staged_warnings" else ""))
+    if plan.errors:
+        first = plan.errors[0]
+        raise ConvoyError(f"{first.code}: {first.message} (nothing was staged)")
+    return 0
+
+
+def _dispatch_lines(results: list[Dispatched]) -> None:
+    for r in results:
+        click.echo(f"  {r.line()}")
+
+
+@click.command()
+@click.argument("convoy_id")
+@click.option("--force", is_flag=True, help="Launch a convoy staged with warnings.")
+@json_option
+def launch(convoy_id: str, force: bool, as_json: bool) -> int:
+    """Open a staged convoy and dispatch its first wave now."""
+    from ..feeder import feed
+
+    store = open_store()
+    snap = store.snapshot()
+    convoy = snap.convoy(convoy_id)
+    parked = sorted({
+        snap.beads[b].rig or "" for b in convoy.tracks
+        if b in snap.beads and snap.beads[b].rig in snap.config.rigs
+        and snap.config.rigs[snap.beads[b].rig or ""].parked
+    } | {name for name, rig in snap.config.rigs.items()
+         if rig.parked and (convoy.rig == name or snap.config.default_rig == name)})
+    if parked:
+        raise ConvoyError(f"rig {', '.join(parked)} is parked: unpark it before launching "
+                          f"{convoy_id} (nothing was changed)")
+    store.transact(lambda tx: convoys.launch(tx, convoy_id, force), f"launch {convoy_id}")
+    report = feed(store)
+    snap = store.snapshot()
+    waves = plan_waves(snap.beads, snap.convoys[convoy_id].tracks)
+    if as_json:
+        print_json({"convoy": convoy_id, "waves": waves.waves,
+                    "dispatched": [r.__dict__ for r in report.dispatched]})
+        return 0
+    click.echo(f"launched {convoy_id}: {len(waves.waves)} wave(s) left, "
+               f"{len(waves.done)} bead(s) done")
+    click.echo("\n".join(wave_lines(snap, waves, {})))
+    click.echo("dispatched:")
+    _dispatch_lines(report.dispatched)
+    if not report.dispatched:
+        click.echo("  (nothing ready)")
+    return 0
+
+
+def _progress(snap: object, convoy: Convoy) -> dict[str, int]:
+    beads = snap.beads  # type: ignore[attr-defined]
+    work = [beads[t] for t in convoy.tracks if t in beads and beads[t].slingable
+            and beads[t].status != "tombstone"]
+    return {"closed": sum(b.status == "closed" for b in work), "total": len(work),
+            "in_flight": sum(b.status in ("hooked", "in_progress") for b in work)}
+
+
+@click.command()
+@click.argument("convoy_id")
+@json_option
+def status(convoy_id: str, as_json: bool) -> int:
+    """Progress of a convoy: each bead's state, who has it, the waves left."""
+    snap = open_store().snapshot()
+    warn_broken(snap)
+    convoy = snap.convoy(convoy_id)
+    waves = plan_waves(snap.beads, convoy.tracks)
+    progress = _progress(snap, convoy)
+    if as_json:
+        print_json({**convoy_json(convoy), "progress": progress,
+                    "beads": [bead_json(snap.beads[t]) for t in convoy.tracks
+                              if t in snap.beads],
+                    "waves": waves.waves,
+                    "gated": {b: [x.to_json() for x in v] for b, v in waves.gated.items()}})
+        return 0
+    click.echo(f"{convoy.id}  {convoy.status}  {convoy.title}")
+    click.echo(f"  {progress['closed']}/{progress['total']} closed, "
+               f"{progress['in_flight']} in flight")
+    tree = staging.member_tree(snap, [t for t in convoy.tracks if t in snap.beads],
+                               graph.Index(snap.beads))
+    for line, (_, bead_id) in zip(tree_lines(snap, tree, waves), tree, strict=True):
+        bead = snap.beads[bead_id]
+        who = f"  @{bead.assignee}" if bead.assignee and bead.status != "closed" else ""
+        err = bead.dispatch.get("last_error") if bead.status == "open" else None
+        click.echo(f"  {line}{who}" + (f"  (last dispatch failed: {err})" if err else ""))
+    if waves.gated:
+        click.echo("Gated")
+        click.echo("\n".join(gated_lines(waves)))
+    for warning in convoy.warnings:
+        click.echo(f"  warning: {warning}")
+    return 0
+
+
+@click.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include closed convoys.")
+@json_option
+def list_convoys(show_all: bool, as_json: bool) -> int:
+    """List open and staged convoys."""
+    snap = open_store().snapshot()
+    chosen = sorted((c for c in snap.convoys.values() if show_all or c.status != "closed"),
+                    key=lambda c: (c.status == "closed", c.created_at or "", c.id))
+    if as_json:
+        print_json([{**convoy_json(c), "progress": _progress(snap, c)} for c in chosen])
+        return 0
+    for c in chosen:
+        p = _progress(snap, c)
+        click.echo(f"{c.id:<14} {c.status:<16} {p['closed']}/{p['total']}  {c.title}")
+    return 0
+
+
+@click.command()
+@click.argument("convoy_id")
+@click.option("--force", is_flag=True, help="Close even with unfinished beads.")
+@click.option("--reason", help="Why.")
+def close(convoy_id: str, force: bool, reason: str | None) -> int:
+    """Close (or cancel a staged) convoy."""
+    store = open_store()
+    store.transact(lambda tx: convoys.close(tx, convoy_id, force, reason),
+                   f"convoy close {convoy_id}")
+    click.echo(f"closed {convoy_id}")
+    return 0
+
+
+@click.command()
+@click.argument("beads", nargs=-1, required=True)
+@click.option("--rig", help="Rig to run them on.")
+@click.option("--formula", help="Formula the worker follows (passed as CONVOY_FORMULA).")
+@click.option("--title", help="Title of the convoy made for the batch.")
+def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
+          title: str | None) -> int:
+    """Hand beads to workers: one convoy for the batch; ready ones dispatched now."""
+    store = open_store()
+    snap = store.snapshot()
+    for bead_id in beads:
+        bead = snap.bead(bead_id)
+        if not bead.slingable:
+            raise ConvoyError(f"{bead_id} is a {bead.type}: only tasks, bugs, features and "
+                              "chores are slung (stage an epic with 'git convoy stage')")
+        if bead.status == "tombstone":
+            raise ConvoyError(f"bead '{bead_id}' was deleted")
+    if rig is not None:
+        if rig not in snap.config.rigs:
+            raise ConvoyError(f"unknown rig '{rig}': see 'git convoy rig list'")
+        if snap.config.rigs[rig].parked:
+            raise ConvoyError(f"rig {rig} is parked: unpark it or choose another rig")
+    actor = store.identity()
+
+    def mutate(tx: Tx) -> Convoy:
+        tracked_by = {t: c for c in tx.convoys.values() if c.status == "open" for t in c.tracks}
+        if rig is not None:
+            from ..model import touched
+
+            for bead_id in beads:
+                if tx.beads[bead_id].rig != rig and tx.beads[bead_id].status == "open":
+                    tx.put(touched(tx.beads[bead_id], rig=rig))
+        fresh = [b for b in beads if b not in tracked_by]
+        if not fresh:
+            return tracked_by[beads[0]]
+        name = title or (tx.beads[fresh[0]].title if len(fresh) == 1
+                         else f"sling {', '.join(fresh[:3])}" + (" …" if len(fresh) > 3 else ""))
+        return convoys.new_convoy(tx, name, fresh, actor, rig=rig)
+
+    convoy = store.transact(mutate, lambda c: f"sling {' '.join(beads)} (convoy {c.id})")
+    click.echo(f"convoy {convoy.id} tracks {', '.join(beads)}")
+    snap = store.snapshot()
+    index = graph.Index(snap.beads)
+    results = []
+    for bead_id in sorted(beads, key=lambda b: graph.sort_key(snap.beads[b])):
+        bead = snap.beads[bead_id]
+        if not index.is_ready(bead):
+            why = (bead.status if bead.status != "open"
+                   else "blocked by " + ", ".join(x.on for x in index.blockers(bead)))
+            click.echo(f"  … {bead_id}: waits ({why}); the feeder dispatches it later")
+            continue
+        owner = snap.convoys.get(convoy.id)
+        for c in snap.convoys.values():
+            if c.status == "open" and bead_id in c.tracks:
+                owner = c
+        results.append(dispatch_bead(store, bead_id, owner, rig, formula))
+    _dispatch_lines(results)
+    return 0 if all(r.ok for r in results) else 1

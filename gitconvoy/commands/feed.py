@@ -1,0 +1,28 @@
+"""`git convoy feed`: one feeder step, by hand (hooks run it by themselves)."""
+
+from __future__ import annotations
+
+import click
+
+from ..feeder import feed as feed_step
+from .io import json_option, open_store, print_json
+
+
+@click.command()
+@json_option
+def feed(as_json: bool) -> int:
+    """Run one feeder step: close landed work, roll up epics, dispatch what is ready."""
+    report = feed_step(open_store())
+    if as_json:
+        print_json({
+            "landed": [{"id": b, "sha": s} for b, s in report.landed],
+            "started": report.started,
+            "epics": [{"id": e, "status": s} for e, s in report.epics],
+            "dispatched": [r.__dict__ for r in report.dispatched],
+            "closed_convoys": report.closed_convoys,
+            "stranded": report.stranded,
+        })
+        return 0
+    for line in report.lines():
+        click.echo(line)
+    return 0

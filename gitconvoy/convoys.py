@@ -1,0 +1,137 @@
+"""Convoy lifecycle as transaction mutations.
+
+Transitions: staged_* → open (launch), staged_* → closed (cancel), staged_* ↔ staged_*
+(re-stage), open ↔ closed (adding to a closed convoy reopens it). open → staged_* is refused.
+"""
+
+from __future__ import annotations
+
+from . import ids
+from .errors import ConvoyError
+from .model import Convoy, now, touched
+from .staging import StagePlan
+from .store import Tx
+
+
+def open_overlaps(tx: Tx, bead_ids: list[str], except_id: str | None = None) -> list[str]:
+    """Messages naming each open convoy that already tracks one of `bead_ids`."""
+    wanted = set(bead_ids)
+    out = []
+    for convoy in sorted(tx.convoys.values(), key=lambda c: c.id):
+        if convoy.status != "open" or convoy.id == except_id:
+            continue
+        shared = sorted(wanted & set(convoy.tracks))
+        if shared:
+            out.append(f"open convoy {convoy.id} already tracks {', '.join(shared[:5])}")
+    return out
+
+
+def check_beads(tx: Tx, bead_ids: list[str]) -> None:
+    for bead_id in bead_ids:
+        bead = tx.bead(bead_id)
+        if bead.status == "tombstone":
+            raise ConvoyError(f"bead '{bead_id}' was deleted")
+
+
+def new_convoy(tx: Tx, title: str, tracks: list[str], actor: str, *, status: str = "open",
+               rig: str | None = None, target: str | None = None,
+               source: str | None = None, warnings: list[str] | None = None) -> Convoy:
+    title = title.strip()
+    if not title:
+        raise ConvoyError("convoy title must not be empty")
+    check_beads(tx, tracks)
+    if status == "open":
+        overlaps = open_overlaps(tx, tracks)
+        if overlaps:
+            raise ConvoyError(overlaps[0])
+    convoy_id = ids.new_id("convoy", title, tx.convoys, len(tx.convoys) + 1)
+    stamp = now()
+    convoy = Convoy(
+        id=convoy_id, title=title, status=status, tracks=sorted(set(tracks)), rig=rig,
+        target=target, source=source, warnings=list(warnings or []), created_at=stamp,
+        created_by=actor, updated_at=stamp, launched_at=stamp if status == "open" else None,
+    )
+    tx.put(convoy)
+    return convoy
+
+
+def stage(tx: Tx, plan: StagePlan, title: str | None, actor: str) -> Convoy:
+    """Create the staged convoy, or re-stage the one this input produced before."""
+    if plan.errors:
+        raise ConvoyError(f"{plan.errors[0].code}: {plan.errors[0].message}")
+    warnings = [f"{f.code}: {f.message}" for f in plan.warnings]
+    existing = tx.convoys.get(plan.convoy) if plan.convoy else None
+    if existing is None:
+        for convoy in sorted(tx.convoys.values(), key=lambda c: c.id):
+            if not convoy.status.startswith("staged"):
+                continue
+            if (plan.root and convoy.source == plan.root) or (
+                not plan.root and set(convoy.tracks) == set(plan.members)
+            ):
+                existing = convoy
+                break
+    if existing is not None:
+        if existing.status == "open":
+            raise ConvoyError(f"convoy {existing.id} is open: an open convoy cannot be staged")
+        if existing.status == "closed" and not plan.convoy:
+            existing = None
+    if existing is not None:
+        updated = touched(
+            existing, status=plan.status, tracks=sorted(set(plan.members)), warnings=warnings,
+            title=title or existing.title, closed_at=None, close_reason=None,
+        )
+        tx.put(updated)
+        return updated
+    if title is None:
+        title = tx.beads[plan.root].title if plan.root else f"{len(plan.members)} beads"
+    return new_convoy(tx, title, plan.members, actor, status=plan.status, source=plan.root,
+                      warnings=warnings)
+
+
+def launch(tx: Tx, convoy_id: str, force: bool) -> Convoy:
+    convoy = tx.convoy(convoy_id)
+    if convoy.status == "open":
+        raise ConvoyError(f"convoy {convoy_id} is already open")
+    if convoy.status == "closed":
+        raise ConvoyError(f"convoy {convoy_id} is closed: stage it again to relaunch it")
+    if convoy.status == "staged_warnings" and not force:
+        raise ConvoyError(
+            f"convoy {convoy_id} was staged with {len(convoy.warnings)} warning(s): "
+            "review them ('git convoy stage " + convoy_id + "') and launch with --force"
+        )
+    overlaps = open_overlaps(tx, convoy.tracks, convoy_id)
+    if overlaps:
+        raise ConvoyError(overlaps[0])
+    opened = touched(convoy, status="open", launched_at=now())
+    tx.put(opened)
+    return opened
+
+
+def add(tx: Tx, convoy_id: str, bead_ids: list[str]) -> Convoy:
+    convoy = tx.convoy(convoy_id)
+    check_beads(tx, bead_ids)
+    overlaps = open_overlaps(tx, bead_ids, convoy_id)
+    if overlaps:
+        raise ConvoyError(overlaps[0])
+    changes: dict[str, object] = {"tracks": sorted(set(convoy.tracks) | set(bead_ids))}
+    if convoy.status == "closed":
+        changes.update(status="open", closed_at=None, close_reason=None, notified=False)
+    updated = touched(convoy, **changes)
+    tx.put(updated)
+    return updated
+
+
+def close(tx: Tx, convoy_id: str, force: bool, reason: str | None) -> Convoy:
+    convoy = tx.convoy(convoy_id)
+    if convoy.status == "closed":
+        raise ConvoyError(f"convoy {convoy_id} is already closed")
+    unfinished = [t for t in convoy.tracks if t in tx.beads and not tx.beads[t].done]
+    if unfinished and convoy.status == "open" and not force:
+        raise ConvoyError(
+            f"convoy {convoy_id} still has {len(unfinished)} unfinished bead(s) "
+            f"({', '.join(unfinished[:3])}): use --force to close it anyway"
+        )
+    why = reason or ("cancelled" if convoy.status.startswith("staged") else "closed by hand")
+    closed = touched(convoy, status="closed", closed_at=now(), close_reason=why)
+    tx.put(closed)
+    return closed

@@ -1,0 +1,219 @@
+"""Sling: hand a ready bead to a rig's worker.
+
+Order of effects, chosen so a crash leaves nothing inconsistent that the feeder cannot mend:
+1. one state transaction claims the bead (still ready? rig has room?) → status hooked, rig,
+   branch, target, base_commit, attempts; the CAS makes two feeders dispatch a bead once;
+2. the work branch `convoy/<id>` is created at base_commit (with pygit2: no hooks fire);
+3. the rig's dispatch command runs with CONVOY_* in its environment (never spliced into a
+   shell string); on failure the bead is rolled back to open with the reason recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from . import graph, localconfig
+from .edits import with_status
+from .errors import ConvoyError
+from .model import Bead, Convoy, Rig, now, touched
+from .store import Store, Tx
+from .targets import rig_for, target_for
+
+IN_FLIGHT = frozenset({"hooked", "in_progress"})
+BRANCH_TEMPLATE = "convoy/{id}"
+DISPATCH_TIMEOUT = 600
+
+
+@dataclass
+class Dispatched:
+    bead: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'✓' if self.ok else '✗'} {self.bead}: {self.detail}"
+
+
+def in_flight(beads: dict[str, Bead], rig: str) -> int:
+    return sum(1 for b in beads.values() if b.rig == rig and b.status in IN_FLIGHT)
+
+
+def branch_name(store: Store, bead: Bead) -> str:
+    template = store.config_get("convoy.branchTemplate") or BRANCH_TEMPLATE
+    name = template.format(id=bead.id)
+    if not name or ".." in name or name.startswith("/") or " " in name:
+        raise ConvoyError(f"convoy.branchTemplate gives an invalid branch name {name!r}")
+    return name
+
+
+def target_tip(store: Store, target: str) -> str | None:
+    """A target branch's tip: the local branch, else its remote-tracking copy."""
+    tip = store.head_of(f"refs/heads/{target}")
+    if tip is None:
+        remote = store.config_get("convoy.remote") or "origin"
+        tip = store.head_of(f"refs/remotes/{remote}/{target}")
+    return tip
+
+
+def backoff_due(bead: Bead, at: str | None = None) -> bool:
+    """A bead whose last dispatch failed waits before the feeder tries it again."""
+    next_try = bead.dispatch.get("next_try")
+    return not next_try or str(next_try) <= (at or now())
+
+
+def _next_try(attempts: int) -> str:
+    delay = min(30 * 2 ** max(attempts - 1, 0), 3600)
+    return (datetime.now(UTC) + timedelta(seconds=delay)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _claim(tx: Tx, bead_id: str, convoy: Convoy | None, rig_name: str | None,
+           branch_for: dict[str, str], tips: dict[str, str | None]) -> Bead | str:
+    """Claim inside a transaction; a string result says why the bead was skipped."""
+    bead = tx.bead(bead_id)
+    index = graph.Index(tx.beads)
+    if bead.status != "open":
+        return f"is {bead.status}"
+    if not bead.slingable:
+        return f"is an {bead.type}, not slingable work"
+    blockers = index.blockers(bead)
+    if blockers:
+        return f"blocked by {blockers[0].describe()}"
+    rig = tx.config.rigs.get(rig_name) if rig_name else rig_for(tx.config, bead, convoy)
+    if rig is None:
+        return "has no rig: add one with 'git convoy rig add' or pass --rig"
+    if rig.parked:
+        return f"rig {rig.name} is parked"
+    if in_flight(tx.beads, rig.name) >= rig.capacity:
+        return f"rig {rig.name} is at capacity ({rig.capacity})"
+    claimed = touched(bead, rig=rig.name)
+    target = target_for(tx.beads, tx.config, claimed, convoy)
+    if not target:
+        return "has no target branch"
+    tip = tips.get(target)
+    if tip is None:
+        return f"target branch {target} does not exist"
+    dispatch = dict(bead.dispatch)
+    dispatch["attempts"] = int(dispatch.get("attempts", 0)) + 1
+    dispatch["last_attempt"] = now()
+    dispatch.pop("next_try", None)
+    dispatch.pop("last_error", None)
+    claimed = with_status(claimed, "hooked")
+    claimed = touched(
+        claimed, branch=branch_for[bead_id], target=target, base_commit=tip,
+        assignee=bead.assignee or f"{rig.name}-worker", dispatch=dispatch,
+    )
+    tx.put(claimed)
+    return claimed
+
+
+def _rollback(store: Store, bead_id: str, reason: str) -> None:
+    def mutate(tx: Tx) -> None:
+        bead = tx.bead(bead_id)
+        if bead.status != "hooked":
+            return
+        dispatch = dict(bead.dispatch)
+        attempts = int(dispatch.get("attempts", 1))
+        dispatch["last_error"] = reason
+        dispatch["next_try"] = _next_try(attempts)
+        tx.put(touched(with_status(bead, "open"), dispatch=dispatch, base_commit=None,
+                       branch=None, assignee=None if bead.assignee and
+                       bead.assignee.endswith("-worker") else bead.assignee))
+
+    store.transact(mutate, f"dispatch failed {bead_id}: {reason[:60]}")
+
+
+def _ensure_branch(store: Store, branch: str, tip: str) -> None:
+    ref = f"refs/heads/{branch}"
+    current = store.head_of(ref)
+    if current is None:
+        if not store.cas_ref(ref, None, tip, f"dispatch: create {branch}"):
+            raise ConvoyError(f"branch {branch} appeared while dispatching")
+    elif not store.is_ancestor(tip, current) and not store.is_ancestor(current, tip):
+        raise ConvoyError(f"branch {branch} exists and has diverged from its target")
+
+
+def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
+                 formula: str | None) -> tuple[bool, str]:
+    command = localconfig.rig_setting(store, rig, "dispatch")
+    workdir = store.repo.workdir or store.common_dir
+    worktree = ""
+    if localconfig.rig_setting(store, rig, "worktree") in ("true", "yes", "1"):
+        worktree = os.path.join(store.common_dir, "convoy", "worktrees", bead.id)
+    env = {
+        **os.environ,
+        "CONVOY_BEAD": bead.id,
+        "CONVOY_TITLE": bead.title,
+        "CONVOY_BRANCH": bead.branch or "",
+        "CONVOY_WORKTREE": worktree,
+        "CONVOY_TARGET": bead.target or "",
+        "CONVOY_FORMULA": formula or "",
+        "CONVOY_RIG": rig.name,
+        "CONVOY_CONVOY": convoy.id if convoy else "",
+        "CONVOY_IN_HOOK": "1",
+    }
+    for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        env.pop(var, None)
+    if worktree and not os.path.exists(worktree):
+        made = subprocess.run(["git", "worktree", "add", "-q", worktree, bead.branch or ""],
+                              cwd=workdir, env=env, capture_output=True, text=True)
+        if made.returncode != 0:
+            return False, f"git worktree add failed: {made.stderr.strip()[:200]}"
+    if not command:
+        where = f" in {worktree}" if worktree else ""
+        return True, f"branch {bead.branch} ready{where} (no dispatch command configured)"
+    try:
+        proc = subprocess.run(command, shell=True, cwd=worktree or workdir, env=env,
+                              capture_output=True, text=True, timeout=DISPATCH_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return False, f"dispatch command timed out after {DISPATCH_TIMEOUT}s"
+    except OSError as exc:
+        return False, f"dispatch command could not start: {exc.strerror}"
+    if proc.returncode == 127:
+        return False, f"dispatch command not found: {command}"
+    if proc.returncode != 0:
+        last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or [""]
+        return False, f"dispatch command exited {proc.returncode}: {last[0][:200]}"
+    return True, f"dispatched on {bead.branch} (rig {rig.name})"
+
+
+def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
+                  rig_name: str | None = None, formula: str | None = None) -> Dispatched:
+    snap = store.snapshot()
+    bead = snap.bead(bead_id)
+    branches = {bead_id: branch_name(store, bead)}
+    tips = {t: target_tip(store, t) for t in _candidate_targets(snap, bead, convoy)}
+    result = store.transact(
+        lambda tx: _claim(tx, bead_id, convoy, rig_name, branches, tips),
+        lambda r: f"dispatch {bead_id}: hooked on {getattr(r, 'rig', '')}",
+    )
+    if isinstance(result, str):
+        return Dispatched(bead_id, False, f"not dispatched: {result}")
+    rig = store.snapshot().config.rigs[result.rig or ""]
+    try:
+        _ensure_branch(store, result.branch or "", result.base_commit or "")
+        ok, detail = _run_command(store, rig, result, convoy, formula)
+    except ConvoyError as exc:
+        ok, detail = False, exc.message
+    if not ok:
+        _rollback(store, bead_id, detail)
+        _drop_fresh_branch(store, result)
+    return Dispatched(bead_id, ok, detail)
+
+
+def _candidate_targets(snap: object, bead: Bead, convoy: Convoy | None) -> set[str]:
+    """Every branch the bead might be aimed at, resolved before the transaction runs."""
+    beads = snap.beads  # type: ignore[attr-defined]
+    config = snap.config  # type: ignore[attr-defined]
+    out = {t for t in (target_for(beads, config, bead, convoy),) if t}
+    out |= {r.target for r in config.rigs.values()}
+    return out
+
+
+def _drop_fresh_branch(store: Store, bead: Bead) -> None:
+    """A branch we just made and nobody committed to goes away with the failed dispatch."""
+    ref = f"refs/heads/{bead.branch}"
+    if bead.branch and store.head_of(ref) == bead.base_commit:
+        store.cas_ref(ref, bead.base_commit, None, f"dispatch rolled back: {bead.branch}")

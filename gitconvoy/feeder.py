@@ -1,0 +1,196 @@
+"""The feeder: one idempotent step that moves every open convoy forward.
+
+It reconciles from the state and the refs, never from the event that woke it, so running it
+twice, from two processes, or after a missed hook gives the same result:
+1. landed work: a hooked/in-progress bead whose branch has commits beyond its base and whose
+   tip is reachable from its target, or whose id is in a `Convoy-Bead:` trailer on a target
+   commit newer than the base (a forge's squash merge) → closed "landed in <sha>";
+   a branch with commits of its own moves a hooked bead to in_progress;
+2. epic roll-up;
+3. finished convoys close, and the "convoy landed" notice is emitted once (by the process
+   whose transaction closed it);
+4. ready beads of open convoys are dispatched, highest priority first, within rig capacity;
+5. a convoy with work left, nothing in flight and nothing dispatchable is reported stranded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pygit2
+
+from . import epics, graph
+from .dispatch import IN_FLIGHT, Dispatched, backoff_due, dispatch_bead, in_flight, target_tip
+from .edits import with_status
+from .model import Bead, now, touched
+from .store import Store, Tx
+from .targets import rig_for
+
+TRAILER_RE = re.compile(r"^Convoy-Bead:\s*(\S+)\s*$", re.MULTILINE | re.IGNORECASE)
+TRAILER_SCAN_LIMIT = 2000
+
+
+@dataclass
+class FeedReport:
+    landed: list[tuple[str, str]] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+    epics: list[tuple[str, str]] = field(default_factory=list)
+    closed_convoys: list[str] = field(default_factory=list)
+    dispatched: list[Dispatched] = field(default_factory=list)
+    stranded: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"{b}: landed in {sha[:10]}" for b, sha in self.landed]
+        out += [f"{b}: work started" for b in self.started]
+        out += [f"epic {e}: {s}" for e, s in self.epics]
+        out += [d.line() for d in self.dispatched]
+        out += [f"convoy {c} landed: every tracked bead is closed" for c in self.closed_convoys]
+        out += [f"convoy {c} is stranded: work left, nothing in flight, nothing ready"
+                for c in self.stranded]
+        return out
+
+
+def _trailer_hits(store: Store, tip: str, wanted: set[str]) -> dict[str, str]:
+    """Bead id -> target commit carrying its `Convoy-Bead:` trailer (newest first, bounded)."""
+    hits: dict[str, str] = {}
+    walker = store.repo.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL)
+    for count, commit in enumerate(walker):
+        if count >= TRAILER_SCAN_LIMIT or len(hits) == len(wanted):
+            break
+        if "onvoy-" not in commit.message:
+            continue
+        for bead_id in TRAILER_RE.findall(commit.message):
+            if bead_id in wanted and bead_id not in hits:
+                hits[bead_id] = str(commit.id)
+    return hits
+
+
+def observe_work(store: Store, beads: dict[str, Bead]) -> tuple[dict[str, str], set[str]]:
+    """From the refs: {bead: landing sha} for landed work, and beads whose branch has work."""
+    landed: dict[str, str] = {}
+    started: set[str] = set()
+    by_target: dict[str, list[Bead]] = {}
+    for bead in beads.values():
+        if bead.status in IN_FLIGHT and bead.target and bead.base_commit:
+            by_target.setdefault(bead.target, []).append(bead)
+    for target, group in by_target.items():
+        tip = target_tip(store, target)
+        if tip is None:
+            continue
+        trailers: dict[str, str] | None = None
+        for bead in group:
+            branch_tip = store.head_of(f"refs/heads/{bead.branch}") if bead.branch else None
+            has_work = (
+                branch_tip is not None and branch_tip != bead.base_commit
+                and store.is_ancestor(bead.base_commit or "", branch_tip)
+            )
+            if has_work:
+                started.add(bead.id)
+                if store.is_ancestor(branch_tip or "", tip):
+                    landed[bead.id] = tip
+                    continue
+            if trailers is None:
+                trailers = _trailer_hits(store, tip, {b.id for b in group})
+            hit = trailers.get(bead.id)
+            if hit and hit != bead.base_commit and store.is_ancestor(bead.base_commit or "", hit):
+                landed[bead.id] = hit
+    return landed, started
+
+
+def _reconcile(tx: Tx, landed: dict[str, str], started: set[str], report: FeedReport) -> None:
+    """Steps 1–3 as one pure mutation of the transaction."""
+    for bead_id, sha in sorted(landed.items()):
+        bead = tx.beads.get(bead_id)
+        if bead is None or bead.status not in IN_FLIGHT:
+            continue
+        tx.put(with_status(bead, "closed", f"landed in {sha[:10]}"))
+        report.landed.append((bead_id, sha))
+    for bead_id in sorted(started - set(landed)):
+        bead = tx.beads.get(bead_id)
+        if bead is not None and bead.status == "hooked":
+            tx.put(with_status(bead, "in_progress"))
+            report.started.append(bead_id)
+    index = graph.Index(tx.beads)
+    for epic_id, status in sorted(epics.epic_changes(tx.beads, index).items()):
+        reason = "all children closed" if status == "closed" else None
+        tx.put(with_status(tx.beads[epic_id], status, reason))
+        report.epics.append((epic_id, status))
+    for convoy in sorted(tx.convoys.values(), key=lambda c: c.id):
+        if convoy.status != "open":
+            continue
+        tracked = [tx.beads[t] for t in convoy.tracks if t in tx.beads]
+        live = [b for b in tracked if b.status != "tombstone"]
+        if live and all(b.status == "closed" for b in live):
+            stamp = now()
+            tx.put(touched(convoy, status="closed", closed_at=stamp, notified=True,
+                           close_reason="every tracked bead is closed"))
+            report.closed_convoys.append(convoy.id)
+
+
+def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
+    """One feeder step (see the module docstring); safe to run concurrently."""
+    report = FeedReport()
+    snap = store.snapshot(fresh=True)
+    if not any(c.status == "open" for c in snap.convoys.values()) and not any(
+        b.status in IN_FLIGHT for b in snap.beads.values()
+    ):
+        return report
+    landed, started = observe_work(store, snap.beads)
+
+    def mutate(tx: Tx) -> None:
+        report.landed.clear()
+        report.started.clear()
+        report.epics.clear()
+        report.closed_convoys.clear()
+        _reconcile(tx, landed, started, report)
+
+    store.transact(mutate, lambda _: _feed_message(report))
+    if dispatch:
+        _dispatch_ready(store, report)
+    return report
+
+
+def _feed_message(report: FeedReport) -> str:
+    parts = []
+    if report.landed:
+        parts.append("landed " + " ".join(b for b, _ in report.landed))
+    if report.started:
+        parts.append("started " + " ".join(report.started))
+    if report.epics:
+        parts.append("epics " + " ".join(f"{e}={s}" for e, s in report.epics))
+    if report.closed_convoys:
+        parts.append("convoy landed " + " ".join(report.closed_convoys))
+    return "feed: " + "; ".join(parts)
+
+
+def _dispatch_ready(store: Store, report: FeedReport) -> None:
+    """Step 4 and 5: fill each rig's free capacity from the open convoys' ready beads."""
+    snap = store.snapshot(fresh=True)
+    index = graph.Index(snap.beads)
+    stamp = now()
+    candidates: list[tuple[Bead, str]] = []
+    for convoy in sorted(snap.convoys.values(), key=lambda c: c.id):
+        if convoy.status != "open":
+            continue
+        members = [snap.beads[t] for t in convoy.tracks if t in snap.beads]
+        ready = [b for b in members if index.is_ready(b) and backoff_due(b, stamp)]
+        candidates += [(b, convoy.id) for b in ready]
+        busy = any(b.status in IN_FLIGHT for b in members)
+        unfinished = any(not b.done and b.slingable for b in members)
+        if unfinished and not busy and not ready:
+            report.stranded.append(convoy.id)
+    candidates.sort(key=lambda pair: graph.sort_key(pair[0]))
+    seen: set[str] = set()
+    full: set[str] = set()
+    for bead, convoy_id in candidates:
+        if bead.id in seen:
+            continue
+        seen.add(bead.id)
+        rig = rig_for(snap.config, bead, snap.convoys[convoy_id])
+        if rig is None or rig.parked or rig.name in full:
+            continue
+        if in_flight(store.snapshot().beads, rig.name) >= rig.capacity:
+            full.add(rig.name)
+            continue
+        report.dispatched.append(dispatch_bead(store, bead.id, snap.convoys[convoy_id]))

@@ -1,0 +1,52 @@
+"""Text view of a staged plan and of a convoy: tree, wave table, gated beads, warnings."""
+
+from __future__ import annotations
+
+from ..model import Bead
+from ..staging import StagePlan
+from ..store import Snapshot
+from ..waves import WavePlan
+
+MARK = {"closed": "✓", "in_progress": "▶", "hooked": "▶", "tombstone": "✗"}
+
+
+def _label(bead: Bead, waves: WavePlan) -> str:
+    wave = waves.wave_of(bead.id)
+    where = f"wave {wave}" if wave else ("gated" if bead.id in waves.gated else "")
+    tail = f"  [{where}]" if where else ""
+    return f"{MARK.get(bead.status, '○')} {bead.id}  {bead.type}  P{bead.priority}  " \
+           f"{bead.title}  ({bead.status}){tail}"
+
+
+def tree_lines(snap: Snapshot, tree: list[tuple[int, str]], waves: WavePlan) -> list[str]:
+    return [f"{'  ' * depth}{_label(snap.beads[b], waves)}" for depth, b in tree]
+
+
+def wave_lines(snap: Snapshot, waves: WavePlan, rigs: dict[str, str]) -> list[str]:
+    out = []
+    for number, wave in enumerate(waves.waves, 1):
+        out.append(f"  wave {number} ({len(wave)}):")
+        for b in wave:
+            bead = snap.beads[b]
+            rig = f"  → {rigs[b]}" if b in rigs else ""
+            out.append(f"    {b}  P{bead.priority}  {bead.title}{rig}")
+    return out
+
+
+def gated_lines(waves: WavePlan) -> list[str]:
+    return [f"  {b}: waits for " + ", ".join(x.describe() for x in blockers)
+            for b, blockers in sorted(waves.gated.items())]
+
+
+def plan_lines(snap: Snapshot, plan: StagePlan) -> list[str]:
+    out = ["Tree"] + [f"  {line}" for line in tree_lines(snap, plan.tree, plan.waves)]
+    out += ["", "Waves"] + (wave_lines(snap, plan.waves, plan.rigs) or ["  (none)"])
+    if plan.waves.gated:
+        out += ["", "Gated (blocked by work outside the convoy)"] + gated_lines(plan.waves)
+    if plan.waves.done:
+        out += ["", f"Done: {', '.join(plan.waves.done)}"]
+    if plan.warnings:
+        out += ["", "Warnings"] + [f"  {f.code}: {f.message}" for f in plan.warnings]
+    if plan.errors:
+        out += ["", "Errors"] + [f"  {f.code}: {f.message}" for f in plan.errors]
+    return out
