@@ -407,6 +407,92 @@ class Store:
         return True
 
 
+    def cas_ref(self, refname: str, old: str | None, new: str | None, message: str) -> bool:
+        """Move any ref (a branch, a target) only if it still points at `old` (None: absent).
+        `new` None deletes it. False when someone else moved it first."""
+        try:
+            with self.repo.transaction() as txn:
+                txn.lock_ref(refname)
+                if self.head_of(refname) != old:
+                    raise _Moved
+                if new is None:
+                    txn.remove(refname)
+                else:
+                    txn.set_target(refname, new, signature=None,
+                                   message=f"git convoy: {message}")
+        except _Moved:
+            return False
+        except pygit2.GitError as exc:
+            if "lock" in str(exc).lower() or "exists" in str(exc).lower():
+                return False
+            raise
+        return True
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """True when `ancestor` is reachable from `descendant` (or equal to it)."""
+        if ancestor == descendant:
+            return True
+        return bool(self.repo.descendant_of(descendant, ancestor))
+
+    # ---- sync: the state ref against a remote (gitconvoy/sync.py) ----
+
+    def default_remote(self) -> str:
+        """convoy.remote, else the remote the state branch tracks, else origin."""
+        chosen = self.config_get("convoy.remote")
+        if not chosen and self.ref.startswith("refs/heads/"):
+            chosen = self.config_get(f"branch.{self.ref[len('refs/heads/'):]}.remote")
+        return chosen or "origin"
+
+    def remote_tracking_ref(self, remote: str) -> str:
+        """Where a plain `git fetch`/`git clone` keeps the remote's state branch."""
+        name = self.ref[len("refs/heads/"):] if self.ref.startswith("refs/heads/") else self.ref
+        return f"refs/remotes/{remote}/{name}"
+
+    def adopt_remote_state(self, remote: str | None = None) -> str | None:
+        """A clone without a local state ref takes the remote's (as fetched by git clone)."""
+        if self.state_commit() is not None:
+            return self.state_commit()
+        found = self.head_of(self.remote_tracking_ref(remote or self.default_remote()))
+        if found is None:
+            return None
+        if not self.cas_ref(self.ref, None, found, "adopt the remote's state"):
+            return self.state_commit()
+        return found
+
+    def merge_base(self, one: str, two: str) -> str | None:
+        found = self.repo.merge_base(one, two)
+        return str(found) if found else None
+
+    def merge_state_trees(
+        self, base: str | None, ours: str, theirs: str,
+        resolve: Callable[[str, bytes | None, bytes | None, bytes | None],
+                          dict[str, bytes | None]],
+    ) -> str:
+        """The tree of a three-way merge of two state commits, written in memory.
+
+        Subtrees with one id on both sides are skipped, so the cost follows the number of
+        changed files, not the size of the state; `resolve` decides files both sides changed.
+        """
+        repo = self.repo
+        trees = [repo[c].peel(pygit2.Tree) if c else None for c in (base, ours, theirs)]
+        edits: dict[str, tuple[pygit2.Oid, int] | None] = {}
+        _three_way(repo, trees[0], trees[1], trees[2], "", resolve, edits)
+        if not edits:
+            return str(trees[1].id)
+        return str(_apply_entries(repo, trees[1], edits))
+
+    def write_merge_commit(self, tree: str, parents: list[str], message: str) -> str:
+        sig = self.signature()
+        oid = self.repo.create_commit(
+            None, sig, sig, message + "\n", pygit2.Oid(hex=tree),
+            [pygit2.Oid(hex=p) for p in parents],
+        )
+        return str(oid)
+
+    def tree_of(self, commit: str) -> str:
+        return str(self.repo[commit].peel(pygit2.Tree).id)
+
+
 class _Moved(Exception):
     """The ref no longer points where we read it: abandon this transaction."""
 
@@ -498,3 +584,80 @@ class Tx:
     def put_config(self, config: model.Config) -> None:
         self.config = config
         self.changes["convoy.yaml"] = dump_yaml(config.to_dict())
+
+
+# --- three-way tree merge (Store.merge_state_trees) ---------------------------------------
+
+
+def _entry(tree: pygit2.Tree | None, name: str) -> Any:
+    if tree is None:
+        return None
+    try:
+        return tree[name]
+    except KeyError:
+        return None
+
+
+def _three_way(
+    repo: pygit2.Repository, base: pygit2.Tree | None, ours: pygit2.Tree | None,
+    theirs: pygit2.Tree | None, prefix: str,
+    resolve: Callable[[str, bytes | None, bytes | None, bytes | None], dict[str, bytes | None]],
+    edits: dict[str, tuple[pygit2.Oid, int] | None],
+) -> None:
+    """Record what must change on top of `ours`: theirs' one-sided changes and resolutions."""
+    names: set[str] = set()
+    for tree in (base, ours, theirs):
+        if tree is not None:
+            names.update(e.name for e in tree)
+    for name in sorted(names):
+        b, o, t = _entry(base, name), _entry(ours, name), _entry(theirs, name)
+        bid, oid, tid = (e.id if e is not None else None for e in (b, o, t))
+        if oid == tid or tid == bid:
+            continue
+        path = prefix + name
+        if oid == bid:
+            edits[path] = None if t is None else (t.id, t.filemode)
+            continue
+        present = [e for e in (b, o, t) if e is not None]
+        if all(e.type_str == "tree" for e in present):
+            subs = [repo[e.id] if e is not None else None for e in (b, o, t)]
+            _three_way(repo, subs[0], subs[1], subs[2], path + "/", resolve, edits)
+            continue
+        datas = [repo[e.id].data if e is not None and e.type_str == "blob" else None
+                 for e in (b, o, t)]
+        for out_path, data in resolve(path, datas[0], datas[1], datas[2]).items():
+            edits[out_path] = None if data is None else (
+                repo.create_blob(data), pygit2.GIT_FILEMODE_BLOB)
+
+
+def _apply_entries(
+    repo: pygit2.Repository, tree: pygit2.Tree | None,
+    edits: dict[str, tuple[pygit2.Oid, int] | None],
+) -> pygit2.Oid:
+    """Like _apply_changes, but with ready object ids (whole subtrees taken from one side)."""
+    here: dict[str, tuple[pygit2.Oid, int] | None] = {}
+    below: dict[str, dict[str, tuple[pygit2.Oid, int] | None]] = {}
+    for path, entry in edits.items():
+        head, sep, rest = path.partition("/")
+        if sep:
+            below.setdefault(head, {})[rest] = entry
+        else:
+            here[head] = entry
+    builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+    for name, entry in here.items():
+        if entry is None:
+            if builder.get(name) is not None:
+                builder.remove(name)
+        else:
+            builder.insert(name, entry[0], entry[1])
+    for name, sub in below.items():
+        existing = builder.get(name)
+        subtree = repo[existing.id] if existing is not None and existing.type_str == "tree" \
+            else None
+        new_id = _apply_entries(repo, subtree, sub)
+        if len(repo[new_id]) == 0:
+            if existing is not None:
+                builder.remove(name)
+        else:
+            builder.insert(name, new_id, pygit2.GIT_FILEMODE_TREE)
+    return builder.write()
