@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .graph import Beads, Blocker, Index, sort_key
+from .graph import Beads, Blocker, Index
 from .model import DONE_STATUSES
 
 
@@ -77,14 +77,14 @@ def plan_waves(beads: Beads, members: Iterable[str], index: Index | None = None)
         if not wave:
             plan.cycle = sorted(remaining)
             break
-        wave.sort(key=lambda b: sort_key(beads[b]))
+        wave.sort(key=lambda b: (beads[b].priority, b))
         plan.waves.append(wave)
         for b in wave:
             del remaining[b]
         placed = set(wave)
         for w in remaining.values():
             w -= placed
-    plan.done.sort(key=lambda b: sort_key(beads[b]))
+    plan.done.sort(key=lambda b: (beads[b].priority, b))
     return plan
 
 
