@@ -1,0 +1,137 @@
+"""The only module that runs the `git` binary.
+
+Remotes go through the git CLI so credential helpers, ssh config, insteadOf and the user's
+transport settings behave as they expect (libgit2 runs none of them). Output that is parsed
+is produced under LC_ALL=C.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from dataclasses import dataclass
+
+from .errors import ConvoyError
+
+# What `git rev-parse --local-env-vars` printed on git 2.39; used if asking git fails.
+_FALLBACK_LOCAL_VARS = (
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT", "GIT_OBJECT_DIRECTORY", "GIT_DIR", "GIT_WORK_TREE",
+    "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE", "GIT_INDEX_FILE", "GIT_NO_REPLACE_OBJECTS",
+    "GIT_REPLACE_REF_BASE", "GIT_PREFIX", "GIT_INTERNAL_SUPER_PREFIX", "GIT_SHALLOW_FILE",
+    "GIT_COMMON_DIR",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def local_env_vars() -> tuple[str, ...]:
+    """Variables that tie git to one repository (GIT_DIR, GIT_INDEX_FILE, …)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--local-env-vars"], capture_output=True, text=True,
+            check=True, env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return _FALLBACK_LOCAL_VARS
+    return tuple(out.split()) or _FALLBACK_LOCAL_VARS
+
+
+def clean_env(*, other_repo: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a git child; without the repository-local variables when the
+    child works on another repository (a hook's GIT_DIR would otherwise point it at ours)."""
+    env = dict(os.environ)
+    if other_repo:
+        for name in local_env_vars():
+            env.pop(name, None)
+    env["LC_ALL"] = "C"
+    env.pop("LANGUAGE", None)
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class GitResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def first_error(self) -> str:
+        """The most telling line of git's stderr, for a one-line message."""
+        lines = [ln.strip() for ln in self.err.splitlines() if ln.strip()]
+        for ln in lines:
+            if ln.startswith(("fatal:", "error:")):
+                return ln
+        return lines[-1] if lines else f"exit code {self.code}"
+
+
+def run_git(args: list[str], cwd: str | None = None, env: dict[str, str] | None = None,
+            check: bool = True, *, git_dir: str | None = None,
+            other_repo: bool = False) -> GitResult:
+    """Run git; `git_dir` pins the repository, `other_repo` strips our repository's env."""
+    argv = ["git"]
+    if git_dir:
+        argv.append(f"--git-dir={git_dir}")
+    argv.extend(args)
+    try:
+        proc = subprocess.run(
+            argv, cwd=cwd, capture_output=True, text=True,
+            env=clean_env(other_repo=other_repo, extra=env), stdin=subprocess.DEVNULL,
+        )
+    except OSError as exc:
+        raise ConvoyError(f"cannot run git: {exc.strerror}") from None
+    result = GitResult(proc.returncode, proc.stdout, proc.stderr)
+    if check and result.code != 0:
+        raise ConvoyError(f"git {args[0]} failed: {result.first_error}")
+    return result
+
+
+def fetch_ref(git_dir: str, remote: str, ref: str, into: str) -> bool:
+    """Fetch the remote's `ref` into our private ref `into`; False when the remote lacks it."""
+    res = run_git(
+        ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-maintenance",
+         remote, f"+{ref}:{into}"],
+        git_dir=git_dir, check=False,
+    )
+    if res.code == 0:
+        return True
+    if "couldn't find remote ref" in res.err:
+        return False
+    raise ConvoyError(f"cannot fetch {ref} from {remote}: {res.first_error}")
+
+
+@dataclass
+class PushOutcome:
+    pushed: bool
+    rejected: bool
+    message: str
+
+
+_REJECTED = ("[rejected]", "non-fast-forward", "fetch first", "stale info",
+             "cannot lock ref", "failed to update ref", "[remote rejected]")
+
+
+def push_commit(git_dir: str, remote: str, commit: str, ref: str) -> PushOutcome:
+    """Push `commit` to the remote's `ref` without force: the remote refuses a non-descendant,
+    which is the remote half of the compare-and-swap."""
+    res = run_git(["push", "--quiet", "--porcelain", "--no-verify", remote, f"{commit}:{ref}"],
+                  git_dir=git_dir, check=False)
+    if res.code == 0:
+        return PushOutcome(True, False, "")
+    text = res.out + res.err
+    if any(mark in text for mark in _REJECTED):
+        return PushOutcome(False, True, res.first_error)
+    return PushOutcome(False, False, res.first_error)
+
+
+def ls_remote(git_dir: str, remote: str, ref: str) -> str | None:
+    """The remote's commit for `ref`, or None; one round trip, no objects transferred."""
+    res = run_git(["ls-remote", "--quiet", remote, ref], git_dir=git_dir, check=False)
+    if res.code != 0:
+        raise ConvoyError(f"cannot list {ref} on {remote}: {res.first_error}")
+    for line in res.out.splitlines():
+        sha, _, name = line.partition("\t")
+        if name == ref:
+            return sha
+    return None
