@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hooks": ("gitconvoy.commands.hooks", "hooks"),
     "hook": ("gitconvoy.commands.hooks", "hook"),
     "doctor": ("gitconvoy.commands.doctor", "doctor"),
+    "demo": ("gitconvoy.demo", "demo"),
 }
 
 

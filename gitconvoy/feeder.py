@@ -111,11 +111,7 @@ def _reconcile(tx: Tx, landed: dict[str, str], started: set[str], report: FeedRe
         if bead is not None and bead.status == "hooked":
             tx.put(with_status(bead, "in_progress"))
             report.started.append(bead_id)
-    index = graph.Index(tx.beads)
-    for epic_id, status in sorted(epics.epic_changes(tx.beads, index).items()):
-        reason = "all children closed" if status == "closed" else None
-        tx.put(with_status(tx.beads[epic_id], status, reason))
-        report.epics.append((epic_id, status))
+    _roll_up(tx, report)
     for convoy in sorted(tx.convoys.values(), key=lambda c: c.id):
         if convoy.status != "open":
             continue
@@ -148,7 +144,20 @@ def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
     store.transact(mutate, lambda _: _feed_message(report))
     if dispatch:
         _dispatch_ready(store, report)
+        if any(d.ok for d in report.dispatched):
+            late = FeedReport()
+            store.transact(lambda tx: _roll_up(tx, late), lambda _: _feed_message(late))
+            report.epics += [e for e in late.epics if e not in report.epics]
     return report
+
+
+def _roll_up(tx: Tx, report: FeedReport) -> None:
+    """Epics move to in_progress as soon as their first task is dispatched."""
+    for epic_id, status in sorted(epics.epic_changes(tx.beads).items()):
+        tx.put(with_status(tx.beads[epic_id], status,
+                           "all children closed" if status == "closed" else None))
+        if (epic_id, status) not in report.epics:
+            report.epics.append((epic_id, status))
 
 
 def _feed_message(report: FeedReport) -> str:
@@ -176,7 +185,7 @@ def _dispatch_ready(store: Store, report: FeedReport) -> None:
         members = [snap.beads[t] for t in convoy.tracks if t in snap.beads]
         ready = [b for b in members if index.is_ready(b) and backoff_due(b, stamp)]
         candidates += [(b, convoy.id) for b in ready]
-        busy = any(b.status in IN_FLIGHT for b in members)
+        busy = any(b.status in IN_FLIGHT and b.slingable for b in members)
         unfinished = any(not b.done and b.slingable for b in members)
         if unfinished and not busy and not ready:
             report.stranded.append(convoy.id)
