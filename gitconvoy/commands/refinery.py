@@ -1,0 +1,125 @@
+"""`git convoy done` and `git convoy refinery run|status|retry`: parsing and printing only."""
+
+from __future__ import annotations
+
+import click
+
+from .. import refinery as engine
+from ..errors import ConvoyError
+from .io import json_option, open_store, print_json, warn_broken
+
+
+@click.command()
+@click.argument("bead", required=False)
+@click.option("--target", help="Land on this branch instead of the bead's target.")
+@click.option("--branch", help="The work branch (default: the bead's branch or HEAD's).")
+@json_option
+def done(bead: str | None, target: str | None, branch: str | None, as_json: bool) -> int:
+    """Queue the work branch's tip for landing (a merge request for the refinery)."""
+    store = open_store()
+    queued = engine.queue_mr(store, bead, target=target, branch=branch)
+    for warning in queued.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    mr = queued.mr
+    if as_json:
+        print_json({**mr.to_dict(), "new": queued.new, "superseded": queued.superseded})
+        return 0
+    if not queued.new:
+        click.echo(f"{mr.id} already queued for {mr.branch} @ {mr.commit[:10]} "
+                   f"({mr.status}): nothing to do")
+        return 0
+    click.echo(f"queued {mr.id}: {mr.branch} @ {mr.commit[:10]} → {mr.target} "
+               f"(bead {mr.bead}); land it with 'git convoy refinery run'")
+    for old in queued.superseded:
+        click.echo(f"superseded {old}")
+    return 0
+
+
+@click.group("refinery")
+def refinery_group() -> None:
+    """Land queued merge requests: merge in memory, check, compare-and-swap, push."""
+
+
+@refinery_group.command("run")
+@click.option("--once", is_flag=True, help="Land at most one merge request.")
+@click.option("--adopt", is_flag=True,
+              help="First queue idle work branches that never ran 'done'.")
+@json_option
+def run_cmd(once: bool, adopt: bool, as_json: bool) -> int:
+    """Land the queue, best first (priority, retries, age)."""
+    store = open_store()
+    adopted = []
+    if adopt:
+        for item in engine.anomalies(store, store.snapshot()):
+            if item["kind"] == "unqueued_work":
+                try:
+                    adopted.append(engine.queue_mr(store, item["bead"]).mr.id)
+                except ConvoyError as exc:
+                    click.echo(f"warning: could not queue {item['bead']}: {exc.message}",
+                               err=True)
+    report = engine.run(store, once=once)
+    return _print_report(report, as_json, adopted)
+
+
+@refinery_group.command("retry")
+@click.argument("mr")
+@json_option
+def retry_cmd(mr: str, as_json: bool) -> int:
+    """Requeue one merge request (push_failed, rejected, conflict, orphaned) and land it."""
+    return _print_report(engine.retry(open_store(), mr), as_json, [])
+
+
+def _print_report(report: engine.RunReport, as_json: bool, adopted: list[str]) -> int:
+    landed = sum(1 for s in report.steps if s.outcome in ("landed", "already"))
+    if as_json:
+        print_json({
+            "adopted": adopted,
+            "steps": [{"mr": s.mr, "bead": s.bead, "outcome": s.outcome, "sha": s.sha,
+                       "detail": s.detail, "notes": s.notes} for s in report.steps],
+            "notices": report.notices, "fed": report.fed,
+        })
+        return 0
+    for mr_id in adopted:
+        click.echo(f"queued idle work as {mr_id}")
+    for notice in report.notices:
+        click.echo(f"notice: {notice}")
+    for step in report.steps:
+        click.echo(step.line())
+        for note in step.notes:
+            click.echo(f"  {note}")
+    for line in report.fed:
+        click.echo(f"feed: {line}")
+    if not report.steps:
+        click.echo("refinery: nothing queued")
+    else:
+        click.echo(f"refinery: {landed} of {len(report.steps)} landed")
+    return 0
+
+
+@refinery_group.command("status")
+@json_option
+def status_cmd(as_json: bool) -> int:
+    """The queue with ages, conflicts and anomalies (each with the command that helps)."""
+    store = open_store()
+    warn_broken(store.snapshot())
+    data = engine.status(store)
+    if as_json:
+        print_json(data)
+        return 0
+    queue = data["queue"]
+    click.echo(f"queue: {len(queue)} open, {data['merged']} merged")
+    for row in queue:
+        age = engine.format_age(row["age_seconds"])
+        extra = f"  {row['reason']}" if row.get("reason") else ""
+        click.echo(f"  {row['id']:<10} {row['bead']:<12} {row['status']:<12} {age:>6}  "
+                   f"retries {row['retries']}  {row['branch']} → {row['target']}{extra}")
+    if data["anomalies"]:
+        click.echo("anomalies:")
+        for item in data["anomalies"]:
+            who = item["mr"] or item["bead"]
+            click.echo(f"  {item['kind']} {who}: {item['detail']}")
+            click.echo(f"    → {item['command']}")
+    return 0
+
+
+refinery = refinery_group
