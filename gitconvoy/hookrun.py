@@ -1,0 +1,103 @@
+"""What `git convoy hook <name>` does when a shim decided that something relevant moved.
+
+One feeder step, then the watch list and the "seen" fingerprint are refreshed so the next
+hook where nothing moved stays in the shell. A hook never fails the git command that fired
+it: every error becomes one warning line on stderr and one line in
+`.git/convoy/hook-errors.log`, which `git convoy doctor` shows.
+
+Imports are lazy: the store (pygit2, yaml) is loaded only here, the feeder only once a state
+ref exists.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .store import Store
+
+HOOK_ENV = "CONVOY_IN_HOOK"
+ERRORS_MAX_BYTES = 64 * 1024
+ERRORS_KEEP_LINES = 200
+
+
+def run_hook(name: str, args: list[str]) -> list[str]:
+    """Run one feeder step for hook `name`; the report lines (errors are recorded, not raised)."""
+    os.environ[HOOK_ENV] = "1"  # our own git calls (dispatch, sync) must not re-trigger us
+    store: Store | None = None
+    try:
+        from .store import Store
+
+        store = Store.open()
+        return _feed(store)
+    except KeyboardInterrupt:
+        return []
+    except Exception as exc:  # a hook must never fail the user's git operation
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        record_error(store, name, message)
+        sys.stderr.write(
+            f"warning: gitconvoy: {name} hook: {message} (recorded; see 'git convoy doctor')\n"
+        )
+        return []
+
+
+def _feed(store: Store) -> list[str]:
+    from . import watch
+
+    lines: list[str] = []
+    watch.take_feed_due(store)
+    if store.exists():
+        try:
+            from . import feeder
+        except ImportError:  # an installation without the feeder: wake-ups are harmless
+            feeder = None
+        if feeder is not None:
+            report = feeder.feed(store)
+            lines = list(report.lines())
+    patterns = watch.write_watch(store)
+    watch.record_seen(store, patterns)
+    return lines
+
+
+def errors_log(store: Store | None) -> str | None:
+    from . import watch
+
+    if store is None:
+        return None
+    return os.path.join(watch.convoy_dir(store), watch.ERRORS_FILE)
+
+
+def record_error(store: Store | None, hook: str, message: str) -> None:
+    """Append one line to the errors log (kept short); best effort, never raises."""
+    try:
+        path = errors_log(store)
+        if path is None:
+            return
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        line = " ".join(f"{stamp} {hook} {message}".split())
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+        if os.path.getsize(path) > ERRORS_MAX_BYTES:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                keep = fh.readlines()[-ERRORS_KEEP_LINES:]
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.writelines(keep)
+    except OSError:
+        pass
+
+
+def recent_errors(store: Store | None, limit: int = 5) -> tuple[int, list[str]]:
+    """How many errors are recorded, and the last `limit` of them."""
+    path = errors_log(store)
+    if path is None:
+        return 0, []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = [ln.rstrip("\n") for ln in fh if ln.strip()]
+    except OSError:
+        return 0, []
+    return len(lines), lines[-limit:]

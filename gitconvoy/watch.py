@@ -1,0 +1,123 @@
+"""Which refs wake the feeder, in a form the hook shims can read without starting Python.
+
+`.git/convoy/watch` holds one ref pattern a line (a literal ref or a glob whose `*` stays
+within one path component, as `git for-each-ref` and the shell's `case` both read it): the
+state ref, the work branches, the targets and the remote-tracking copies of each. The
+reference-transaction shim matches moved refs against it; the other shims compare
+`git for-each-ref <patterns>` with `.git/convoy/hook-seen`, the same listing saved after the
+last feed, and start Python only when they differ.
+
+Written by `hooks install`, after every hook run and by anyone who changes targets (the
+feeder may call `write_watch`); a stale file only delays a feed until the state ref moves,
+which is itself watched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from .gitcli import run_git
+from .store import Snapshot, Store
+
+WATCH_FILE = "watch"
+SEEN_FILE = "hook-seen"
+FEED_DUE_FILE = "feed-due"
+ERRORS_FILE = "hook-errors.log"
+WORK_BRANCHES = "convoy/*"
+FOR_EACH_REF_FORMAT = "--format=%(objectname) %(refname)"
+
+
+def convoy_dir(store: Store) -> str:
+    """`.git/convoy` in the common dir: shared by every linked worktree."""
+    return os.path.join(store.common_dir, "convoy")
+
+
+def _branch_patterns(branch: str) -> list[str]:
+    """A branch and its remote-tracking copies on every remote."""
+    return [f"refs/heads/{branch}", f"refs/remotes/*/{branch}"]
+
+
+def watch_patterns(state_ref: str, snap: Snapshot | None) -> list[str]:
+    """The refs whose moves matter to the feeder (pure; sorted, no duplicates)."""
+    patterns: set[str] = {state_ref, *_branch_patterns(WORK_BRANCHES)}
+    if state_ref.startswith("refs/heads/"):
+        patterns.update(_branch_patterns(state_ref[len("refs/heads/"):]))
+    if snap is not None:
+        patterns.update(p for b in _branches(snap) for p in _branch_patterns(b))
+    return sorted(patterns)
+
+
+def _branches(snap: Snapshot) -> Iterable[str]:
+    """Targets of rigs, convoys and live beads, integration branches and live work branches."""
+    for rig in snap.config.rigs.values():
+        yield rig.target
+    for convoy in snap.convoys.values():
+        if convoy.target and convoy.status != "closed":
+            yield convoy.target
+    for bead in snap.beads.values():
+        if bead.integration_branch and not bead.done:
+            yield bead.integration_branch
+        if bead.done:
+            continue
+        if bead.target:
+            yield bead.target
+        if bead.branch:
+            yield bead.branch
+
+
+def _write_if_changed(path: str, text: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            if fh.read() == text:
+                return
+    except OSError:
+        pass
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def read_watch(store: Store) -> list[str]:
+    try:
+        with open(os.path.join(convoy_dir(store), WATCH_FILE), encoding="utf-8") as fh:
+            return [line.strip() for line in fh if line.strip()]
+    except OSError:
+        return []
+
+
+def write_watch(store: Store, snap: Snapshot | None = None) -> list[str]:
+    """Refresh `.git/convoy/watch` from the state (cheap: rewritten only when it changed)."""
+    if snap is None and store.exists():
+        snap = store.snapshot()
+    patterns = watch_patterns(store.ref, snap)
+    _write_if_changed(os.path.join(convoy_dir(store), WATCH_FILE), "".join(
+        f"{p}\n" for p in patterns
+    ))
+    return patterns
+
+
+def fingerprint(store: Store, patterns: list[str]) -> str:
+    """What the post-* shims compare: `git for-each-ref` over the watched refs, as the shell's
+    `$(…)` sees it (trailing newline stripped)."""
+    res = run_git(["for-each-ref", FOR_EACH_REF_FORMAT, *patterns],
+                  git_dir=store.repo.path, check=False)
+    return res.out.rstrip("\n") if res.code == 0 else ""
+
+
+def record_seen(store: Store, patterns: list[str] | None = None) -> None:
+    """Remember the watched refs as fed, so the next hook where nothing moved stays in sh."""
+    if patterns is None:
+        patterns = read_watch(store)
+    _write_if_changed(os.path.join(convoy_dir(store), SEEN_FILE), fingerprint(store, patterns))
+
+
+def take_feed_due(store: Store) -> bool:
+    """Consume the marker the merge driver leaves when a merge changed the state."""
+    try:
+        os.remove(os.path.join(convoy_dir(store), FEED_DUE_FILE))
+    except OSError:
+        return False
+    return True
