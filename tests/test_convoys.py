@@ -271,3 +271,40 @@ def test_end_to_end_through_git_convoy_entry_point(rig_repo):
     git("merge", "-q", "--no-edit", f"convoy/{t1}", cwd=rig_repo)
     out = git_convoy("feed", cwd=rig_repo).stdout
     assert f"✓ {t2}" in out
+
+
+def test_capacity_is_shared_across_convoys(rig_repo):
+    ok("rig", "update", "app", "--capacity", "2")
+    first = [ok("bead", "create", f"a{i}") for i in range(2)]
+    second = [ok("bead", "create", f"b{i}") for i in range(2)]
+    ok("create", "first", *first)
+    ok("create", "second", *second)
+    ok("feed")
+    ok("feed")
+    flying = [b for b in first + second if status_of(b) in ("hooked", "in_progress")]
+    assert len(flying) == 2
+    land(*flying)
+    ok("feed")
+    assert sorted(dispatched(rig_repo)) == sorted(first + second)
+
+
+def test_launch_of_staged_warnings_without_force_writes_nothing(rig_repo):
+    a = ok("bead", "create", "a")
+    b = ok("bead", "create", "b")  # two unrelated beads: orphan warnings
+    cid = json.loads(ok("stage", a, b, "--json"))["convoy"]
+    before = ref_of(rig_repo)
+    res = convoy("launch", cid)
+    assert res.code == 1
+    assert res.err.strip().startswith(f"error: convoy {cid} was staged with 2 warning(s)")
+    assert ref_of(rig_repo) == before
+    assert dispatched(rig_repo) == []
+
+
+def test_stage_refuses_beads_of_an_open_convoy(rig_repo):
+    a = ok("bead", "create", "a")
+    cid = ok("create", "running", a)
+    before = ref_of(rig_repo)
+    res = convoy("stage", a)
+    assert res.code == 1
+    assert f"overlap: open convoy {cid} already tracks {a}" in res.err
+    assert ref_of(rig_repo) == before
