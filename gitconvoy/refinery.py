@@ -421,8 +421,8 @@ def _record(store: Store, mr: MergeRequest, step: Step,
         else:  # check_failed, not_ff, no_target: back to the worker
             failures = current.check_failures + (outcome == "check_failed")
             log = result.check.log if result and result.check else None
-            escalate = outcome == "check_failed" and failures >= max_failures \
-                and not current.escalated
+            already = current.escalated or (bead is not None and ESCALATED_LABEL in bead.labels)
+            escalate = outcome == "check_failed" and failures >= max_failures and not already
             tx.put(touched(current, status="rejected", retries=current.retries + 1,
                            check_failures=failures, check_log=log or current.check_log,
                            reason=step.detail, escalated=current.escalated or escalate))
