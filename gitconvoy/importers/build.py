@@ -297,7 +297,8 @@ def _type_of(node: Node, outline: Outline) -> str:
 
 
 def _integration(node: Node, bead_id: str, parent: Node | None, outline: Outline) -> str | None:
-    """Sub-epics directly under the root get one by default; `integration:` overrides."""
+    """Every sub-epic plans one by default (stage warns about a sub-epic without one);
+    `integration: false` in the front matter or on the epic opts out, a string names it."""
     if parent is None and (isinstance(node.integration, str) or node.integration is True):
         raise ImportFailure(outline.source, node.line, "the root epic lands on its target: an "
                             "integration branch is for sub-epics")
@@ -305,7 +306,7 @@ def _integration(node: Node, bead_id: str, parent: Node | None, outline: Outline
         return None
     wanted = node.integration
     if wanted is None:
-        wanted = outline.integration and parent.key == "" and parent is outline.root
+        wanted = outline.integration
     if wanted is False:
         return None
     if isinstance(wanted, str):
@@ -333,6 +334,10 @@ def _refuse_cycles(result: BuildResult, existing: Mapping[str, Bead], source: st
     for cycle in graph.find_cycles(merged, index):
         if not any(bead_id in mine for bead_id in cycle):
             continue
-        names = [_display(mine[b]) if b in mine else b for b in cycle]
-        first = next(mine[b] for b in cycle if b in mine)
+        ring = cycle[:-1]  # start at the earliest line, so the message is stable
+        start = min(range(len(ring)), key=lambda i: mine[ring[i]].line if ring[i] in mine
+                    else 1 << 30)
+        ring = ring[start:] + ring[:start] + [ring[start]]
+        names = [_display(mine[b]) if b in mine else b for b in ring]
+        first = mine[ring[0]]
         raise ImportFailure(source, first.line, f"dependency cycle: {' → '.join(names)}")
