@@ -29,7 +29,7 @@ class Finding:
 
 @dataclass
 class StagePlan:
-    kind: str = "beads"
+    kind: str = "bead"
     root: str | None = None
     convoy: str | None = None
     members: list[str] = field(default_factory=list)
@@ -166,7 +166,7 @@ def _warn(snap: Snapshot, plan: StagePlan, index: graph.Index,
                 ))
     for bead_id in plan.members:
         bead = snap.beads[bead_id]
-        if plan.kind == "beads" and len(plan.members) > 1:
+        if plan.kind == "bead" and len(plan.members) > 1:
             linked = bead.parent in member_set or any(
                 d.on in member_set for d in bead.deps
             ) or any(w in member_set for w in index.waiters.get(bead_id, ()))
