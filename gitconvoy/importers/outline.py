@@ -96,6 +96,14 @@ class Outline:
         return self.root.walk()
 
 
+def yaml_failure(source: str, message: str, offset: int = 0) -> ImportFailure:
+    """`<where>: line N: problem` from the YAML reader -> `source:N+offset: problem`."""
+    found = re.search(r"line (\d+): (.*)$", message)
+    if not found:
+        return ImportFailure(source, offset + 1 if offset else None, message.split(": ", 1)[-1])
+    return ImportFailure(source, int(found.group(1)) + offset, found.group(2))
+
+
 def split_refs(text: str) -> list[str]:
     """`a, b; c` -> [a, b, c]: commas and semicolons separate refs (titles may hold 'and')."""
     return [part.strip() for part in re.split(r"[,;]", text) if part.strip()]

@@ -13,7 +13,7 @@ import yaml
 from ..errors import SchemaError
 from ..model import BEAD_TYPES
 from ..store import load_yaml
-from .outline import ImportFailure, Node, Outline, Ref, split_refs
+from .outline import ImportFailure, Node, Outline, Ref, split_refs, yaml_failure
 from .prd import apply_defaults
 
 TOP_KEYS = {
@@ -164,7 +164,7 @@ def parse_plan(text: str, source: str) -> Outline:
     try:
         load_yaml(text.encode(), source)  # refuses anchors/aliases, reports YAML errors
     except SchemaError as exc:
-        raise ImportFailure(source, None, exc.message.removeprefix(f"{source}: ")) from None
+        raise yaml_failure(source, exc.message) from None
     data = yaml.load(text, Loader=_LineLoader)
     reader = _Reader(source)
     data = reader.check_keys(data, TOP_KEYS, "the plan", 1)
