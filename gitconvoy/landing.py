@@ -182,6 +182,22 @@ def _bring_along(store: Store, branch: str, old: str, new: str,
     return notes
 
 
+def _push(store: Store, remote: str, commit: str, ref: str) -> tuple[bool, str]:
+    """Push without force (the remote half of the compare-and-swap); on failure, why, in
+    the remote's own words where it gave some (a hook's message, `[rejected]`)."""
+    res = gitcli.run_git(
+        ["push", "--porcelain", "--no-verify", remote, f"{commit}:{ref}"],
+        git_dir=store.common_dir, check=False,
+    )
+    if res.code == 0:
+        return True, ""
+    reasons = [ln.split("\t")[-1] for ln in res.out.splitlines() if ln.startswith("!")]
+    said = [ln[len("remote:"):].strip() for ln in res.err.splitlines()
+            if ln.startswith("remote:") and ln[len("remote:"):].strip()]
+    text = "; ".join(reasons + said[:2]) or res.first_error
+    return False, f"rejected: {text}" if reasons else f"failed: {text}"
+
+
 # --- the landing loop -------------------------------------------------------------------
 
 
@@ -232,10 +248,10 @@ def land(store: Store, plan: Plan) -> Landed:
                 return Landed("check_failed", base=base, check=result, detail=result.detail)
         if upstream is not None and remote_tip != candidate:
             remote, rref = upstream
-            pushed = gitcli.push_commit(store.common_dir, remote, candidate, rref)
+            pushed, why = _push(store, remote, candidate, rref)
             push_left -= 1
-            if not pushed.pushed:
-                last_push = pushed.message
+            if not pushed:
+                last_push = why
                 if push_left > 0:
                     remote_tip = _fetch_tip(store, remote, rref)
                     continue
@@ -267,6 +283,6 @@ def _keep_local(store: Store, plan: Plan, ref: str, local: str, candidate: str, 
     short = rref.removeprefix("refs/heads/")
     return Landed(
         "push_failed", sha=candidate, base=base, check=result, notes=notes,
-        detail=f"push to {remote} {short} failed: {why}",
+        detail=f"push to {remote} {short} {why}",
         recovery=f"git push {remote} {plan.target}:{short}",
     )

@@ -1,0 +1,108 @@
+"""Conflicts: a conflict bead blocks the work, the MR is retried when it closes, old
+conflicts escalate once."""
+
+from __future__ import annotations
+
+from conftest import git, ok
+from test_refinery_helpers import (
+    add_rig,
+    bead_json,
+    file_at,
+    hand_dispatch,
+    mrs,
+    new_task,
+    status_json,
+    worker_commit,
+)
+
+
+def _two_conflicting(repo):
+    add_rig()
+    first, second = new_task("Edit config one way"), new_task("Edit config another way")
+    b1, b2 = hand_dispatch(repo, first), hand_dispatch(repo, second)
+    worker_commit(repo, b1, {"config.ini": "mode = fast\n"})
+    worker_commit(repo, b2, {"config.ini": "mode = safe\n", "other.txt": "o\n"})
+    ok("done", first)
+    ok("done", second)
+    git("checkout", "-q", "-b", "mine", cwd=repo)
+    return first, second, b2
+
+
+def _conflict_of(second):
+    [mr] = [m for m in mrs().values() if m.bead == second and m.open]
+    return mr
+
+
+def test_conflict_makes_a_blocking_conflict_bead(state_repo):
+    first, second, _ = _two_conflicting(state_repo)
+    out = ok("refinery", "run")
+    assert "conflict" in out
+    mr = _conflict_of(second)
+    assert mr.status == "conflict" and mr.conflict_files == ["config.ini"]
+    assert mr.conflict_since and mr.retries == 1
+    blocker = bead_json(mr.conflict_bead)
+    assert blocker["title"] == "Resolve merge conflicts: Edit config another way"
+    assert "  - config.ini" in blocker["description"]
+    assert blocker["labels"] == ["conflict"] and blocker["status"] == "open"
+    assert {"on": mr.conflict_bead, "type": "blocks"} in bead_json(second)["deps"]
+    assert bead_json(first)["status"] == "closed"
+    assert bead_json(second)["status"] == "in_progress"
+    # a second run neither duplicates the conflict bead nor retries the blocked MR
+    ok("refinery", "run")
+    assert _conflict_of(second).conflict_bead == mr.conflict_bead
+    assert sum(1 for b in ok("bead", "list").splitlines() if "Resolve merge" in b) == 1
+
+
+def test_resolving_and_closing_the_conflict_bead_retries_the_mr(state_repo):
+    first, second, branch = _two_conflicting(state_repo)
+    ok("refinery", "run")
+    mr = _conflict_of(second)
+    wt = state_repo.parent / ("wt-" + branch.replace("/", "-"))
+    git("merge", "-q", "main", cwd=wt, check=False)
+    (wt / "config.ini").write_text("mode = safe-and-fast\n")
+    git("add", "config.ini", cwd=wt)
+    git("commit", "-q", "--no-edit", cwd=wt)
+    resolved = git("rev-parse", "HEAD", cwd=wt)
+    ok("bead", "close", mr.conflict_bead, "--reason", "resolved")
+    out = ok("refinery", "run")
+    assert f"notice: {mr.id}: conflict bead {mr.conflict_bead} closed, requeued" in out
+    assert "landed" in out
+    landed = [m for m in mrs().values() if m.id == mr.id][0]
+    assert landed.status == "merged" and landed.commit == resolved
+    assert file_at(state_repo, "main", "config.ini") == "mode = safe-and-fast"
+    assert bead_json(second)["status"] == "closed"
+
+
+def test_done_after_resolving_supersedes_and_closes_the_conflict_bead(state_repo):
+    first, second, branch = _two_conflicting(state_repo)
+    ok("refinery", "run")
+    mr = _conflict_of(second)
+    wt = state_repo.parent / ("wt-" + branch.replace("/", "-"))
+    git("merge", "-q", "main", cwd=wt, check=False)
+    (wt / "config.ini").write_text("mode = both\n")
+    git("add", "config.ini", cwd=wt)
+    git("commit", "-q", "--no-edit", cwd=wt)
+    ok("done", second)
+    blocker = bead_json(mr.conflict_bead)
+    assert blocker["status"] == "closed"
+    assert blocker["close_reason"].startswith("resolved: superseded by mr-")
+    ok("refinery", "run")
+    assert bead_json(second)["status"] == "closed"
+    assert file_at(state_repo, "main", "config.ini") == "mode = both"
+
+
+def test_old_conflicts_escalate_once(state_repo, monkeypatch):
+    first, second, _ = _two_conflicting(state_repo)
+    ok("refinery", "run")
+    mr = _conflict_of(second)
+    git("config", "convoy.refinery.escalateAfter", "2h", cwd=state_repo)
+    monkeypatch.setenv("CONVOY_NOW", "2099-01-01T00:00:00.000000Z")
+    assert "conflict_escalated" in [a["kind"] for a in status_json()["anomalies"]]
+    out = ok("refinery", "run")
+    notices = [line for line in out.splitlines() if line.startswith("notice: escalated:")]
+    assert len(notices) == 1
+    assert mr.id in notices[0] and "config.ini" in notices[0] and mr.conflict_bead in notices[0]
+    assert "escalated" in bead_json(mr.conflict_bead)["labels"]
+    assert _conflict_of(second).escalated
+    again = ok("refinery", "run")
+    assert "escalated" not in again
