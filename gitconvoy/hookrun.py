@@ -47,8 +47,8 @@ def run_hook(name: str, args: list[str]) -> list[str]:
 def _feed(store: Store) -> list[str]:
     from . import watch
 
-    lines: list[str] = []
     watch.take_feed_due(store)
+    lines = absorb_fetched_state(store)
     if store.exists():
         try:
             from . import feeder
@@ -56,10 +56,35 @@ def _feed(store: Store) -> list[str]:
             feeder = None
         if feeder is not None:
             report = feeder.feed(store)
-            lines = list(report.lines())
+            lines += report.lines()
     patterns = watch.write_watch(store)
     watch.record_seen(store, patterns)
     return lines
+
+
+def absorb_fetched_state(store: Store, attempts: int = 5) -> list[str]:
+    """A `git fetch`/`pull` brought the remote's state branch: merge it into the local state
+    ref in memory (the same field merge as `sync`, no network, no push), or adopt it when
+    this clone has none yet. A lost race is left to the next hook."""
+    try:
+        from . import sync
+    except ImportError:
+        return []
+    remote = store.default_remote()
+    fetched = store.head_of(store.remote_tracking_ref(remote))
+    if fetched is None:
+        return []
+    if store.state_commit() is None:
+        adopted = store.adopt_remote_state(remote)
+        return [f"took {remote}'s state ({adopted[:10]})"] if adopted else []
+    for _ in range(attempts):
+        local = store.state_commit()
+        if local is None or store.is_ancestor(fetched, local):
+            return []
+        report = sync.SyncReport(remote, "up-to-date", local)
+        if sync.merge_into_local(store, local, fetched, remote, report) is not None:
+            return [report.summary()]
+    return []
 
 
 def errors_log(store: Store | None) -> str | None:

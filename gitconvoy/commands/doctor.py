@@ -1,0 +1,181 @@
+"""`git convoy doctor`: is everything that makes the convoy move by itself in place?
+
+Checks, each one line (ok / warn / fail) that says what to do next: hooks installed and
+current, merge driver registered and routed, state ref present and every file valid, the
+remote's copy of the state in sync (as of the last fetch, no network), recent hook errors,
+and the configuration (rigs, their targets and dispatch commands, the watch list).
+Exit 1 when any check fails; warnings alone exit 0.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import click
+
+from .. import hookinstall, hookrun, settings, watch
+from ..errors import ConvoyError
+from ..gitcli import run_git
+from ..store import Store
+from .io import open_store, print_json
+
+
+@dataclass
+class Check:
+    name: str
+    level: str  # ok | warn | fail
+    message: str
+
+
+def check_hooks(store: Store) -> Check:
+    found = hookinstall.status(store)
+    states = {h.name: h.state for h in found.hooks}
+    if all(s == "current" for s in states.values()):
+        return Check("hooks", "ok", f"{len(states)} hooks installed and current in "
+                     f"{found.directory}")
+    if not any(h.installed or h.state == "disabled" for h in found.hooks):
+        return Check("hooks", "warn", f"no hooks installed in {found.directory}: the feeder "
+                     "runs only on 'git convoy feed'; run 'git convoy hooks install'")
+    bad = ", ".join(f"{n} {s}" for n, s in states.items() if s != "current")
+    return Check("hooks", "fail", f"hooks in {found.directory} need attention ({bad}): "
+                 "run 'git convoy hooks install'")
+
+
+def check_merge_driver(store: Store) -> Check:
+    driver = settings.merge_driver_registered(store)
+    if driver is None:
+        return Check("merge driver", "warn", "merge driver 'convoy' not registered: git "
+                     "merges of the state branch give conflict markers; run "
+                     "'git convoy hooks install'")
+    if driver != settings.MERGE_DRIVER:
+        return Check("merge driver", "warn", f"merge.convoy.driver is {driver!r}, expected "
+                     f"{settings.MERGE_DRIVER!r}: run 'git convoy hooks install'")
+    if store.exists():
+        res = run_git(["cat-file", "-p", f"{store.state_commit()}:.gitattributes"],
+                      git_dir=store.common_dir, check=False)
+        if res.code != 0 or "merge=convoy" not in res.out:
+            return Check("merge driver", "warn", f"registered, but {store.ref} has no "
+                         ".gitattributes routing *.yaml to merge=convoy")
+    return Check("merge driver", "ok", f"registered: {driver}")
+
+
+def check_state(store: Store) -> Check:
+    if not store.exists():
+        return Check("state", "fail", f"{store.ref} does not exist: run 'git convoy init' "
+                     "(or 'git convoy sync' to take the remote's)")
+    snap = store.snapshot()
+    if snap.errors:
+        names = "; ".join(e.message for e in snap.errors[:3])
+        more = f" (and {len(snap.errors) - 3} more)" if len(snap.errors) > 3 else ""
+        return Check("state", "fail", f"{len(snap.errors)} broken state file(s): {names}{more}")
+    return Check("state", "ok", f"{store.ref} at {(snap.commit or '')[:10]}: "
+                 f"{len(snap.beads)} beads, {len(snap.convoys)} convoys, all files valid")
+
+
+def _counts(store: Store, local: str, remote: str) -> tuple[int, int]:
+    res = run_git(["rev-list", "--left-right", "--count", f"{local}...{remote}"],
+                  git_dir=store.common_dir)
+    ahead, behind = res.out.split()
+    return int(ahead), int(behind)
+
+
+def check_remote(store: Store) -> Check:
+    remote = store.default_remote()
+    if store.config_get(f"remote.{remote}.url") is None:
+        return Check("remote", "ok", f"no remote '{remote}': the state is local to this clone")
+    candidates = [store.remote_tracking_ref(remote), f"refs/convoy/remote/{remote}"]
+    tips = [(ref, store.head_of(ref)) for ref in candidates]
+    known = [(ref, tip) for ref, tip in tips if tip]
+    local = store.state_commit()
+    if not known:
+        return Check("remote", "warn", f"{remote} has no state branch as of the last fetch: "
+                     "run 'git convoy sync' to publish it")
+    if local is None:
+        return Check("remote", "warn", f"{remote} has a state branch and this clone has none: "
+                     "run 'git convoy sync'")
+    ref, tip = known[0]
+    ahead, behind = _counts(store, local, tip or "")
+    if ahead == 0 and behind == 0:
+        return Check("remote", "ok", f"in sync with {ref} (as of the last fetch)")
+    if behind == 0:
+        return Check("remote", "warn", f"{ahead} state commit(s) not on {remote} yet: run "
+                     "'git convoy sync'")
+    if ahead == 0:
+        return Check("remote", "warn", f"{behind} state commit(s) on {remote} not here yet: "
+                     "run 'git convoy sync'")
+    return Check("remote", "warn", f"diverged from {ref} ({ahead} here, {behind} there): run "
+                 "'git convoy sync'")
+
+
+def check_errors(store: Store) -> Check:
+    count, last = hookrun.recent_errors(store)
+    if not count:
+        return Check("hook errors", "ok", "none recorded")
+    path = hookrun.errors_log(store)
+    return Check("hook errors", "warn", f"{count} recorded in {path}, last: {last[-1]} "
+                 "('git convoy doctor --clear-errors' empties the log)")
+
+
+def check_config(store: Store) -> list[Check]:
+    from ..localconfig import rig_setting
+
+    out: list[Check] = []
+    if not store.exists():
+        return out
+    snap = store.snapshot()
+    if not snap.config.rigs:
+        out.append(Check("config", "warn", "no rigs: add one with 'git convoy rig add NAME "
+                         "--target BRANCH' so beads can be dispatched"))
+    for rig in sorted(snap.config.rigs.values(), key=lambda r: r.name):
+        remote = store.default_remote()
+        if not (store.head_of(f"refs/heads/{rig.target}")
+                or store.head_of(f"refs/remotes/{remote}/{rig.target}")):
+            out.append(Check("config", "warn", f"rig {rig.name}: target branch {rig.target!r} "
+                             "does not exist here"))
+        try:
+            command = rig_setting(store, rig, "dispatch")
+        except ConvoyError as exc:
+            out.append(Check("config", "fail", f"rig {rig.name}: {exc.message}"))
+            continue
+        how = f"dispatch command {command!r}" if command else "default dispatch (branch only)"
+        parked = ", parked" if rig.parked else ""
+        out.append(Check("config", "ok", f"rig {rig.name}: target {rig.target}, capacity "
+                         f"{rig.capacity}{parked}, {how}"))
+    if os.path.exists(os.path.join(watch.convoy_dir(store), watch.WATCH_FILE)):
+        wanted = watch.watch_patterns(store.ref, snap)
+        if watch.read_watch(store) != wanted:
+            out.append(Check("config", "warn", "the hooks' watch list is stale (it refreshes "
+                             "on the next hook); 'git convoy hooks install' rewrites it now"))
+    return out
+
+
+def run_checks(store: Store) -> list[Check]:
+    checks = [check_hooks(store), check_merge_driver(store), check_state(store)]
+    if store.exists() and not store.snapshot().errors:
+        checks.append(check_remote(store))
+    checks.append(check_errors(store))
+    if store.exists() and not store.snapshot().errors:
+        checks += check_config(store)
+    return checks
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--clear-errors", is_flag=True, help="Empty the hook errors log first.")
+def doctor(as_json: bool, clear_errors: bool) -> int:
+    """Check hooks, merge driver, state ref, remote, hook errors and config (exit 1 on a
+    failed check)."""
+    store = open_store()
+    if clear_errors:
+        path = hookrun.errors_log(store)
+        if path and os.path.exists(path):
+            os.remove(path)
+    checks = run_checks(store)
+    failed = any(c.level == "fail" for c in checks)
+    if as_json:
+        print_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
+    else:
+        for check in checks:
+            click.echo(f"{check.level:<5} {check.name}: {check.message}")
+    return 1 if failed else 0
