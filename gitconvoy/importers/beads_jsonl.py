@@ -226,7 +226,8 @@ def parse_export(lines: Iterable[str], *, stamp: str, actor: str) -> Export:
             _link_bead(export, bead_id, row.data, deps_of[bead_id], kinds)
     for bead in export.beads.values():
         report.imported[bead.type] += 1
-    report.imported["convoy"] += len(export.convoys)
+    if export.convoys:
+        report.imported["convoy"] += len(export.convoys)
     report.bad.sort()
     return export
 
