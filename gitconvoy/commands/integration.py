@@ -1,0 +1,76 @@
+"""`git convoy integration create|status|land <epic>`: parsing and printing only."""
+
+from __future__ import annotations
+
+import click
+
+from .. import integration as engine
+from .io import json_option, open_store, print_json
+
+
+@click.group("integration")
+def integration_group() -> None:
+    """Integration branches: an epic's tasks land there, then the epic lands as one."""
+
+
+@integration_group.command("create")
+@click.argument("epic")
+@click.option("--base", help="Branch to cut from (default: the epic's target).")
+@click.option("--name", help="Branch name (default: convoy.integration.template, "
+                             "integration/{epic}-{slug}).")
+@json_option
+def create(epic: str, base: str | None, name: str | None, as_json: bool) -> int:
+    """Create the epic's integration branch; its tasks are dispatched from it and land on it."""
+    made = engine.create(open_store(), epic, base=base, name=name)
+    if as_json:
+        print_json({"epic": made.epic, "branch": made.branch, "base": made.base,
+                    "commit": made.commit})
+    else:
+        click.echo(f"created {made.branch} from {made.base} @ {made.commit[:10]} for {epic}")
+    return 0
+
+
+@integration_group.command("status")
+@click.argument("epic")
+@json_option
+def status(epic: str, as_json: bool) -> int:
+    """Ahead/behind, children, merged and pending MRs, and whether it is ready to land."""
+    st = engine.status(open_store(), epic)
+    if as_json:
+        print_json(st.to_json())
+        return 0
+    click.echo(f"{st.branch} → {st.base}: {st.ahead} ahead, {st.behind} behind")
+    closed = sum(1 for c in st.children if c["status"] == "closed")
+    click.echo(f"children: {closed}/{len(st.children)} closed")
+    for child in st.children:
+        click.echo(f"  {child['id']:<12} {child['status']:<12} {child['title']}")
+    click.echo(f"merged MRs: {', '.join(st.merged) or 'none'}")
+    click.echo(f"pending MRs: {', '.join(st.pending) or 'none'}")
+    if st.ready:
+        click.echo(f"ready to land: git convoy integration land {epic}")
+    else:
+        for reason in st.reasons:
+            click.echo(f"not ready: {reason}")
+    return 0
+
+
+@integration_group.command("land")
+@click.argument("epic")
+@json_option
+def land(epic: str, as_json: bool) -> int:
+    """Land the ready integration branch on its base, close the epic, delete the branch."""
+    report = engine.land(open_store(), epic)
+    if as_json:
+        print_json({"epic": report.epic, "branch": report.branch, "base": report.base,
+                    "sha": report.sha, "notes": report.notes, "fed": report.fed})
+        return 0
+    click.echo(f"landed {report.branch} on {report.base} as {report.sha[:12]}; "
+               f"epic {report.epic} closed")
+    for note in report.notes:
+        click.echo(f"  {note}")
+    for line in report.fed:
+        click.echo(f"feed: {line}")
+    return 0
+
+
+integration = integration_group

@@ -1,0 +1,252 @@
+"""Integration branches of epics (DESIGN §8): create, status, land.
+
+An epic's tasks land on its integration branch (targets.target_for puts the nearest
+ancestor's branch first), so the epic's combined change can be looked at as one before it
+lands on the branch it was cut from. The epic records the branch (`integration_branch`), the
+branch it lands on (`target`) and the commit it was cut from (`base_commit`), which tells "no
+work yet" apart from "already landed".
+
+Landing goes through the same in-memory merge, check, compare-and-swap and push as the
+refinery (gitconvoy.landing); the epic is closed before the branch is deleted, so a crash in
+between leaves a closed epic and a stale branch, never an open epic without its branch.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pygit2
+
+from . import checks, graph, landing, localconfig, refinery, targets
+from .edits import with_status
+from .errors import ConvoyError
+from .model import Bead, touched
+from .store import Store, Tx
+
+DEFAULT_TEMPLATE = "integration/{epic}-{slug}"
+PENDING = frozenset({"queued", "conflict", "rejected", "push_failed"})
+
+
+def slugify(title: str, limit: int = 40) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    return slug[:limit].rstrip("-") or "epic"
+
+
+def branch_name(store: Store, epic: Bead, name: str | None = None) -> str:
+    """The branch from --name, else the template (git config convoy.integration.template)."""
+    template = store.config_get("convoy.integration.template") or DEFAULT_TEMPLATE
+    if name is None:
+        try:
+            name = template.format(epic=epic.id, slug=slugify(epic.title))
+        except (KeyError, IndexError, ValueError):
+            raise ConvoyError(
+                f"convoy.integration.template {template!r} is not valid: use {{epic}} and "
+                "{slug}"
+            ) from None
+    if not pygit2.reference_is_valid_name(f"refs/heads/{name}") or name.startswith("-"):
+        raise ConvoyError(f"'{name}' is not a valid branch name (see git check-ref-format)")
+    return name
+
+
+def _epic(snap_or_tx: Any, epic_id: str) -> Bead:
+    epic = snap_or_tx.bead(epic_id)
+    if epic.type != "epic":
+        raise ConvoyError(f"bead '{epic_id}' is a {epic.type}, not an epic: integration "
+                          "branches belong to epics")
+    if epic.status == "tombstone":
+        raise ConvoyError(f"epic '{epic_id}' was deleted")
+    return epic
+
+
+@dataclass
+class Created:
+    epic: str
+    branch: str
+    base: str
+    commit: str
+
+
+def create(store: Store, epic_id: str, *, base: str | None = None,
+           name: str | None = None) -> Created:
+    snap = store.snapshot()
+    epic = _epic(snap, epic_id)
+    if epic.integration_branch:
+        raise ConvoyError(f"epic '{epic_id}' already has integration branch "
+                          f"{epic.integration_branch}")
+    if epic.status == "closed":
+        raise ConvoyError(f"epic '{epic_id}' is closed")
+    branch = branch_name(store, epic, name)
+    base = base or targets.target_for(snap.beads, snap.config, epic,
+                                      refinery.convoy_of(snap.convoys, epic.id))
+    if not base:
+        raise ConvoyError(f"epic '{epic_id}' has no target to branch from: pass --base BRANCH")
+    tip = store.head_of(f"refs/heads/{base}")
+    if tip is None:
+        raise ConvoyError(f"base branch {base} does not exist")
+    ref = f"refs/heads/{branch}"
+    if not store.cas_ref(ref, None, tip, f"integration create {epic_id}"):
+        raise ConvoyError(f"branch {branch} already exists: pass --name to choose another")
+
+    def mutate(tx: Tx) -> None:
+        current = _epic(tx, epic_id)
+        if current.integration_branch:
+            raise ConvoyError(f"epic '{epic_id}' already has integration branch "
+                              f"{current.integration_branch}")
+        tx.put(touched(current, integration_branch=branch, target=base, base_commit=tip))
+
+    try:
+        store.transact(mutate, f"integration create {epic_id}: {branch} from {base}")
+    except ConvoyError:
+        store.cas_ref(ref, tip, None, f"integration create {epic_id} rolled back")
+        raise
+    return Created(epic_id, branch, base, tip)
+
+
+@dataclass
+class Status:
+    epic: str
+    branch: str
+    base: str
+    ahead: int
+    behind: int
+    children: list[dict[str, str]]
+    merged: list[str]
+    pending: list[str]
+    landed: bool
+    empty: bool
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return not self.reasons
+
+    def to_json(self) -> dict[str, Any]:
+        return {"epic": self.epic, "branch": self.branch, "base": self.base,
+                "ahead": self.ahead, "behind": self.behind, "children": self.children,
+                "merged_mrs": self.merged, "pending_mrs": self.pending,
+                "landed": self.landed, "empty": self.empty, "ready": self.ready,
+                "reasons": self.reasons}
+
+
+def status(store: Store, epic_id: str) -> Status:
+    snap = store.snapshot()
+    epic = _epic(snap, epic_id)
+    if not epic.integration_branch:
+        raise ConvoyError(f"epic '{epic_id}' has no integration branch: run 'git convoy "
+                          f"integration create {epic_id}'")
+    branch, base = epic.integration_branch, epic.target or "main"
+    tip = store.head_of(f"refs/heads/{branch}")
+    base_tip = store.head_of(f"refs/heads/{base}")
+    if tip is None:
+        raise ConvoyError(f"integration branch {branch} of {epic_id} does not exist")
+    if base_tip is None:
+        raise ConvoyError(f"base branch {base} of {epic_id} does not exist")
+    ahead, behind = store.repo.ahead_behind(tip, base_tip)
+    index = graph.Index(snap.beads)
+    kids = [snap.beads[i] for i in sorted(index.descendants(epic_id)) if i in snap.beads]
+    children = [{"id": b.id, "type": b.type, "status": b.status, "title": b.title}
+                for b in kids if b.status != "tombstone"]
+    mrs = [m for m in refinery.mrs_of(snap).values() if m.target == branch]
+    merged = sorted(m.id for m in mrs if m.status == "merged")
+    pending = sorted(m.id for m in mrs if m.status in PENDING)
+    landed = ahead == 0 and tip != epic.base_commit
+    empty = tip == epic.base_commit or (ahead == 0 and not landed) or (
+        ahead > 0 and _same_tree_after_merge(store, base_tip, tip))
+    reasons = []
+    open_kids = [c["id"] for c in children if c["status"] != "closed"]
+    if open_kids:
+        reasons.append(f"{len(open_kids)} child bead(s) not closed: {', '.join(open_kids)}")
+    if pending:
+        reasons.append(f"pending merge requests: {', '.join(pending)}")
+    if empty:
+        reasons.append(f"{branch} has no changes for {base}")
+    if epic.status == "closed":
+        reasons.append(f"epic {epic_id} is already closed")
+    return Status(epic_id, branch, base, ahead, behind, children, merged, pending, landed,
+                  empty, reasons)
+
+
+def _same_tree_after_merge(store: Store, base_tip: str, tip: str) -> bool:
+    merged = landing.merge_in_memory(store, base_tip, tip, "merge", "probe\n")
+    if merged.kind != "merged" or merged.commit is None:
+        return False
+    repo = store.repo
+    return repo[merged.commit].peel(pygit2.Commit).tree_id == \
+        repo[base_tip].peel(pygit2.Commit).tree_id
+
+
+@dataclass
+class LandReport:
+    epic: str
+    branch: str
+    base: str
+    sha: str
+    notes: list[str] = field(default_factory=list)
+    fed: list[str] = field(default_factory=list)
+
+
+def land(store: Store, epic_id: str) -> LandReport:
+    """Land a ready integration branch on its base, close the epic, delete the branch."""
+    st = status(store, epic_id)
+    if not st.ready:
+        raise ConvoyError(f"{st.branch} is not ready to land: {'; '.join(st.reasons)}")
+    snap = store.snapshot()
+    epic = snap.bead(epic_id)
+    rig = targets.rig_for(snap.config, epic, refinery.convoy_of(snap.convoys, epic_id))
+    command = localconfig.rig_setting(store, rig, "check") if rig else \
+        store.config_get("convoy.refinery.check")
+    timeout = checks.parse_timeout(
+        localconfig.rig_setting(store, rig, "timeout") if rig else None)
+    tip = store.head_of(f"refs/heads/{st.branch}") or ""
+
+    def check(candidate: str) -> checks.CheckResult:
+        env = {"CONVOY_BEAD": epic_id, "CONVOY_TARGET": st.base, "CONVOY_COMMIT": candidate,
+               "CONVOY_BRANCH": st.branch}
+        return checks.run_check(store, command or "", candidate, label=f"land-{epic_id}",
+                                timeout=timeout, env=env)
+
+    message = (f"Land {st.branch} into {st.base}: {epic.title}\n\n"
+               f"Lands epic {epic_id} ({len(st.children)} child bead(s), merge requests "
+               f"{', '.join(st.merged) or 'none'}).\n\nConvoy-Epic: {epic_id}\n")
+    result = landing.land(store, landing.Plan(
+        source=tip, target=st.base, strategy="merge", message=message,
+        check=check if command else None,
+        push_attempts=max(refinery.number_setting(store, "convoy.refinery.pushAttempts"), 1),
+        reflog=f"integration land {epic_id}",
+    ))
+    if not result.ok:
+        raise ConvoyError(_failure(st, result))
+    sha = result.sha or ""
+
+    def close(tx: Tx) -> None:
+        current = tx.bead(epic_id)
+        if not current.done:
+            tx.put(with_status(current, "closed", f"Landed {st.branch} on {st.base} as "
+                                                  f"{sha[:12]}"))
+
+    store.transact(close, f"integration land {epic_id}: {st.branch} → {st.base} {sha[:12]}")
+    notes = list(result.notes)
+    ref = f"refs/heads/{st.branch}"
+    if landing.checked_out_in(store, st.branch):
+        notes.append(f"kept {st.branch}: it is checked out in a worktree")
+    elif store.cas_ref(ref, tip, None, f"integration land {epic_id}: delete {st.branch}"):
+        notes.append(f"deleted {st.branch}")
+    else:
+        notes.append(f"kept {st.branch}: it moved while landing")
+    return LandReport(epic_id, st.branch, st.base, sha, notes, refinery.run_feeder(store))
+
+
+def _failure(st: Status, result: landing.Landed) -> str:
+    head = f"{st.branch} did not land on {st.base}"
+    if result.outcome == "conflict":
+        return (f"{head}: conflicts in {', '.join(result.files)}; merge {st.base} into "
+                f"{st.branch}, resolve, commit, then land again")
+    if result.outcome == "check_failed" and result.check is not None:
+        return f"{head}: {result.detail}; log: {result.check.log}"
+    if result.outcome == "push_failed":
+        kept = f" (kept locally as {result.sha[:12]})" if result.sha else ""
+        return f"{head}: {result.detail}{kept}; recover with: {result.recovery or 'git push'}" \
+               f", then 'git convoy integration land {st.epic}' again"
+    return f"{head}: {result.detail}"
