@@ -50,11 +50,14 @@ def branch_name(store: Store, bead: Bead) -> str:
 
 
 def target_tip(store: Store, target: str) -> str | None:
-    """A target branch's tip: the local branch, else its remote-tracking copy."""
+    """A target branch's tip: the local branch, else its remote-tracking copy — also when
+    that copy is strictly ahead (a fetch brought landed work the local branch has not caught
+    up with: it counts as landed, and dependents branch from a base that contains it)."""
     tip = store.head_of(f"refs/heads/{target}")
-    if tip is None:
-        remote = store.config_get("convoy.remote") or "origin"
-        tip = store.head_of(f"refs/remotes/{remote}/{target}")
+    remote = store.config_get("convoy.remote") or "origin"
+    tracking = store.head_of(f"refs/remotes/{remote}/{target}")
+    if tip is None or (tracking and tracking != tip and store.is_ancestor(tip, tracking)):
+        return tracking
     return tip
 
 

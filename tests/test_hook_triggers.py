@@ -1,0 +1,234 @@
+"""Landing work with ordinary git moves the convoy on by itself (issue 4, item 2).
+
+Every git operation of DESIGN §12's table that can land work is run with the real `git` CLI
+and the real hooks installed, against a bare remote and clones. The plan in each: task A
+(dispatched on convoy/A) blocks task B. When A's work reaches main by that operation, the
+hooks must close A ("landed in …") and dispatch B, with no `git convoy feed` typed.
+
+Scene-setting git commands run with CONVOY_IN_HOOK=1 (the re-entrancy guard), so only the
+operation under test can wake the feeder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import git, make_repo, ok
+
+pytestmark = pytest.mark.slow
+
+QUIET = {"CONVOY_IN_HOOK": "1"}
+
+
+@dataclass
+class World:
+    remote: Path
+    alice: Path  # the clone with the plan and the hooks
+    bob: Path  # another clone: lands work upstream
+    a: str
+    b: str
+    dispatched: Path
+
+    def bead(self, bead_id: str) -> dict:
+        os.chdir(self.alice)
+        return json.loads(ok("bead", "show", bead_id, "--json"))
+
+
+def run(*args: str, cwd: Path, quiet: bool = False) -> subprocess.CompletedProcess[str]:
+    """A git command as a user types it; fails the test with git's stderr if git fails."""
+    env = {**os.environ, **(QUIET if quiet else {})}
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
+    return proc
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", str(remote))
+    alice = make_repo(tmp_path / "alice")
+    git("remote", "add", "origin", str(remote), cwd=alice)
+    git("push", "-q", "-u", "origin", "main", cwd=alice)
+    monkeypatch.chdir(alice)
+    dispatched = tmp_path / "dispatched.log"
+    script = tmp_path / "dispatch.sh"
+    script.write_text(f'#!/bin/sh\necho "$CONVOY_BEAD $CONVOY_BRANCH" >> {dispatched}\n')
+    script.chmod(0o755)
+    ok("init", "--prefix", "t")
+    ok("rig", "add", "app", "--target", "main", "--capacity", "3")
+    git("config", "convoy.rig.app.dispatch", str(script), cwd=alice)
+    ok("hooks", "install")
+    a = ok("bead", "create", "task A")
+    b = ok("bead", "create", "task B")
+    ok("dep", "add", b, a, "--type", "blocks")
+    ok("sling", a, b)
+    run("push", "-q", "origin", "convoy/state", cwd=alice, quiet=True)
+    bob = tmp_path / "bob"
+    git("clone", "-q", str(remote), str(bob))
+    world = World(remote, alice, bob, a, b, dispatched)
+    assert world.bead(a)["status"] == "hooked" and world.bead(b)["status"] == "open"
+    assert dispatched.read_text().split() == [a, f"convoy/{a}"]
+    return world
+
+
+def work_on_a(w: World, *, push: bool = False) -> str:
+    """A worker commits on A's branch (quietly); the commit id."""
+    run("switch", "-q", f"convoy/{w.a}", cwd=w.alice, quiet=True)
+    (w.alice / "feature.txt").write_text("A's work\n")
+    run("add", "feature.txt", cwd=w.alice, quiet=True)
+    run("commit", "-q", "-m", "A: the work", cwd=w.alice, quiet=True)
+    run("switch", "-q", "main", cwd=w.alice, quiet=True)
+    if push:
+        run("push", "-q", "origin", f"convoy/{w.a}", cwd=w.alice, quiet=True)
+    return git("rev-parse", f"convoy/{w.a}", cwd=w.alice)
+
+
+def bob_lands_a(w: World, *, squash: bool = False) -> None:
+    """Another clone merges A's pushed branch into main and pushes main."""
+    run("fetch", "-q", "origin", cwd=w.bob)
+    if squash:
+        run("merge", "-q", "--squash", f"origin/convoy/{w.a}", cwd=w.bob)
+        run("commit", "-q", "-m", f"Task A\n\nConvoy-Bead: {w.a}", cwd=w.bob)
+    else:
+        run("merge", "-q", "--no-ff", "-m", "merge A", f"origin/convoy/{w.a}", cwd=w.bob)
+    run("push", "-q", "origin", "main", cwd=w.bob)
+
+
+def local_commit_on_main(w: World, n: int) -> None:
+    (w.alice / "local.txt").write_text(f"alice's own change {n}\n")
+    run("add", "local.txt", cwd=w.alice, quiet=True)
+    run("commit", "-q", "-m", "alice: local change", cwd=w.alice, quiet=True)
+
+
+def assert_moved_on(w: World, proc: subprocess.CompletedProcess[str]) -> None:
+    """A closed as landed, B dispatched — and the user saw it in the git command's output."""
+    a = w.bead(w.a)
+    assert a["status"] == "closed", proc.stderr
+    assert a["close_reason"].startswith("landed in "), a
+    b = w.bead(w.b)
+    assert b["status"] == "hooked", (b, proc.stderr)
+    assert git("rev-parse", "--verify", "-q", f"refs/heads/convoy/{w.b}", cwd=w.alice)
+    assert w.dispatched.read_text().split()[-2:] == [w.b, f"convoy/{w.b}"]
+    assert f"gitconvoy: {w.a}: landed in" in proc.stderr
+    assert f"{w.b}" in proc.stderr.split(f"{w.a}: landed in", 1)[1]
+
+
+# --- pulls ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", [
+    ["pull", "--ff-only"],
+    ["pull", "--no-rebase"],
+    ["pull", "--rebase"],
+])
+@pytest.mark.parametrize("local_commits", [False, True])
+def test_a_pull_that_brings_landed_work(world, how, local_commits):
+    if how[1] == "--ff-only" and local_commits:
+        pytest.skip("a fast-forward-only pull refuses to run over local commits")
+    work_on_a(world, push=True)
+    bob_lands_a(world)
+    if local_commits:
+        for n in range(2):
+            local_commit_on_main(world, n)
+    proc = run(*how, "-q", cwd=world.alice)
+    assert_moved_on(world, proc)
+    if local_commits and how[1] == "--rebase":
+        assert git("log", "-1", "--format=%s", cwd=world.alice) == "alice: local change"
+
+
+# --- local merges --------------------------------------------------------------------------
+
+
+def test_merging_a_work_branch(world):
+    work_on_a(world)
+    proc = run("merge", "--no-ff", "-m", "merge A", f"convoy/{world.a}", cwd=world.alice)
+    assert_moved_on(world, proc)
+
+
+def test_a_fast_forward_merge_of_a_work_branch(world):
+    work_on_a(world)
+    proc = run("merge", "--ff-only", f"convoy/{world.a}", cwd=world.alice)
+    assert_moved_on(world, proc)
+
+
+def test_a_squash_merge_with_a_trailer(world):
+    work_on_a(world)
+    run("merge", "-q", "--squash", f"convoy/{world.a}", cwd=world.alice)
+    assert world.bead(world.a)["status"] != "closed"  # nothing committed on main yet
+    proc = run("commit", "-q", "-m", f"Task A\n\nConvoy-Bead: {world.a}", cwd=world.alice)
+    assert_moved_on(world, proc)
+
+
+def test_a_forge_squash_merge_fetched_back(world):
+    work_on_a(world, push=True)
+    bob_lands_a(world, squash=True)
+    proc = run("pull", "--ff-only", "-q", cwd=world.alice)
+    assert_moved_on(world, proc)
+
+
+# --- fetch and reset -------------------------------------------------------------------------
+
+
+def test_a_fetch_that_moves_the_target(world):
+    work_on_a(world, push=True)
+    bob_lands_a(world)
+    proc = run("fetch", "-q", "origin", cwd=world.alice)
+    assert_moved_on(world, proc)
+
+
+def test_a_fetch_that_moves_the_state_ref(world):
+    """Another clone closes A and publishes the state; a plain fetch here feeds B."""
+    os.chdir(world.bob)
+    assert ok("init").startswith("took origin's state")
+    ok("bead", "close", world.a, "--reason", "done elsewhere")
+    run("push", "-q", "origin", "convoy/state", cwd=world.bob, quiet=True)
+    proc = run("fetch", "-q", "origin", cwd=world.alice)
+    assert world.bead(world.a)["status"] == "closed"
+    assert world.bead(world.b)["status"] == "hooked", proc.stderr
+    assert world.dispatched.read_text().split()[-2:] == [world.b, f"convoy/{world.b}"]
+    assert "merged origin's state" in proc.stderr or "fast-forwarded" in proc.stderr
+
+
+def test_reset_hard_to_a_target_that_contains_the_work(world):
+    work_on_a(world, push=True)
+    bob_lands_a(world)
+    run("fetch", "-q", "origin", cwd=world.alice, quiet=True)  # fetched with hooks silent
+    assert world.bead(world.a)["status"] == "hooked"
+    proc = run("reset", "-q", "--hard", "origin/main", cwd=world.alice)
+    assert_moved_on(world, proc)
+
+
+# --- what must not happen ---------------------------------------------------------------------
+
+
+def test_a_fresh_work_branch_merged_without_commits_has_not_landed(world):
+    proc = run("merge", "-q", "--no-ff", "-m", "empty", f"convoy/{world.a}", cwd=world.alice)
+    assert world.bead(world.a)["status"] == "hooked", proc.stderr
+    assert world.bead(world.b)["status"] == "open"
+
+
+def test_the_feeders_own_git_calls_do_not_re_trigger_it(world):
+    """Dispatching B creates convoy/B (a watched ref) from inside the hook: exactly one
+    feed runs per user command, visible as one report."""
+    work_on_a(world)
+    proc = run("merge", "--no-ff", "-m", "merge A", f"convoy/{world.a}", cwd=world.alice)
+    assert proc.stderr.count(f"{world.a}: landed in") == 1
+    assert world.dispatched.read_text().split().count(world.b) == 1
+    log = world.alice / ".git" / "convoy" / "hook-errors.log"
+    assert not log.exists(), log.read_text()
+
+
+def test_hooks_fire_in_a_linked_worktree(world, tmp_path):
+    wt = tmp_path / "worker"
+    run("worktree", "add", "-q", str(wt), f"convoy/{world.a}", cwd=world.alice, quiet=True)
+    (wt / "feature.txt").write_text("A's work\n")
+    run("add", "feature.txt", cwd=wt)
+    proc = run("commit", "-q", "-m", "A: the work", cwd=wt)
+    assert world.bead(world.a)["status"] == "in_progress", proc.stderr
+    proc = run("merge", "--no-ff", "-m", "merge A", f"convoy/{world.a}", cwd=world.alice)
+    assert_moved_on(world, proc)
