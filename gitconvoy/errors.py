@@ -31,6 +31,11 @@ class SchemaError(ConvoyError):
         super().__init__(f"{where}: {expected}")
         self.path = path
         self.field = field
+        self.expected = expected
+
+    def __reduce__(self) -> tuple[type, tuple[str, str | None, str]]:
+        """Picklable (the snapshot cache keeps broken files' errors, not only good objects)."""
+        return (type(self), (self.path, self.field, self.expected))
 
 
 class LostRace(ConvoyError):

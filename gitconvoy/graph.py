@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .model import DONE_STATUSES, Bead
+from .model import BLOCKING_DEP_TYPES, DONE_STATUSES, SLINGABLE_TYPES, Bead
 
 Beads = Mapping[str, Bead]
 
@@ -42,21 +42,79 @@ class Blocker:
 
 
 class Index:
-    """Children and reverse-dependency maps, built once per snapshot in linear time."""
+    """Children and reverse-dependency maps, built on first use in linear time.
+
+    `ready` needs neither map, so a `git convoy ready` at 10k beads never builds them.
+    """
 
     def __init__(self, beads: Beads) -> None:
-        self.beads = beads
-        self.children: dict[str, list[str]] = {}
-        self.waiters: dict[str, list[str]] = {}
-        for bead in beads.values():
+        # A plain dict: lookups in the hot loops stay C-level even for a transaction's view.
+        self.beads: dict[str, Bead] = beads if type(beads) is dict else dict(beads.items())
+        self._children: dict[str, list[str]] | None = None
+        self._waiters: dict[str, list[str]] | None = None
+        self._gate: dict[str, tuple[Blocker, ...]] = {}
+        self._held: dict[str, bool] = {}
+
+    def _build(self) -> None:
+        children: dict[str, list[str]] = {}
+        waiters: dict[str, list[str]] = {}
+        for bead in self.beads.values():
             if bead.status == "tombstone":
                 continue
             if bead.parent:
-                self.children.setdefault(bead.parent, []).append(bead.id)
+                children.setdefault(bead.parent, []).append(bead.id)
             for dep in bead.deps:
-                if dep.blocking:
-                    self.waiters.setdefault(dep.on, []).append(bead.id)
-        self._gate: dict[str, tuple[Blocker, ...]] = {}
+                if dep.type in BLOCKING_DEP_TYPES:
+                    waiters.setdefault(dep.on, []).append(bead.id)
+        self._children, self._waiters = children, waiters
+
+    @property
+    def children(self) -> dict[str, list[str]]:
+        if self._children is None:
+            self._build()
+        assert self._children is not None
+        return self._children
+
+    @property
+    def waiters(self) -> dict[str, list[str]]:
+        if self._waiters is None:
+            self._build()
+        assert self._waiters is not None
+        return self._waiters
+
+    def _has_open_blocker(self, bead: Bead) -> bool:
+        beads = self.beads
+        for dep in bead.deps:
+            if dep.type in BLOCKING_DEP_TYPES:
+                target = beads.get(dep.on)
+                if target is None or target.status not in DONE_STATUSES:
+                    return True
+        return False
+
+    def held_back(self, parent_id: str | None) -> bool:
+        """True when this bead or any ancestor has an open blocker (memoised, loop-safe)."""
+        chain: list[str] = []
+        seen: set[str] = set()
+        verdict = False
+        current = parent_id
+        while current:
+            if current in self._held:
+                verdict = self._held[current]
+                break
+            bead = self.beads.get(current)
+            if bead is None or current in seen:
+                break
+            seen.add(current)
+            chain.append(current)
+            if self._has_open_blocker(bead):
+                verdict = True
+                break
+            current = bead.parent
+        # Every bead on the walked chain below a held one is held; above it we learnt nothing
+        # more than "not held up to here", which is only final when the walk ended cleanly.
+        for bead_id in chain:
+            self._held[bead_id] = verdict
+        return verdict
 
     def ancestors(self, bead_id: str) -> list[str]:
         """Parent, grandparent, …; stops at a parent loop instead of spinning."""
@@ -112,7 +170,10 @@ class Index:
         return self.own_blockers(bead) + self.inherited_blockers(bead)
 
     def is_ready(self, bead: Bead) -> bool:
-        return bead.status == "open" and bead.slingable and not self.blockers(bead)
+        return (
+            bead.status == "open" and bead.type in SLINGABLE_TYPES
+            and not self._has_open_blocker(bead) and not self.held_back(bead.parent)
+        )
 
 
 def sort_key(bead: Bead) -> tuple[int, str, str]:

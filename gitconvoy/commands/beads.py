@@ -90,7 +90,7 @@ def create(title: str | None, bead_type: str, priority: str, description: str | 
     actor = store.identity()
 
     def mutate(tx: Tx) -> list[Any]:
-        return [edits.create_bead(tx, spec, actor) for spec in specs]
+        return edits.create_beads(tx, specs, actor)
 
     def message(made: list[Any]) -> str:
         if len(made) == 1:
