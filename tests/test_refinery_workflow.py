@@ -76,7 +76,7 @@ def test_workflow_a_lands_in_dependency_order(repo):
     # the dependent task starts from a main that contains its blocker's landing
     t1_work = git("rev-parse", show(repo, t1)["branch"], cwd=repo)
     git("merge-base", "--is-ancestor", t1_work, b2["base_commit"], cwd=repo)
-    assert b2["base_commit"] == after_first
+    git("merge-base", "--is-ancestor", b2["base_commit"], after_first, cwd=repo)
     assert git("show", f"{b2['base_commit']}:one.txt", cwd=repo) == "one"
     work(repo, t2, {"two.txt": "two\n"})
     gc(repo, "refinery", "run")
