@@ -93,26 +93,28 @@ def _import_design(store: Store, outline: Outline, prefix: str | None, dry_run: 
         return build_import(outline, tx_beads, prefix=prefix or outline.prefix or config_prefix,
                             actor=actor, stamp=now())
 
-    if dry_run:
-        snap = store.snapshot()
-        result = plan(snap.beads, snap.config.prefix)
-    else:
-        def mutate(tx: Tx) -> BuildResult:
-            found = plan(tx.beads, tx.config.prefix)
-            for bead in found.changed():
-                tx.put(bead)
-            return found
+    views: list[Snapshot] = []
 
-        result = store.transact(mutate, lambda r: _message(outline.source, r))
-        snap = store.snapshot()
-    merged = _merged(snap, result)
+    def apply(tx: Tx) -> BuildResult:
+        found = plan(tx.beads, tx.config.prefix)
+        for bead in found.changed():
+            tx.put(bead)
+        views.append(tx.view())  # the state as it is (or would be) after the import
+        return found
+
+    if dry_run:
+        result = apply(Tx(store.snapshot()))
+    else:
+        result = store.transact(apply, lambda r: _message(outline.source, r))
+    root = result.root.bead.id
+    if quiet and not as_json:
+        click.echo(root)
+        return 0
+    merged = views[-1]
     members = [p.bead.id for p in result.items if p.action != "deleted"]
     waves = plan_waves(merged.beads, members)
-    root = result.root.bead.id
     if as_json:
         print_json(_design_json(outline, result, waves, dry_run))
-    elif quiet:
-        click.echo(root)
     else:
         _print_design(outline, result, merged, waves, dry_run)
     return 0
@@ -122,14 +124,6 @@ def _message(source: str, result: BuildResult) -> str:
     c = result.counts()
     return (f"import {source}: root {result.root.bead.id}, {c['create']} created, "
             f"{c['update']} updated")
-
-
-def _merged(snap: Snapshot, result: BuildResult) -> Snapshot:
-    beads = dict(snap.beads)
-    for item in result.items:
-        if item.action != "deleted":
-            beads[item.bead.id] = item.bead
-    return Snapshot(snap.commit, snap.tree, snap.config, {**snap.objects, "beads": beads})
 
 
 def _tree_line(item: Planned, names: dict[str, str]) -> str:
