@@ -29,8 +29,9 @@ convoy_rc=$?
     convoy_seen=$(cat "$convoy_dir/hook-seen" 2>/dev/null)
     [ "$convoy_now" = "$convoy_seen" ] && exit 0
   fi
+  # the interpreter recorded at install; -P keeps the repository's own files off sys.path
   if [ -x @PYTHON@ ]; then
-    @PYTHON@ -m gitconvoy hook @HOOK@ "$@" < /dev/null
+    @PYTHON@ -P -m gitconvoy hook @HOOK@ "$@" < /dev/null
   else
     git convoy hook @HOOK@ "$@" < /dev/null
   fi

@@ -28,8 +28,9 @@ convoy_rc=$?
     done < "$convoy_dir/watch"
   done
   [ -n "$convoy_hit" ] || exit 0
+  # the interpreter recorded at install; -P keeps the repository's own files off sys.path
   if [ -x @PYTHON@ ]; then
-    @PYTHON@ -m gitconvoy hook @HOOK@ "$@" < /dev/null
+    @PYTHON@ -P -m gitconvoy hook @HOOK@ "$@" < /dev/null
   else
     git convoy hook @HOOK@ "$@" < /dev/null
   fi

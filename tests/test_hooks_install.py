@@ -228,13 +228,13 @@ def test_shims_start_python_only_when_a_watched_ref_moved(state_repo, tmp_path, 
     git("reset", "-q", "--hard", "HEAD~1")
     assert spy_calls(tmp_path) == []
     git("branch", "convoy/t-1")  # a work branch: reference-transaction wakes up
-    assert spy_calls(tmp_path) == ["-m gitconvoy hook reference-transaction committed"]
+    assert spy_calls(tmp_path) == ["-P -m gitconvoy hook reference-transaction committed"]
     git("checkout", "-q", "convoy/t-1")  # nothing moved since that feed
     assert len(spy_calls(tmp_path)) == 1
     ok("bead", "create", "moves the state ref")  # libgit2: no hook; the next one sees it
     git("checkout", "-q", "main")
     calls = spy_calls(tmp_path)
-    assert len(calls) == 2 and calls[1].startswith("-m gitconvoy hook post-checkout ")
+    assert len(calls) == 2 and calls[1].startswith("-P -m gitconvoy hook post-checkout ")
     with monkeypatch.context() as m:
         m.setenv("CONVOY_IN_HOOK", "1")  # the re-entrancy guard
         git("branch", "convoy/t-2")
