@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 from conftest import STATE_REF, convoy, git, ok, ref_of
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gitconvoy.importers.build import branch_name_problem, build_import
 from gitconvoy.importers.outline import ImportFailure
 from gitconvoy.importers.prd import parse_label, parse_prd
 from gitconvoy.store import Store
+from gitconvoy.waves import plan_waves
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "PRD.md"
 KEY = "examples/PRD.md"
@@ -350,3 +353,43 @@ def test_branch_name_rules():
     assert branch_name_problem("integration/cv-1a2b-token-store") is None
     for bad in ("", "-x", "a b", "a..b", "a/", "a.", "a/.hidden", "x.lock/y", "a@{b", "a:b"):
         assert branch_name_problem(bad), bad
+
+
+# --- property: any acyclic generated PRD keeps every dep, and waves respect every edge -------
+
+@st.composite
+def generated_prds(draw: st.DrawFn) -> tuple[str, dict[str, set[str]]]:
+    """A PRD whose tasks may wait for any earlier task (so it is acyclic) by slug path."""
+    sections = draw(st.integers(1, 4))
+    lines = ["# Root", ""]
+    earlier: list[str] = []
+    expected: dict[str, set[str]] = {}
+    for s in range(sections):
+        lines += [f"## Section {s}", ""]
+        for t in range(draw(st.integers(1, 4))):
+            key = f"section-{s}/task-{s}-{t}"
+            refs = sorted(set(draw(st.lists(st.sampled_from(earlier), max_size=3)))) \
+                if earlier else []
+            marker = f" (after: {', '.join(refs)})" if refs else ""
+            lines.append(f"{draw(st.sampled_from(['-', '*', '1.', '- [ ]']))} Task {s}-{t}{marker}")
+            expected[key] = set(refs)
+            earlier.append(key)
+        lines.append("")
+    return "\n".join(lines), expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(generated_prds())
+def test_generated_prds_keep_every_dep_and_waves_respect_them(doc):
+    text, expected = doc
+    result = build_import(parse_prd(text, "g.md"), {}, prefix="g", actor="me", stamp="T")
+    key_of = {p.bead.id: p.node.key for p in result.items}
+    tasks = {p.node.key: p.bead for p in result.items if p.bead.type == "task"}
+    assert {k: {key_of[d.on] for d in b.deps} for k, b in tasks.items()} == expected
+    beads = {p.bead.id: p.bead for p in result.items}
+    waves = plan_waves(beads, list(beads))
+    wave_of = {b: n for n, wave in enumerate(waves.waves) for b in wave}
+    assert set(wave_of) == {b.id for b in tasks.values()}
+    for bead in tasks.values():
+        for dep in bead.deps:
+            assert wave_of[bead.id] > wave_of[dep.on]
