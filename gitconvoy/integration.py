@@ -72,12 +72,15 @@ def create(store: Store, epic_id: str, *, base: str | None = None,
            name: str | None = None) -> Created:
     snap = store.snapshot()
     epic = _epic(snap, epic_id)
-    if epic.integration_branch:
+    # `import` plans the name (integration_branch set, never cut: no base_commit, no branch)
+    planned = epic.integration_branch if epic.integration_branch and not epic.base_commit \
+        and store.head_of(f"refs/heads/{epic.integration_branch}") is None else None
+    if epic.integration_branch and not planned:
         raise ConvoyError(f"epic '{epic_id}' already has integration branch "
                           f"{epic.integration_branch}")
     if epic.status == "closed":
         raise ConvoyError(f"epic '{epic_id}' is closed")
-    branch = branch_name(store, epic, name)
+    branch = branch_name(store, epic, name or planned)
     base = base or targets.target_for(snap.beads, snap.config, epic,
                                       refinery.convoy_of(snap.convoys, epic.id))
     if not base:
@@ -91,7 +94,8 @@ def create(store: Store, epic_id: str, *, base: str | None = None,
 
     def mutate(tx: Tx) -> None:
         current = _epic(tx, epic_id)
-        if current.integration_branch:
+        if current.integration_branch and (current.base_commit
+                                           or current.integration_branch != planned):
             raise ConvoyError(f"epic '{epic_id}' already has integration branch "
                               f"{current.integration_branch}")
         tx.put(touched(current, integration_branch=branch, target=base, base_commit=tip))
