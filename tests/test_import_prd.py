@@ -393,3 +393,17 @@ def test_generated_prds_keep_every_dep_and_waves_respect_them(doc):
     for bead in tasks.values():
         for dep in bead.deps:
             assert wave_of[bead.id] > wave_of[dep.on]
+
+
+def test_integration_create_cuts_the_branch_import_planned(state_repo):
+    ok("rig", "add", "web")
+    ok("import", str(EXAMPLE), "--quiet")
+    store_epic = beads_by_key()[f"{KEY}#token-store"]
+    planned = store_epic.integration_branch
+    assert git("branch", "--list", planned) == ""
+    ok("integration", "create", store_epic.id)
+    assert git("rev-parse", f"refs/heads/{planned}") == git("rev-parse", "main")
+    after = Store.open().snapshot(fresh=True).bead(store_epic.id)
+    assert (after.integration_branch, after.base_commit) == (planned, git("rev-parse", "main"))
+    res = convoy("integration", "create", store_epic.id)
+    assert res.code == 1 and "already has integration branch" in res.err
