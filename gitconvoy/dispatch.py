@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from . import graph, localconfig
+from . import graph, localconfig, watch
 from .edits import with_status
 from .errors import ConvoyError
 from .model import Bead, Convoy, Rig, now, touched
@@ -203,6 +203,8 @@ def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
     if not ok:
         _rollback(store, bead_id, detail)
         _drop_fresh_branch(store, result)
+    else:
+        watch.refresh_if_installed(store)  # the hooks now watch this branch and its target
     return Dispatched(bead_id, ok, detail)
 
 

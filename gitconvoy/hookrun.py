@@ -44,6 +44,13 @@ def run_hook(name: str, args: list[str]) -> list[str]:
         return []
 
 
+def main_hook(name: str, args: list[str]) -> int:
+    """`python -m gitconvoy hook NAME ARGS` without click: the report on stderr, exit 0."""
+    for line in run_hook(name, args):
+        sys.stderr.write(f"gitconvoy: {line}\n")
+    return 0
+
+
 def _feed(store: Store) -> list[str]:
     from . import watch
 
@@ -66,17 +73,20 @@ def absorb_fetched_state(store: Store, attempts: int = 5) -> list[str]:
     """A `git fetch`/`pull` brought the remote's state branch: merge it into the local state
     ref in memory (the same field merge as `sync`, no network, no push), or adopt it when
     this clone has none yet. A lost race is left to the next hook."""
+    if not hasattr(store, "remote_tracking_ref"):
+        return []
+    remote = store.default_remote()
+    fetched = store.head_of(store.remote_tracking_ref(remote))
+    local = store.state_commit()
+    if fetched is None or fetched == local:
+        return []
+    if local is None:
+        adopted = store.adopt_remote_state(remote)
+        return [f"took {remote}'s state ({adopted[:10]})"] if adopted else []
     try:
         from . import sync
     except ImportError:
         return []
-    remote = store.default_remote()
-    fetched = store.head_of(store.remote_tracking_ref(remote))
-    if fetched is None:
-        return []
-    if store.state_commit() is None:
-        adopted = store.adopt_remote_state(remote)
-        return [f"took {remote}'s state ({adopted[:10]})"] if adopted else []
     for _ in range(attempts):
         local = store.state_commit()
         if local is None or store.is_ancestor(fetched, local):

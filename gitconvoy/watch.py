@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from .errors import ConvoyError
 from .gitcli import run_git
 from .store import Snapshot, Store
 
@@ -48,22 +49,29 @@ def watch_patterns(state_ref: str, snap: Snapshot | None) -> list[str]:
     return sorted(patterns)
 
 
+IN_FLIGHT = frozenset({"hooked", "in_progress"})
+
+
 def _branches(snap: Snapshot) -> Iterable[str]:
-    """Targets of rigs, convoys and live beads, integration branches and live work branches."""
+    """Live work branches and, only while work is in flight, the targets it can land on.
+
+    A target that moves while nothing is in flight cannot land anything, and a ready bead
+    becomes dispatchable through state changes (watched), never through a target moving:
+    so an ordinary pull on main wakes no Python until a convoy has work out.
+    """
+    live = [b for b in snap.beads.values()
+            if not b.done and (b.branch or b.status in IN_FLIGHT or b.integration_branch)]
+    for bead in live:
+        for branch in (bead.branch, bead.target, bead.integration_branch):
+            if branch:
+                yield branch
+    if not live:
+        return
     for rig in snap.config.rigs.values():
         yield rig.target
     for convoy in snap.convoys.values():
         if convoy.target and convoy.status != "closed":
             yield convoy.target
-    for bead in snap.beads.values():
-        if bead.integration_branch and not bead.done:
-            yield bead.integration_branch
-        if bead.done:
-            continue
-        if bead.target:
-            yield bead.target
-        if bead.branch:
-            yield bead.branch
 
 
 def _write_if_changed(path: str, text: str) -> None:
@@ -97,6 +105,16 @@ def write_watch(store: Store, snap: Snapshot | None = None) -> list[str]:
         f"{p}\n" for p in patterns
     ))
     return patterns
+
+
+def refresh_if_installed(store: Store) -> None:
+    """After a dispatch puts work in flight, its branch and target must wake the hooks.
+    Best effort, and only where hooks are installed (the watch file exists)."""
+    try:
+        if os.path.exists(os.path.join(convoy_dir(store), WATCH_FILE)):
+            write_watch(store)
+    except (OSError, ConvoyError):
+        pass
 
 
 def fingerprint(store: Store, patterns: list[str]) -> str:

@@ -295,7 +295,15 @@ def test_doctor_reports_each_check(state_repo):
     assert lines[0].startswith("ok    hooks: 5 hooks installed and current")
     assert "ok    merge driver: registered: git convoy merge-driver %O %A %B %P" in lines
     assert any(ln.startswith("ok    config: rig app: target main") for ln in lines)
-    assert any("watch list is stale" in ln for ln in lines)  # rig added after install
+    assert not any("stale" in ln for ln in lines)
+    watched = state_repo / ".git" / "convoy" / "watch"
+    assert "refs/heads/main" not in watched.read_text()  # nothing in flight: main is inert
+    bead = ok("bead", "create", "work")
+    ok("sling", bead)  # a dispatch puts work in flight: its branch and target are watched
+    assert {f"refs/heads/convoy/{bead}", "refs/heads/main", "refs/remotes/*/main"} <= set(
+        watched.read_text().splitlines())
+    watched.write_text("refs/heads/convoy/state\n")
+    assert any("watch list is stale" in ln for ln in convoy("doctor").out.splitlines())
     ok("hooks", "install")
     assert not any("stale" in ln for ln in convoy("doctor").out.splitlines())
 
