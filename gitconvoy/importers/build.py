@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .. import graph, ids
 from ..errors import ConvoyError
@@ -157,7 +158,8 @@ def _existing_by_key(existing: Mapping[str, Bead], doc_key: str) -> dict[str, Be
 
 
 def _assign_ids(outline: Outline, flat: list[tuple[Node, int, Node | None]],
-                matched: dict[int, Bead], existing: Mapping[str, Bead], prefix: str) -> dict:
+                matched: dict[int, Bead], existing: Mapping[str, Bead],
+                prefix: str) -> dict[int, str]:
     taken: set[str] = set(existing)
     ids_of: dict[int, str] = {}
     for bead in matched.values():
@@ -189,7 +191,7 @@ def _assign_ids(outline: Outline, flat: list[tuple[Node, int, Node | None]],
     return ids_of
 
 
-def _comparable(bead: Bead) -> dict:
+def _comparable(bead: Bead) -> dict[str, Any]:
     data = bead.to_dict()
     data.pop("updated_at", None)
     return data

@@ -277,28 +277,27 @@ def _clean(lines: list[str]) -> str | None:
     return text.rstrip() or None
 
 
-def _finish(node: Node, parser: _Parser, level: int) -> list[str]:
+def _finish(node: Node, parser: _Parser, level: int) -> None:
     """Descriptions from collected text; prose or empty sections fold into their parent."""
     own = parser.text.get(id(node), [])
     if node.kind == "task":
-        node.description = _clean(own[:])
-        return []
+        node.description = _clean(own)
+        return
     folded: list[str] = []
     kept: list[Node] = []
     for child in node.children:
-        extra = _finish(child, parser, level + 1)
+        _finish(child, parser, level + 1)
         is_prose = child.kind == "epic" and (
             id(child) in parser.prose
             or (not child.children and child.anchor is None and not child.after)
         )
         if is_prose:
             folded += ["", f"{'#' * (level + 1)} {child.title}", ""]
-            folded += (child.description or "").splitlines() + extra
+            folded += (child.description or "").splitlines()
         else:
             kept.append(child)
     node.children = kept
     node.description = _clean(own + folded)
-    return []
 
 
 def parse_prd(text: str, source: str) -> Outline:
