@@ -108,6 +108,7 @@ def test_every_mapping_rule(state_repo):
         },
         "bad": [],
         "written": {"created": 23},
+        "cycles": [],
     }
     snap = Store.open().snapshot(fresh=True)
     beads, convoys = snap.beads, snap.convoys
@@ -179,6 +180,7 @@ def test_the_real_beads_export_imports(state_repo):
     assert report["dropped"] == {"convoy tracks an id not in the file": 2,
                                  "dep on an id not in the file": 28}
     assert report["written"] == {"created": 694}
+    assert report["cycles"] == []
     snap = Store.open().snapshot(fresh=True)
     assert len(snap.beads) == 692 and len(snap.convoys) == 2 and not snap.errors
     blocks = sum(1 for b in snap.beads.values() for d in b.deps if d.type == "blocks")
@@ -261,3 +263,13 @@ def test_dry_run_writes_nothing(state_repo):
     assert res.code == 0 and res.lines[0] == f"would import {export} (beads export, 32 lines)"
     assert res.lines[-1] == "dry run: nothing was written"
     assert ref_of(state_repo) == before
+
+
+def test_cycles_in_an_export_are_imported_and_reported(state_repo):
+    rows = [issue("bd-a", dependencies=[dep("bd-a", "bd-b", "blocks")]),
+            issue("bd-b", dependencies=[dep("bd-b", "bd-a", "blocks")])]
+    export = write_export(state_repo / "issues.jsonl", rows)
+    lines = ok("import", str(export)).splitlines()
+    assert lines[-1] == ("  warning: 1 dependency cycle(s) imported as they were, e.g. "
+                         "bd-a → bd-b → bd-a: see 'git convoy dep cycles'")
+    assert sorted(Store.open().snapshot(fresh=True).beads) == ["bd-a", "bd-b"]

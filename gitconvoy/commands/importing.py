@@ -251,6 +251,9 @@ def report_lines(path: str, export: Export, dry_run: bool) -> list[str]:
            f"  skipped:  {sum(r.skipped.values())} ({_counts(r.skipped)})",
            f"  mapped:   {sum(r.mapped.values())} ({_counts(r.mapped)})",
            f"  dropped:  {sum(r.dropped.values())} ({_counts(r.dropped)})"]
+    if r.cycles:
+        out.append(f"  warning: {len(r.cycles)} dependency cycle(s) imported as they were, "
+                   f"e.g. {' → '.join(r.cycles[0])}: see 'git convoy dep cycles'")
     if r.bad:
         out.append(f"  bad lines skipped: {len(r.bad)}")
         out += [f"    {path}:{line}: {reason}" for line, reason in r.bad]

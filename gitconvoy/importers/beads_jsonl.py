@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .. import graph
 from ..errors import ConvoyError
 from ..model import BEAD_STATUSES, BEAD_TYPES, MAX_TITLE, Bead, Convoy, Dep, validate_id
 
@@ -36,6 +37,7 @@ class Report:
     dropped: Counter = field(default_factory=Counter)
     bad: list[tuple[int, str]] = field(default_factory=list)
     written: Counter = field(default_factory=Counter)
+    cycles: list[list[str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +48,7 @@ class Report:
             "dropped": dict(sorted(self.dropped.items())),
             "bad": [{"line": n, "reason": r} for n, r in self.bad],
             "written": dict(sorted(self.written.items())),
+            "cycles": self.cycles,
         }
 
 
@@ -229,6 +232,8 @@ def parse_export(lines: Iterable[str], *, stamp: str, actor: str) -> Export:
     if export.convoys:
         report.imported["convoy"] += len(export.convoys)
     report.bad.sort()
+    # A tracker without our cycle check may hold deadlocks: import them, but say so.
+    report.cycles = sorted(graph.find_cycles(export.beads))
     return export
 
 
