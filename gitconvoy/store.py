@@ -82,8 +82,9 @@ def load_yaml(raw: bytes, path: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise SchemaError(path, None, f"{where}{problem}") from None
+        problem = getattr(exc, "problem", None)
+        detail = f" ({problem})" if problem else ""
+        raise SchemaError(path, None, f"{where}not valid YAML{detail}") from None
 
 
 # --- object kinds and their paths -------------------------------------------------------
