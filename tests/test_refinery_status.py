@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import git, ok
+import json
+
+from conftest import convoy, git, ok
 from test_refinery_helpers import (
     add_rig,
     bead_json,
@@ -63,3 +65,17 @@ def test_finished_branch_without_mr_is_found_and_queued(state_repo, monkeypatch)
     out = ok("refinery", "run", "--adopt")
     assert "queued idle work as mr-" in out and "landed" in out
     assert bead_json(bead)["status"] == "closed"
+
+
+def test_doctor_reports_refinery_anomalies(state_repo, monkeypatch):
+    add_rig()
+    bead = new_task("old")
+    branch = hand_dispatch(state_repo, bead)
+    worker_commit(state_repo, branch, {"o.txt": "o\n"})
+    ok("done", bead)
+    [mr] = mrs().values()
+    monkeypatch.setenv("CONVOY_NOW", LATER)
+    res = convoy("doctor", "--json")
+    [check] = [c for c in json.loads(res.out)["checks"] if c["name"] == "refinery"]
+    assert check["level"] == "warn"
+    assert f"stale {mr.id} → git convoy refinery run" in check["message"]

@@ -150,6 +150,18 @@ def check_config(store: Store) -> list[Check]:
     return out
 
 
+def check_refinery(store: Store) -> Check:
+    """The refinery's anomalies (gitconvoy.refinery.anomalies), each with its command."""
+    from .. import refinery
+
+    found = refinery.anomalies(store, store.snapshot())
+    if not found:
+        return Check("refinery", "ok", "no anomalies in the merge queue")
+    items = "; ".join(f"{a['kind']} {a['mr'] or a['bead']} → {a['command']}" for a in found)
+    return Check("refinery", "warn", f"{len(found)} anomal{'y' if len(found) == 1 else 'ies'}"
+                 f": {items} (details: git convoy refinery status)")
+
+
 def run_checks(store: Store) -> list[Check]:
     checks = [check_hooks(store), check_merge_driver(store), check_state(store)]
     if store.exists() and not store.snapshot().errors:
@@ -157,6 +169,7 @@ def run_checks(store: Store) -> list[Check]:
     checks.append(check_errors(store))
     if store.exists() and not store.snapshot().errors:
         checks += check_config(store)
+        checks.append(check_refinery(store))
     return checks
 
 
