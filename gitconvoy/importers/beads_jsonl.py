@@ -336,6 +336,8 @@ def merge_into(export: Export, beads: Mapping[str, Bead], convoys: Mapping[str, 
     report = export.report
     writes: list[Bead | Convoy] = []
     conflicts: list[tuple[int, str]] = []
+    if len(export.beads) > 200:
+        beads = dict(beads)  # one bulk (cached) read beats thousands of single-file reads
     for bead_id, bead in export.beads.items():
         old = beads.get(bead_id)
         if old is None:
