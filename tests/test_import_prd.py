@@ -407,3 +407,21 @@ def test_integration_create_cuts_the_branch_import_planned(state_repo):
     assert (after.integration_branch, after.base_commit) == (planned, git("rev-parse", "main"))
     res = convoy("integration", "create", store_epic.id)
     assert res.code == 1 and "already has integration branch" in res.err
+
+
+def test_concurrent_imports_of_one_document_never_duplicate(state_repo):
+    """Lost races re-read the state, find the other writer's beads by key, and add nothing."""
+    shutil.copy(EXAMPLE, state_repo / "PRD.md")
+    procs = [subprocess.Popen(["git", "convoy", "import", "PRD.md", "--quiet"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    roots = set()
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        roots.add(out.strip())
+    assert len(roots) == 1
+    assert len(beads_by_key()) == 14
+    assert len(Store.open().snapshot(fresh=True).beads) == 14
+    log = git("log", "--format=%s", "convoy/state").splitlines()
+    assert sum(1 for line in log if line.startswith("import ")) == 1
