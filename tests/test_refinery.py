@@ -274,3 +274,37 @@ def test_unknown_mr_retry_is_a_one_line_error(state_repo):
     assert res.err.strip() == (
         "error: unknown merge request 'mr-nope': see 'git convoy refinery status'"
     )
+
+
+def test_a_crash_after_the_ref_moved_is_finished_by_the_next_run(state_repo):
+    """The target already holds the MR's work (the refinery died before recording it)."""
+    add_rig()
+    bead, branch, tip = _queued(state_repo, "Half done")
+    git("checkout", "-q", "-b", "mine", cwd=state_repo)
+    git("update-ref", "refs/heads/main", tip, cwd=state_repo)
+    out = ok("refinery", "run")
+    assert "already" in out
+    [mr] = mrs().values()
+    assert (mr.status, mr.merged_as) == ("merged", tip)
+    assert bead_json(bead)["status"] == "closed"
+
+
+def test_two_refineries_at_once_land_each_mr_exactly_once(state_repo):
+    import subprocess
+
+    add_rig()
+    beads = [_queued(state_repo, f"Parallel {n}")[0] for n in range(6)]
+    git("checkout", "-q", "-b", "mine", cwd=state_repo)
+    start = git("rev-parse", "main", cwd=state_repo)
+    procs = [subprocess.Popen(["git", "convoy", "refinery", "run"], cwd=state_repo,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert all(m.status == "merged" for m in mrs().values())
+    subjects = git("log", "--first-parent", "--format=%s", f"{start}..main",
+                   cwd=state_repo).splitlines()
+    for bead in beads:
+        assert sum(f"convoy/{bead} " in s for s in subjects) == 1
+        assert bead_json(bead)["status"] == "closed"

@@ -3,9 +3,15 @@ everything locally and report push_failed with the recovery command."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socketserver
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 from conftest import git, git_convoy, ok
+from dulwich.server import FileSystemBackend, TCPGitServer
 from test_refinery_helpers import (
     add_rig,
     bead_json,
@@ -135,3 +141,44 @@ fi
     assert git("rev-parse", "main", cwd=bare) == main
     assert git("show", "main:race.txt", cwd=state_repo) == "race"
     assert bead_json(bead)["status"] == "closed"
+
+
+class _Server(socketserver.ThreadingMixIn, TCPGitServer):
+    daemon_threads = True
+
+
+@contextlib.contextmanager
+def _served(bare: Path) -> Iterator[str]:
+    """dulwich's in-process git:// server over a bare repository."""
+    server = _Server(FileSystemBackend(), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"git://127.0.0.1:{server.server_address[1]}{bare}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_landing_through_an_in_process_dulwich_remote(state_repo, tmp_path):
+    add_rig()
+    bare = tmp_path / "served.git"
+    git("init", "-q", "--bare", str(bare))
+    with _served(bare) as url:
+        git("remote", "add", "origin", url, cwd=state_repo)
+        git("push", "-q", "-u", "origin", "main", cwd=state_repo)
+        other = tmp_path / "other"
+        git("clone", "-q", url, str(other))
+        (other / "ahead.txt").write_text("remote moved first\n")
+        git("add", "ahead.txt", cwd=other)
+        git("commit", "-q", "-m", "ahead", cwd=other)
+        git("push", "-q", "origin", "main", cwd=other)
+        git("checkout", "-q", "-b", "mine", cwd=state_repo)
+        bead = _queued(state_repo, "Served")
+        out = ok("refinery", "run")
+        assert "landed" in out
+        main = git("rev-parse", "main", cwd=state_repo)
+        assert git("rev-parse", "main", cwd=bare) == main
+        assert git("show", "main:ahead.txt", cwd=state_repo) == "remote moved first"
+        assert bead_json(bead)["status"] == "closed"
