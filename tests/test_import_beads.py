@@ -8,7 +8,11 @@ from typing import Any
 
 import pytest
 from conftest import convoy, git, ok, ref_of
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from gitconvoy.importers.beads_jsonl import merge_into, parse_export
+from gitconvoy.model import Bead, Convoy
 from gitconvoy.store import Store
 
 REAL_EXPORT = Path("/work/shared/data/beads-issues.jsonl")
@@ -273,3 +277,40 @@ def test_cycles_in_an_export_are_imported_and_reported(state_repo):
     assert lines[-1] == ("  warning: 1 dependency cycle(s) imported as they were, e.g. "
                          "bd-a → bd-b → bd-a: see 'git convoy dep cycles'")
     assert sorted(Store.open().snapshot(fresh=True).beads) == ["bd-a", "bd-b"]
+
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(-2, 6), st.text(max_size=8),
+                    st.lists(st.text(max_size=4), max_size=2))
+_ids = st.sampled_from(["bd-1", "bd-2", "bd-3", "bd-4", "x/y", "", "ext:1"])
+_deps = st.lists(st.fixed_dictionaries(
+    {"depends_on_id": _ids},
+    optional={"type": st.sampled_from(["blocks", "parent-child", "tracks", "related",
+                                       "conditional-blocks", "replies-to", 3]),
+              "created_at": st.text(max_size=4)}), max_size=4)
+_rows = st.lists(st.fixed_dictionaries(
+    {"id": _ids, "title": st.one_of(st.text(max_size=6), st.integers())},
+    optional={k: _values for k in ("status", "priority", "issue_type", "labels", "assignee",
+                                   "created_at", "closed_at", "description", "parent")}
+    | {"dependencies": st.one_of(_deps, _values),
+       "issue_type": st.sampled_from(["task", "epic", "convoy", "agent", "question"]),
+       "status": st.sampled_from(["open", "closed", "pinned", "weird", "hooked"])},
+), max_size=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_rows)
+def test_any_export_maps_to_valid_state_or_reports_bad_lines(rows):
+    """Whatever the file holds, the mapper never crashes and writes only valid objects."""
+    export = parse_export([json.dumps(r) for r in rows], stamp=T0, actor="me")
+    writes, _ = merge_into(export, {}, {})
+    ids = {o.id for o in writes if isinstance(o, Bead)}
+    for obj in writes:
+        again = type(obj).from_dict(obj.to_dict(), "x.yaml")  # the state schema accepts it
+        assert again.to_dict() == obj.to_dict()
+        if isinstance(obj, Bead):
+            assert obj.parent in ids | {None}
+            assert all(d.on in ids and d.on != obj.id for d in obj.deps)
+        else:
+            assert isinstance(obj, Convoy) and set(obj.tracks) <= ids
+    assert len(export.beads) + len(export.convoys) + sum(export.report.skipped.values()) \
+        + len(export.report.bad) == sum(1 for r in rows if r)

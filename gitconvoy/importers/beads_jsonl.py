@@ -154,7 +154,7 @@ def _bead(row: _Row, stamp: str, actor: str, report: Report) -> Bead:
         bead_type = "task"
         labels.add(f"beads-type:{raw_type}")
         report.mapped[f"type {raw_type} → task + label beads-type:{raw_type}"] += 1
-    priority = data.get("priority", 2)
+    priority = 2 if data.get("priority") is None else data["priority"]
     if isinstance(priority, bool) or priority not in (0, 1, 2, 3, 4):
         raise _Bad(f"'priority' must be an integer 0–4, got {priority!r}")
     status = _status(data.get("status"), labels, report)
