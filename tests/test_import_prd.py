@@ -425,3 +425,25 @@ def test_concurrent_imports_of_one_document_never_duplicate(state_repo):
     assert len(Store.open().snapshot(fresh=True).beads) == 14
     log = git("log", "--format=%s", "convoy/state").splitlines()
     assert sum(1 for line in log if line.startswith("import ")) == 1
+
+
+_pieces = st.sampled_from([
+    "# Root", "## A", "## B {#b}", "### C (after: a)", "## D {.prose}", "- task", "- task two",
+    "* [x] done", "1. first (after: task)", "   indented", "- x (after: nowhere)", "```",
+    "text", "", "---", "prefix: p", "- {#b}", "## A", "- y {priority=9}", "#### deep",
+    "- z (blocked by: A, b)", "- [ ]", "## (after: )", "~~~", "- w {.bug rig=r}",
+])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_pieces, max_size=14))
+def test_any_markdown_parses_or_fails_with_a_located_message(lines):
+    text = "\n".join(lines)
+    try:
+        result = build_import(parse_prd(text, "f.md"), {}, prefix="f", actor="me", stamp="T")
+    except ImportFailure as exc:
+        assert exc.message.startswith("f.md") and "\n" not in exc.message
+        return
+    for item in result.items:
+        again = type(item.bead).from_dict(item.bead.to_dict(), "x.yaml")
+        assert again.to_dict() == item.bead.to_dict()
