@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import git, git_convoy, workdir_state
 
+from gitconvoy.render.shapes import bead_json
+from gitconvoy.store import Store
+
 pytestmark = pytest.mark.slow
 
 
@@ -18,7 +21,8 @@ def gc(repo: Path, *args: str) -> str:
 
 
 def show(repo: Path, bead: str) -> dict:
-    return json.loads(gc(repo, "bead", "show", bead, "--json"))
+    """Read back in-process (the commands under test run through `git convoy`)."""
+    return bead_json(Store.open(str(repo)).snapshot().bead(bead))
 
 
 def work(repo: Path, bead: str, files: dict[str, str]) -> Path:
