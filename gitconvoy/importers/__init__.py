@@ -1,0 +1,1 @@
+"""Importers: Markdown PRD and YAML plan (via one outline and a pure builder), beads JSONL."""
