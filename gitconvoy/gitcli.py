@@ -108,19 +108,22 @@ class PushOutcome:
     message: str
 
 
+# A lost race shows as a rejection; some servers (dulwich) drop the connection instead when
+# another push holds the ref's lock. Both are worth a new round: its fetch notices a dead remote.
 _REJECTED = ("[rejected]", "non-fast-forward", "fetch first", "stale info",
-             "cannot lock ref", "failed to update ref", "[remote rejected]")
+             "cannot lock ref", "failed to update ref", "[remote rejected]",
+             "hung up unexpectedly")
 
 
 def push_commit(git_dir: str, remote: str, commit: str, ref: str) -> PushOutcome:
     """Push `commit` to the remote's `ref` without force: the remote refuses a non-descendant,
-    which is the remote half of the compare-and-swap."""
+    which is the remote half of the compare-and-swap. A hook that declines is not a race."""
     res = run_git(["push", "--quiet", "--porcelain", "--no-verify", remote, f"{commit}:{ref}"],
                   git_dir=git_dir, check=False)
     if res.code == 0:
         return PushOutcome(True, False, "")
     text = res.out + res.err
-    if any(mark in text for mark in _REJECTED):
+    if any(mark in text for mark in _REJECTED) and "declined" not in text:
         return PushOutcome(False, True, res.first_error)
     return PushOutcome(False, False, res.first_error)
 

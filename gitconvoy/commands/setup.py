@@ -26,6 +26,10 @@ def init(prefix: str) -> int:
     if store.exists():
         click.echo(f"{store.ref} already exists; nothing to do")
         return 0
+    adopted = store.adopt_remote_state()
+    if adopted:
+        click.echo(f"took {store.default_remote()}'s state: {store.ref} at {adopted[:10]}")
+        return 0
     commit = store.initialise(Config(prefix=prefix))
     click.echo(f"initialised {store.ref} at {commit[:10]} (prefix {prefix})")
     return 0
