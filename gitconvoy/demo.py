@@ -85,6 +85,10 @@ def run_demo(root: str) -> None:
     d.bead("Login form validation", "--parent", part_b)
     d.bead("Remember-me checkbox", "--parent", part_b)
     d.run("git", "convoy", "ready")
+    if have_refinery := _has_refinery():
+        click.secho("\n# Sessions gets an integration branch: its tasks land there first",
+                    fg="yellow")
+        d.run("git", "convoy", "integration", "create", part_a)
 
     click.secho("\n# 2. stage: the tree, the waves, the warnings", fg="yellow")
     staged = d.run("git", "convoy", "stage", root_epic)
@@ -94,9 +98,14 @@ def run_demo(root: str) -> None:
     d.run("git", "convoy", "launch", convoy_id, "--force")
 
     click.secho("\n# 4. work lands, the feeder hands out the next wave", fg="yellow")
-    have_refinery = _has_refinery()
     for _ in range(12):
         flying = _in_flight(d)
+        if not flying and have_refinery and _epic_status(d, part_a) == "in_progress":
+            click.secho("\n# every task of Sessions is in its integration branch: land it",
+                        fg="yellow")
+            d.run("git", "convoy", "integration", "land", part_a)
+            d.run("git", "convoy", "feed")
+            flying = _in_flight(d)
         if not flying:
             break
         if have_refinery:
@@ -121,6 +130,13 @@ def _in_flight(d: Demo) -> list[str]:
     beads = json.loads(d.run("git", "convoy", "bead", "list", "--json", show=False))
     return [b["id"] for b in beads
             if b["status"] in ("hooked", "in_progress") and b["type"] != "epic"]
+
+
+def _epic_status(d: Demo, epic: str) -> str:
+    import json
+
+    return json.loads(d.run("git", "convoy", "bead", "show", epic, "--json", show=False))[
+        "status"]
 
 
 def _has_refinery() -> bool:

@@ -39,6 +39,7 @@ class FeedReport:
     closed_convoys: list[str] = field(default_factory=list)
     dispatched: list[Dispatched] = field(default_factory=list)
     stranded: list[str] = field(default_factory=list)
+    awaiting_land: list[tuple[str, str]] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"{b}: landed in {sha[:10]}" for b, sha in self.landed]
@@ -46,6 +47,8 @@ class FeedReport:
         out += [f"epic {e}: {s}" for e, s in self.epics]
         out += [d.line() for d in self.dispatched]
         out += [f"convoy {c} landed: every tracked bead is closed" for c in self.closed_convoys]
+        out += [f"epic {e}: every child is in {b}; land it with "
+                f"'git convoy integration land {e}'" for e, b in self.awaiting_land]
         out += [f"convoy {c} is stranded: work left, nothing in flight, nothing ready"
                 for c in self.stranded]
         return out
@@ -187,7 +190,14 @@ def _dispatch_ready(store: Store, report: FeedReport) -> None:
         candidates += [(b, convoy.id) for b in ready]
         busy = any(b.status in IN_FLIGHT and b.slingable for b in members)
         unfinished = any(not b.done and b.slingable for b in members)
-        if unfinished and not busy and not ready:
+        landing = [
+            (b.id, b.integration_branch or "") for b in members
+            if b.type == "epic" and b.integration_branch and not b.done
+            and all(index.beads[c].done for c in index.children.get(b.id, ()))
+            and index.children.get(b.id)
+        ]
+        report.awaiting_land += [x for x in landing if x not in report.awaiting_land]
+        if unfinished and not busy and not ready and not landing:
             report.stranded.append(convoy.id)
     candidates.sort(key=lambda pair: graph.sort_key(pair[0]))
     seen: set[str] = set()
