@@ -132,6 +132,17 @@ def record_seen(store: Store, patterns: list[str] | None = None) -> None:
     _write_if_changed(os.path.join(convoy_dir(store), SEEN_FILE), fingerprint(store, patterns))
 
 
+def mark_feed_due(common_dir: str) -> None:
+    """For the merge driver: the next hook runs a feed even if no watched ref moved."""
+    path = os.path.join(common_dir, "convoy", FEED_DUE_FILE)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError:
+        pass
+
+
 def take_feed_due(store: Store) -> bool:
     """Consume the marker the merge driver leaves when a merge changed the state."""
     try:

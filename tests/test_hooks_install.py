@@ -341,3 +341,16 @@ def test_watch_patterns_cover_targets_work_branches_and_remote_copies():
     patterns = watch.watch_patterns("refs/heads/convoy/state", None)
     assert patterns == ["refs/heads/convoy/*", "refs/heads/convoy/state",
                         "refs/remotes/*/convoy/*", "refs/remotes/*/convoy/state"]
+
+
+def test_a_feed_marked_due_runs_on_the_next_hook_once(state_repo, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "executable", str(spy_python(tmp_path)))
+    ok("hooks", "install")
+    git("checkout", "-q", "-b", "side")
+    assert spy_calls(tmp_path) == []
+    watch.mark_feed_due(str(state_repo / ".git"))  # what the merge driver leaves behind
+    git("checkout", "-q", "main")
+    assert len(spy_calls(tmp_path)) == 1
+    assert not (state_repo / ".git" / "convoy" / watch.FEED_DUE_FILE).exists()
+    git("checkout", "-q", "side")
+    assert len(spy_calls(tmp_path)) == 1
