@@ -146,7 +146,7 @@ BAD_PLANS = [
     ("- a\n", "p.yaml:1: the plan must be a mapping"),
     ("epic: &x\n  title: R\nother: *x\n",
      "p.yaml:1: YAML anchors and aliases are not allowed"),
-    ("epic:\n  title: [R\n", "p.yaml:3: did not find expected ',' or ']'"),
+    ("epic:\n  title: [R\n", "p.yaml:3: not valid YAML (did not find expected ',' or ']')"),
     ("epic:\n  title: R\n  integration: x\n",
      "p.yaml:2: the root epic lands on its target: an integration branch is for sub-epics"),
     ("epic:\n  title: R\n  tasks: {a: 1}\n", "p.yaml:3: tasks must be a list"),

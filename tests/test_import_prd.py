@@ -248,7 +248,8 @@ BAD_DOCS = [
     ("# Root\n\n## A {integration=bad..name}\n\n- one\n",
      "doc.md:3: integration branch 'bad..name' is not a valid branch name: must not contain "
      "'..', '@{' or '//'"),
-    ("---\nprefix: [x\n---\n# Root\n", "doc.md:3: did not find expected ',' or ']'"),
+    ("---\nprefix: [x\n---\n# Root\n",
+     "doc.md:3: not valid YAML (did not find expected ',' or ']')"),
     ("---\nsprint: 4\n---\n# Root\n",
      "doc.md:2: unknown front matter key 'sprint': expected one of integration, "
      "integration_template, key, labels, prefix, priority, rig, strict, target, type"),

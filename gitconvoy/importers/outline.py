@@ -11,6 +11,9 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
 
 from ..errors import ConvoyError
 
@@ -96,12 +99,24 @@ class Outline:
         return self.root.walk()
 
 
-def yaml_failure(source: str, message: str, offset: int = 0) -> ImportFailure:
-    """`<where>: line N: problem` from the YAML reader -> `source:N+offset: problem`."""
-    found = re.search(r"line (\d+): (.*)$", message)
-    if not found:
-        return ImportFailure(source, offset + 1 if offset else None, message.split(": ", 1)[-1])
-    return ImportFailure(source, int(found.group(1)) + offset, found.group(2))
+def read_yaml(text: str, source: str, loader: Any = None, offset: int = 0) -> Any:
+    """safe YAML with anchors and aliases refused; problems as `source:line: what`.
+
+    `offset` is the line the text starts after (front matter sits below a `---` line).
+    """
+    loader = loader or getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        if "&" in text or "*" in text:
+            for event in yaml.parse(text, Loader=loader):
+                if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                    raise ImportFailure(source, event.start_mark.line + 1 + offset,
+                                        "YAML anchors and aliases are not allowed")
+        return yaml.load(text, Loader=loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ImportFailure(source, mark.line + 1 + offset if mark else None,
+                            f"not valid YAML ({problem})") from None
 
 
 def split_refs(text: str) -> list[str]:

@@ -10,10 +10,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import SchemaError
 from ..model import BEAD_TYPES
-from ..store import load_yaml
-from .outline import ImportFailure, Node, Outline, Ref, split_refs, yaml_failure
+from .outline import ImportFailure, Node, Outline, Ref, read_yaml, split_refs
 from .prd import apply_defaults
 
 TOP_KEYS = {
@@ -161,11 +159,7 @@ class _Reader:
 
 def parse_plan(text: str, source: str) -> Outline:
     """The whole YAML plan -> Outline; the first problem is raised with its line."""
-    try:
-        load_yaml(text.encode(), source)  # refuses anchors/aliases, reports YAML errors
-    except SchemaError as exc:
-        raise yaml_failure(source, exc.message) from None
-    data = yaml.load(text, Loader=_LineLoader)
+    data = read_yaml(text, source, _LineLoader)
     reader = _Reader(source)
     data = reader.check_keys(data, TOP_KEYS, "the plan", 1)
     if "epic" not in data:

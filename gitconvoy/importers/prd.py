@@ -13,10 +13,8 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import SchemaError
 from ..model import BEAD_TYPES
-from ..store import load_yaml
-from .outline import ImportFailure, Node, Outline, Ref, split_refs, yaml_failure
+from .outline import ImportFailure, Node, Outline, Ref, read_yaml, split_refs
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
 _ITEM = re.compile(r"^(\s*)(?:[-*+]|\d{1,9}[.)])\s+(.*)$")
@@ -119,10 +117,7 @@ def _front_matter(lines: list[str], source: str) -> tuple[dict[str, Any], int]:
             break
     else:
         raise ImportFailure(source, 1, "front matter is not closed by a '---' line")
-    try:
-        data = load_yaml("\n".join(lines[1:end]).encode(), source) or {}
-    except SchemaError as exc:
-        raise yaml_failure(source, exc.message, offset=1) from None
+    data = read_yaml("\n".join(lines[1:end]), source, offset=1) or {}
     if not isinstance(data, dict):
         raise ImportFailure(source, 2, "front matter must be a mapping of key: value")
     for key in data:
