@@ -119,3 +119,23 @@ def test_status_text(state_repo):
     out = ok("integration", "status", epic)
     assert out.splitlines()[0] == f"{branch} → main: 0 ahead, 0 behind"
     assert f"not ready: {branch} has no changes for main" in out
+
+
+def test_slung_tasks_of_the_epic_start_from_and_land_on_its_branch(state_repo):
+    epic, branch = _epic_with_branch(state_repo)
+    (state_repo / "ib.txt").write_text("only on the integration branch\n")
+    git("checkout", "-q", branch, cwd=state_repo)
+    git("add", "ib.txt", cwd=state_repo)
+    git("commit", "-q", "-m", "integration-only", cwd=state_repo)
+    git("checkout", "-q", "main", cwd=state_repo)
+    ib_tip = git("rev-parse", branch, cwd=state_repo)
+    task = new_task("Child", "--parent", epic)
+    ok("sling", task)
+    shown = bead_json(task)
+    assert (shown["status"], shown["target"], shown["base_commit"]) == ("hooked", branch, ib_tip)
+    worker_commit(state_repo, shown["branch"], {"child.txt": "c\n"})
+    ok("done", task)
+    ok("refinery", "run")
+    assert git("show", f"{branch}:child.txt", cwd=state_repo) == "c"
+    assert git("show", "main:child.txt", cwd=state_repo, check=False) == ""
+    assert bead_json(task)["status"] == "closed"
