@@ -46,6 +46,7 @@ def clean_env(*, other_repo: bool, extra: dict[str, str] | None = None) -> dict[
             env.pop(name, None)
     env["LC_ALL"] = "C"
     env.pop("LANGUAGE", None)
+    env["CONVOY_IN_HOOK"] = "1"  # our own git calls must not wake the hooks' feeder
     env.update(extra or {})
     return env
 
