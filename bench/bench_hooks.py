@@ -54,7 +54,10 @@ def isolate(root: Path) -> None:
                          "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
     os.environ.update(GIT_CONFIG_GLOBAL=str(gitconfig), GIT_CONFIG_NOSYSTEM="1",
                       HOME=str(root))
-    for var in ("GIT_DIR", "GIT_WORK_TREE", "CONVOY_IN_HOOK", "GIT_CONFIG_PARAMETERS"):
+    # An installed wheel has its bytecode compiled; a sandbox that sets
+    # PYTHONDONTWRITEBYTECODE would recompile every module at every hook run instead.
+    for var in ("GIT_DIR", "GIT_WORK_TREE", "CONVOY_IN_HOOK", "GIT_CONFIG_PARAMETERS",
+                "PYTHONDONTWRITEBYTECODE"):
         os.environ.pop(var, None)
 
 
