@@ -21,8 +21,12 @@ from .errors import ConvoyError
 # Lists that are sets: an addition on either side survives; a removal wins only where the
 # other side left that element alone.
 SET_FIELDS = frozenset({"deps", "labels", "tracks", "prefixes"})
+# Counters and once-set flags only grow: when both sides changed one, the larger value wins.
+MAX_FIELDS = frozenset({"retries", "check_failures", "notified", "escalated"})
 # Fields that move together: closed_at is set iff status is closed, so they are never mixed.
 STATUS_GROUP = ("status", "closed_at", "close_reason")
+# Statuses that record a fact (the work landed): they beat a concurrent, older status change.
+FINAL_STATUSES = frozenset({"closed", "merged"})
 
 Mapping = dict[str, Any]
 
@@ -84,9 +88,9 @@ def _status_winner(base: Mapping, ours: Mapping, theirs: Mapping, prefer: Mappin
     so, st = ours.get("status"), theirs.get("status")
     if (so == "tombstone") != (st == "tombstone"):
         return ours if so == "tombstone" else theirs
-    if (so == "closed") != (st == "closed"):
-        closed, other = (ours, theirs) if so == "closed" else (theirs, ours)
-        reopened = base.get("status") == "closed"
+    if (so in FINAL_STATUSES) != (st in FINAL_STATUSES):
+        closed, other = (ours, theirs) if so in FINAL_STATUSES else (theirs, ours)
+        reopened = base.get("status") in FINAL_STATUSES
         # A close (work landed) beats a stale status change; only a newer reopen beats it.
         return other if reopened and _rank(other) > _rank(closed) else closed
     return prefer
@@ -103,6 +107,8 @@ def _merge_value(key: str, base: Any, ours: Any, theirs: Any, prefer_ours: bool)
         return ours
     if isinstance(ours, dict) and isinstance(theirs, dict):
         return merge_mapping(base if isinstance(base, dict) else {}, ours, theirs, prefer_ours)
+    if key in MAX_FIELDS and isinstance(ours, int | bool) and isinstance(theirs, int | bool):
+        return max(ours, theirs)
     return ours if prefer_ours else theirs
 
 

@@ -95,7 +95,8 @@ def test_driver_leaves_a_conflict_on_unparseable_input(tmp_path):
     proc, out = run_driver(tmp_path, path, dump_yaml(BEAD), ours, b"title: [broken\n")
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1
-    assert proc.stderr.startswith("warning: git convoy merge-driver: ") and "t-1.yaml" in proc.stderr
+    assert proc.stderr.startswith("warning: git convoy merge-driver: ")
+    assert "t-1.yaml" in proc.stderr
     assert out == ours
 
 

@@ -126,6 +126,25 @@ def test_no_remote_is_a_one_line_error(state_repo):
     assert ref_of(state_repo) == before
 
 
+def test_two_clones_that_each_ran_init_merge_unrelated_histories(tmp_path, monkeypatch):
+    remote = bare_remote(tmp_path)
+    a, b = make_repo(tmp_path / "a"), make_repo(tmp_path / "b")
+    made = {}
+    for repo, name in ((a, "A"), (b, "B")):
+        monkeypatch.chdir(repo)
+        git("remote", "add", "origin", str(remote))
+        ok("init", "--prefix", "t")
+        made[name] = ok("bead", "create", f"made in {name}")
+    monkeypatch.chdir(a)
+    ok("sync")
+    monkeypatch.chdir(b)
+    assert ok("sync").startswith("sync: merged origin's state")
+    monkeypatch.chdir(a)
+    ok("sync")
+    assert state_tree(a) == state_tree(b) == state_tree(remote)
+    assert {shown(i)["title"] for i in made.values()} == {"made in A", "made in B"}
+
+
 def write_hook(remote: Path, body: str) -> None:
     hook = remote / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\n" + body)
