@@ -47,7 +47,9 @@ class Landed:
     """What happened to one landing.
 
     outcome: `landed`, `already` (source was in the target: nothing new), `conflict`,
-    `not_ff`, `check_failed`, `push_failed`, `no_target`.
+    `not_ff`, `check_failed`, `push_failed`, `no_target`, `busy` (the target kept moving
+    under us: try again later). `recovery` is the by-hand command for `push_failed`; `sha`
+    is set there when the landing was kept on the local target.
     """
 
     outcome: str
@@ -267,8 +269,8 @@ def land(store: Store, plan: Plan) -> Landed:
             notes = []
         outcome = "already" if merged.kind == "already" else "landed"
         return Landed(outcome, sha=candidate, base=base, check=result, notes=notes)
-    return Landed("push_failed", base=None, detail=f"gave up: {plan.target} kept moving "
-                  f"({last_push or 'local races'})", recovery=None)
+    return Landed("busy", detail=f"gave up for now: {plan.target} kept moving "
+                  f"({last_push or 'other writers won every compare-and-swap'})")
 
 
 def _keep_local(store: Store, plan: Plan, ref: str, local: str, candidate: str, base: str,

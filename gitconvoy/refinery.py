@@ -413,11 +413,12 @@ def _record(store: Store, mr: MergeRequest, step: Step,
         elif outcome == "conflict" and bead is not None:
             _conflicted(tx, current, bead, result.files if result else [], stamp)
         elif outcome == "push_failed":
-            local = f"; kept locally as {step.sha[:12]}" if step.sha else ""
-            manual = f" (or by hand: {result.recovery})" if result and result.recovery else ""
             tx.put(touched(current, status="push_failed", retries=current.retries + 1,
-                           reason=f"{step.detail}{local}",
-                           recovery=f"git convoy refinery retry {mr.id}{manual}"))
+                           reason=step.detail + (f"; kept locally as {step.sha[:12]}"
+                                                 if step.sha else ""),
+                           recovery=recovery_command(mr.id, result)))
+        elif outcome == "busy":
+            tx.put(touched(current, retries=current.retries + 1, reason=step.detail))
         else:  # check_failed, not_ff, no_target: back to the worker
             failures = current.check_failures + (outcome == "check_failed")
             log = result.check.log if result and result.check else None
@@ -436,6 +437,17 @@ def _record(store: Store, mr: MergeRequest, step: Step,
         return step
 
     return store.transact(mutate, lambda s: f"refinery {s.mr} ({s.bead}): {s.outcome}")
+
+
+def recovery_command(mr_id: str, result: landing.Landed | None) -> str:
+    """Kept locally: retrying pushes it. Nothing kept (local and remote diverged): the
+    by-hand step comes first."""
+    retry_cmd = f"git convoy refinery retry {mr_id}"
+    if result is None or not result.recovery:
+        return retry_cmd
+    if result.sha:
+        return f"{retry_cmd} (or by hand: {result.recovery})"
+    return f"{result.recovery}, then {retry_cmd}"
 
 
 def _merged(tx: Tx, mr: MergeRequest, bead: Bead | None, step: Step, stamp: str) -> None:

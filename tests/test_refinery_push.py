@@ -182,3 +182,29 @@ def test_landing_through_an_in_process_dulwich_remote(state_repo, tmp_path):
         assert git("rev-parse", "main", cwd=bare) == main
         assert git("show", "main:ahead.txt", cwd=state_repo) == "remote moved first"
         assert bead_json(bead)["status"] == "closed"
+
+
+def test_diverged_target_is_reported_with_the_steps_that_recover_it(state_repo, tmp_path):
+    add_rig()
+    bare, _ = _remote(state_repo)
+    other = tmp_path / "other"
+    git("clone", "-q", str(bare), str(other))
+    (other / "theirs.txt").write_text("t\n")
+    git("add", "theirs.txt", cwd=other)
+    git("commit", "-q", "-m", "theirs", cwd=other)
+    git("push", "-q", "origin", "main", cwd=other)
+    (state_repo / "mine.txt").write_text("m\n")
+    git("add", "mine.txt", cwd=state_repo)
+    git("commit", "-q", "-m", "local only", cwd=state_repo)
+    bead = _queued(state_repo, "Between")
+    main = git("rev-parse", "main", cwd=state_repo)
+    ok("refinery", "run")
+    [mr] = mrs().values()
+    assert mr.status == "push_failed" and "have diverged" in mr.reason
+    assert mr.recovery == (f"git pull --no-rebase origin main (on main), then git convoy "
+                           f"refinery retry {mr.id}")
+    assert git("rev-parse", "main", cwd=state_repo) == main
+    git("pull", "-q", "--no-rebase", "--no-edit", "origin", "main", cwd=state_repo)
+    ok("refinery", "retry", mr.id)
+    assert git("rev-parse", "main", cwd=bare) == git("rev-parse", "main", cwd=state_repo)
+    assert bead_json(bead)["status"] == "closed"
