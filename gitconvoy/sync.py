@@ -8,6 +8,7 @@ and merge again, a bounded number of times. Nothing is pushed when nothing chang
 from __future__ import annotations
 
 import random
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -47,8 +48,9 @@ class SyncReport:
 
 
 def private_ref(remote: str) -> str:
-    """Where sync keeps the remote's state: out of refs/remotes, so `git fetch` owns those."""
-    return f"refs/convoy/remote/{remote}"
+    """Where sync keeps the remote's state: out of refs/remotes, so `git fetch` owns those.
+    A remote given as a URL becomes a valid ref name."""
+    return f"refs/convoy/remote/{re.sub(r'[^A-Za-z0-9_-]+', '_', remote).strip('_') or 'remote'}"
 
 
 def check_remote(store: Store, remote: str) -> None:

@@ -117,6 +117,13 @@ def test_a_clone_publishes_to_an_empty_remote(tmp_path, monkeypatch):
     assert ref_of(remote) == ref_of(local)
 
 
+def test_sync_with_a_url_instead_of_a_remote_name(tmp_path, monkeypatch):
+    remote = published(tmp_path, monkeypatch)
+    ok("bead", "create", "via url")
+    assert ok("sync", str(remote)).startswith("sync: pushed")
+    assert ref_of(remote) == ref_of(Path.cwd())
+
+
 def test_no_remote_is_a_one_line_error(state_repo):
     before = ref_of(state_repo)
     res = convoy("sync")
