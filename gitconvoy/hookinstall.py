@@ -164,13 +164,14 @@ def hooks_dir(cwd: str | None = None) -> str:
 
 
 def _read(path: str) -> str | None:
+    """The hook's text; a binary (not UTF-8) comes back with a NUL, i.e. not a shell script."""
     try:
         with open(path, encoding="utf-8", newline="") as fh:
             return fh.read()
     except FileNotFoundError:
         return None
     except UnicodeDecodeError:
-        return "\0binary"
+        return "\0"
 
 
 def _write(path: str, text: str, *, new: bool) -> None:
@@ -275,7 +276,7 @@ def uninstall(store: Store, directory: str | None = None) -> list[str]:
                 done.append(f"removed the gitconvoy block from {path}")
     _save_manifest(store, [])
     done += settings.uninstall_settings(store)
-    for runtime in (watch.WATCH_FILE, watch.SEEN_FILE, watch.FEED_DUE_FILE):
+    for runtime in (watch.WATCH_FILE, watch.SEEN_FILE, watch.FEED_DUE_FILE, watch.ERRORS_FILE):
         path = os.path.join(watch.convoy_dir(store), runtime)
         if os.path.exists(path):
             os.remove(path)

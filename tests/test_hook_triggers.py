@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,13 +213,27 @@ def test_a_fresh_work_branch_merged_without_commits_has_not_landed(world):
     assert world.bead(world.b)["status"] == "open"
 
 
-def test_the_feeders_own_git_calls_do_not_re_trigger_it(world):
-    """Dispatching B creates convoy/B (a watched ref) from inside the hook: exactly one
-    feed runs per user command, visible as one report."""
+def test_the_feeders_own_git_calls_do_not_re_trigger_it(world, tmp_path, monkeypatch):
+    """Dispatching B from inside the hook moves watched refs with the git CLI (the dispatch
+    command below creates one more work-branch ref): Python starts once for the merge."""
+    spy_log = tmp_path / "python-calls.log"
+    spy = tmp_path / "spy-python"
+    spy.write_text(f'#!/bin/sh\necho "$*" >> {spy_log}\nexec {sys.executable} "$@"\n')
+    spy.chmod(0o755)
+    script = tmp_path / "dispatch-with-git.sh"
+    script.write_text(f'#!/bin/sh\necho "$CONVOY_BEAD $CONVOY_BRANCH" >> {world.dispatched}\n'
+                      'git update-ref "refs/heads/$CONVOY_BRANCH-notes" "$CONVOY_BRANCH"\n')
+    script.chmod(0o755)
+    git("config", "convoy.rig.app.dispatch", str(script), cwd=world.alice)
+    monkeypatch.setattr(sys, "executable", str(spy))
+    assert "updated the block" in ok("hooks", "install")
     work_on_a(world)
     proc = run("merge", "--no-ff", "-m", "merge A", f"convoy/{world.a}", cwd=world.alice)
+    assert_moved_on(world, proc)
+    assert git("rev-parse", "--verify", "-q", f"convoy/{world.b}-notes", cwd=world.alice)
+    assert spy_log.read_text().splitlines() == [
+        "-P -m gitconvoy hook reference-transaction committed"]
     assert proc.stderr.count(f"{world.a}: landed in") == 1
-    assert world.dispatched.read_text().split().count(world.b) == 1
     log = world.alice / ".git" / "convoy" / "hook-errors.log"
     assert not log.exists(), log.read_text()
 
