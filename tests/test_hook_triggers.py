@@ -247,3 +247,17 @@ def test_hooks_fire_in_a_linked_worktree(world, tmp_path):
     assert world.bead(world.a)["status"] == "in_progress", proc.stderr
     proc = run("merge", "--no-ff", "-m", "merge A", f"convoy/{world.a}", cwd=world.alice)
     assert_moved_on(world, proc)
+
+
+def test_a_clone_without_state_adopts_the_fetched_one(world):
+    os.chdir(world.bob)
+    assert "created" in ok("hooks", "install")  # no local state yet: install still works
+    assert git("rev-parse", "--verify", "-q", "refs/heads/convoy/state", cwd=world.bob,
+               check=False) == ""
+    os.chdir(world.alice)
+    c = ok("bead", "create", "made on alice")
+    run("push", "-q", "origin", "convoy/state", cwd=world.alice, quiet=True)
+    proc = run("fetch", "-q", "origin", cwd=world.bob)
+    assert "took origin's state" in proc.stderr
+    os.chdir(world.bob)
+    assert json.loads(ok("bead", "show", c, "--json"))["title"] == "made on alice"
