@@ -308,3 +308,31 @@ def test_two_refineries_at_once_land_each_mr_exactly_once(state_repo):
     for bead in beads:
         assert sum(f"convoy/{bead} " in s for s in subjects) == 1
         assert bead_json(bead)["status"] == "closed"
+
+
+def test_pure_helpers():
+    import pytest
+
+    from gitconvoy.errors import ConvoyError, SchemaError
+    from gitconvoy.landing import Landed
+    from gitconvoy.refinery import format_age, parse_duration, recovery_command
+
+    assert [parse_duration(t) for t in ("90", "90s", "30m", "4h", "2d")] == \
+        [90, 90, 1800, 14400, 172800]
+    with pytest.raises(ConvoyError, match="'soon' is not a duration"):
+        parse_duration("soon")
+    assert [format_age(s) for s in (5, 600, 7200, 259200)] == ["5s", "10m", "2.0h", "3.0d"]
+    assert recovery_command("mr-1", None) == "git convoy refinery retry mr-1"
+    kept = Landed("push_failed", sha="a" * 40, recovery="git push origin main:main")
+    assert recovery_command("mr-1", kept) == \
+        "git convoy refinery retry mr-1 (or by hand: git push origin main:main)"
+    diverged = Landed("push_failed", recovery="git pull --no-rebase origin main (on main)")
+    assert recovery_command("mr-1", diverged) == \
+        "git pull --no-rebase origin main (on main), then git convoy refinery retry mr-1"
+    good = {"id": "mr-1", "bead": "t-1", "branch": "b", "commit": "a" * 40, "target": "main"}
+    assert MergeRequest.from_dict(good, "mrs/mr-1.yaml").to_dict() == {
+        **good, "status": "queued", "retries": 0, "check_failures": 0}
+    with pytest.raises(SchemaError, match=r"mrs/mr-1.yaml: field 'commit': expected a full"):
+        MergeRequest.from_dict({**good, "commit": "abc"}, "mrs/mr-1.yaml")
+    with pytest.raises(SchemaError, match=r"field 'status': expected one of queued"):
+        MergeRequest.from_dict({**good, "status": "lost"}, "mrs/mr-1.yaml")
