@@ -653,7 +653,8 @@ def status(store: Store) -> dict[str, Any]:
     open_mrs.sort(key=lambda m: (order.get(m.id, len(order)), m.created_at or "", m.id))
 
     def row(mr: MergeRequest) -> dict[str, Any]:
-        data = mr.to_dict()
+        data: dict[str, Any] = {name: getattr(mr, name) for name in MergeRequest.ORDER}
+        data["conflict_files"] = list(mr.conflict_files)
         data["age_seconds"] = int(age_seconds(mr.created_at, at))
         data["position"] = order.get(mr.id)
         return data
