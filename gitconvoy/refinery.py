@@ -645,6 +645,13 @@ def anomalies(store: Store, snap: Snapshot, at: str | None = None) -> list[dict[
     return found
 
 
+def mr_json(mr: MergeRequest) -> dict[str, Any]:
+    """Every field, null when unset (the JSON convention of docs/json.md)."""
+    data: dict[str, Any] = {name: getattr(mr, name) for name in MergeRequest.ORDER}
+    data["conflict_files"] = list(mr.conflict_files)
+    return data
+
+
 def status(store: Store) -> dict[str, Any]:
     snap = store.snapshot()
     at = now()
@@ -653,8 +660,7 @@ def status(store: Store) -> dict[str, Any]:
     open_mrs.sort(key=lambda m: (order.get(m.id, len(order)), m.created_at or "", m.id))
 
     def row(mr: MergeRequest) -> dict[str, Any]:
-        data: dict[str, Any] = {name: getattr(mr, name) for name in MergeRequest.ORDER}
-        data["conflict_files"] = list(mr.conflict_files)
+        data = mr_json(mr)
         data["age_seconds"] = int(age_seconds(mr.created_at, at))
         data["position"] = order.get(mr.id)
         return data

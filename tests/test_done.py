@@ -148,3 +148,14 @@ def test_done_for_an_epic_or_closed_bead_is_refused(state_repo):
     ok("bead", "close", closed)
     res = convoy("done", closed)
     assert res.code == 1 and f"bead '{closed}' is already closed" in res.err
+
+
+def test_done_json(state_repo):
+    import json
+
+    bead, branch = _dispatched(state_repo)
+    tip = worker_commit(state_repo, branch, {"j.txt": "j\n"})
+    data = json.loads(ok("done", bead, "--json"))
+    assert (data["bead"], data["commit"], data["status"], data["new"]) == \
+        (bead, tip, "queued", True)
+    assert data["merged_as"] is None and data["superseded"] == []

@@ -22,7 +22,7 @@ def done(bead: str | None, target: str | None, branch: str | None, as_json: bool
         click.echo(f"warning: {warning}", err=True)
     mr = queued.mr
     if as_json:
-        print_json({**mr.to_dict(), "new": queued.new, "superseded": queued.superseded})
+        print_json({**engine.mr_json(mr), "new": queued.new, "superseded": queued.superseded})
         return 0
     if not queued.new:
         click.echo(f"{mr.id} already queued for {mr.branch} @ {mr.commit[:10]} "
