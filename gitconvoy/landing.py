@@ -160,7 +160,9 @@ def checked_out_in(store: Store, branch: str) -> list[str]:
 
 
 def _is_clean(path: str) -> bool:
-    res = gitcli.run_git(["status", "--porcelain=v1", "--untracked-files=no"], cwd=path,
+    # --no-optional-locks: a status check must not even refresh the user's index file
+    res = gitcli.run_git(["--no-optional-locks", "status", "--porcelain=v1",
+                          "--untracked-files=no"], cwd=path,
                          other_repo=True, check=False)
     return res.code == 0 and not res.out.strip()
 
