@@ -62,6 +62,7 @@ def test_git_merge_of_diverged_state_branches_merges_fields(state_repo, tmp_path
     assert shown(c)["title"] == "Gamma"
     parents = git("log", "-1", "--format=%P", "convoy/state").split()
     assert len(parents) == 2
+    assert (state_repo / ".git" / "convoy" / "feed-due").exists()  # the next hook feeds
 
 
 def run_driver(tmp_path: Path, path: str, base: bytes, ours: bytes, theirs: bytes):

@@ -106,6 +106,29 @@ def test_two_clones_converge_with_a_merge_commit(tmp_path, monkeypatch):
     assert {shown(only_a)["title"], shown(only_b)["title"]} == {"Only in A", "Only in B"}
 
 
+def test_a_close_on_another_clone_feeds_the_next_bead_after_sync(tmp_path, monkeypatch):
+    remote = published(tmp_path, monkeypatch)
+    seed = Path.cwd()
+    ok("rig", "add", "w", "--default")
+    first = ok("bead", "create", "first")
+    second = ok("bead", "create", "second")
+    ok("dep", "add", second, first)
+    ok("create", "C", first, second)
+    ok("sync")
+    b = clone(remote, tmp_path / "b")
+    git_convoy("hooks", "install", cwd=b)
+    out = git_convoy("sync", cwd=b).stdout
+    assert f"feed: ✓ {first}" in out  # the feeder ran in B and dispatched the first bead
+    monkeypatch.chdir(seed)
+    ok("sync")
+    ok("bead", "close", first, "--reason", "landed")
+    ok("sync")
+    out = git_convoy("sync", cwd=b).stdout
+    assert f"feed: ✓ {second}" in out and out.splitlines()[-1].startswith("sync: pushed")
+    ok("sync")
+    assert shown(second)["status"] == "hooked"  # B's dispatch reached the seed clone too
+
+
 def test_a_clone_publishes_to_an_empty_remote(tmp_path, monkeypatch):
     remote = bare_remote(tmp_path)
     local = make_repo(tmp_path / "local")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 from ..errors import ConvoyError
@@ -11,15 +13,33 @@ from .io import open_store
 @click.command()
 @click.argument("remote", required=False)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing when all went well.")
-def sync(remote: str | None, quiet: bool) -> int:
-    """Fetch, merge and push the state ref (REMOTE: convoy.remote, upstream, or origin)."""
+@click.option("--no-feed", is_flag=True, help="Do not run the feeder after new state came in.")
+def sync(remote: str | None, quiet: bool, no_feed: bool) -> int:
+    """Fetch, merge and push the state ref (REMOTE: convoy.remote, upstream, or origin).
+
+    With hooks installed, new state from the remote runs one feeder step, as a hook would:
+    sync moves the local ref in memory, which fires no git hook."""
     from ..sync import sync as run_sync
 
-    report = run_sync(open_store(), remote)
+    store = open_store()
+    report = run_sync(store, remote)
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
     if not quiet:
         click.echo(report.summary())
+    if report.action in ("fast-forward", "merged", "adopted") and not no_feed:
+        from ..watch import read_watch
+
+        if read_watch(store):  # hooks are installed: the user wants the feeder driven
+            from ..hookrun import run_hook
+
+            for line in run_hook("sync", []):
+                if not quiet:
+                    click.echo(f"feed: {line}")
+            if store.state_commit() != report.commit:  # the feeder wrote: share that too
+                again = run_sync(store, report.remote)
+                if not quiet:
+                    click.echo(again.summary())
     return 0
 
 
@@ -58,6 +78,15 @@ def merge_driver(base_file: str, ours_file: str, theirs_file: str, path: str) ->
         return 1
     with open(ours_file, "wb") as fh:
         fh.write(result.data or b"")
+    _mark_feed_due()
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     return 0
+
+
+def _mark_feed_due() -> None:
+    """The state changed under a git merge: the next hook runs the feeder (DESIGN §6)."""
+    from ..watch import mark_feed_due
+
+    with contextlib.suppress(ConvoyError):  # outside a repository there is nothing to mark
+        mark_feed_due(open_store().common_dir)
