@@ -221,16 +221,24 @@ def _parse(raw: bytes | None, path: str) -> Mapping | None:
     return data
 
 
-def _validate(path: str, data: Mapping) -> None:
+def _serialise(path: str, data: Mapping) -> bytes:
+    """Through the model class when the kind is known: validated, and in the exact layout a
+    command would write, so the next edit of the object does not reorder its lines."""
+    from .store import dump_yaml
+
     cls = _class_for(path)
-    if cls is not None:
-        cls.from_dict(data, path)
+    if cls is None:
+        return dump_yaml(data)
+    try:
+        return dump_yaml(cls.from_dict(data, path).to_dict())
+    except ConvoyError as exc:
+        raise Unmergeable(f"the merged {path} would be invalid: {exc.message}") from None
 
 
 def merge_file(path: str, base: bytes | None, ours: bytes | None,
                theirs: bytes | None) -> FileMerge:
     """Merge one state file's three versions; raises Unmergeable when a side is not YAML."""
-    from .store import KINDS, dump_yaml, object_path
+    from .store import KINDS, object_path
 
     if ours == theirs:
         return FileMerge(ours)
@@ -245,12 +253,8 @@ def merge_file(path: str, base: bytes | None, ours: bytes | None,
     except ConvoyError as exc:
         raise Unmergeable(exc.message) from None
     merged = merge_object(*sides)
-    out = FileMerge(None if merged.value is None else dump_yaml(merged.value), notes=merged.notes)
-    if merged.value is not None:
-        try:
-            _validate(path, merged.value)
-        except ConvoyError as exc:
-            raise Unmergeable(f"the merged {path} would be invalid: {exc.message}") from None
+    data = None if merged.value is None else _serialise(path, merged.value)
+    out = FileMerge(data, notes=merged.notes)
     if merged.renamed is not None:
         folder = path.split("/", 1)[0]
         new_id = str(merged.renamed["id"])
@@ -258,7 +262,7 @@ def merge_file(path: str, base: bytes | None, ours: bytes | None,
             new_path = object_path(folder, new_id)
         else:
             new_path = os.path.join(os.path.dirname(path), f"{new_id}.yaml")
-        out.extra[new_path] = dump_yaml(merged.renamed)
+        out.extra[new_path] = _serialise(new_path, merged.renamed)
     return out
 
 

@@ -145,6 +145,7 @@ def test_merge_file_output_is_a_valid_bead():
                      dump_yaml(bead(status="in_progress", labels=["c"], updated_at=T2)))
     parsed = Bead.from_dict(load_yaml(out.data, path), path)
     assert parsed.status == "closed" and parsed.labels == ["b", "c"]
+    assert out.data == dump_yaml(parsed.to_dict())  # the layout a command writes
 
 
 def test_convoy_yaml_merges_rigs_as_a_map():
