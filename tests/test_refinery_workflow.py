@@ -60,8 +60,11 @@ def landed_trees(repo: Path, since: str) -> set[str]:
     return {git("rev-parse", f"{c}^{{tree}}", cwd=repo) for c in commits}
 
 
-def test_workflow_a_lands_in_dependency_order(repo):
+@pytest.mark.parametrize("hooks", [False, True], ids=["no-hooks", "hooks-installed"])
+def test_workflow_a_lands_in_dependency_order(repo, hooks):
     t1, t2, t3, trees = setup(repo)
+    if hooks:  # the feeder also wakes from git's hooks while workers commit
+        gc(repo, "hooks", "install")
     start = git("rev-parse", "main", cwd=repo)
     git("checkout", "-q", "-b", "user-branch", cwd=repo)
     (repo / "scratch.txt").write_text("the user's own work in progress\n")
