@@ -232,7 +232,7 @@ def queue_mr(store: Store, bead_id: str | None = None, *, target: str | None = N
         mrs = mrs_of(tx)
         for mr in mrs.values():
             if mr.branch == branch and mr.commit == commit and mr.target == target and \
-                    mr.status != "superseded":
+                    mr.status not in ("superseded", "orphaned"):
                 return Queued(mr, False, warnings=warnings)
         current = tx.bead(bead.id)
         if current.done:
@@ -256,8 +256,7 @@ def queue_mr(store: Store, bead_id: str | None = None, *, target: str | None = N
         updated = current
         if current.status != "in_progress":
             updated = with_status(current, "in_progress")
-        dispatch = dict(updated.dispatch)
-        dispatch.pop("returned", None)
+        dispatch = {k: v for k, v in updated.dispatch.items() if not k.startswith("returned")}
         tx.put(touched(updated, mr=mr_id, dispatch=dispatch,
                        branch=current.branch or branch))
         return Queued(mr, True, superseded, warnings)
@@ -456,8 +455,7 @@ def _merged(tx: Tx, mr: MergeRequest, bead: Bead | None, step: Step, stamp: str)
                    recovery=None))
     if bead is not None and not bead.done:
         closed = with_status(bead, "closed", f"Merged in {mr.id} as {sha[:12]}")
-        dispatch = dict(closed.dispatch)
-        dispatch.pop("returned", None)
+        dispatch = {k: v for k, v in closed.dispatch.items() if not k.startswith("returned")}
         tx.put(touched(closed, dispatch=dispatch))
 
 

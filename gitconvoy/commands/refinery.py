@@ -25,8 +25,12 @@ def done(bead: str | None, target: str | None, branch: str | None, as_json: bool
         print_json({**engine.mr_json(mr), "new": queued.new, "superseded": queued.superseded})
         return 0
     if not queued.new:
+        hint = "nothing to do"
+        if mr.status == "rejected":
+            hint = (f"it was rejected ({mr.reason}); commit a fix and run done again, or "
+                    f"'git convoy refinery retry {mr.id}'")
         click.echo(f"{mr.id} already queued for {mr.branch} @ {mr.commit[:10]} "
-                   f"({mr.status}): nothing to do")
+                   f"({mr.status}): {hint}")
         return 0
     click.echo(f"queued {mr.id}: {mr.branch} @ {mr.commit[:10]} → {mr.target} "
                f"(bead {mr.bead}); land it with 'git convoy refinery run'")
