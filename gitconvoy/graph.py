@@ -152,19 +152,28 @@ class Index:
         return tuple(found)
 
     def inherited_blockers(self, bead: Bead) -> tuple[Blocker, ...]:
-        """Blockers of every ancestor epic, memoised per epic (linear over a whole snapshot)."""
+        """Blockers of every ancestor, nearest first, memoised per parent.
+
+        Each parent's answer is one walk up its own chain (stopping where a corrupt parent
+        loop closes), so a loop can never leave a half-computed answer in the memo.
+        """
         parent_id = bead.parent
         if not parent_id or parent_id == bead.id:
             return ()
-        if parent_id in self._gate:
-            return self._gate[parent_id]
-        self._gate[parent_id] = ()  # guards a parent loop
-        parent = self.beads.get(parent_id)
-        result: tuple[Blocker, ...] = ()
-        if parent is not None:
-            result = self.own_blockers(parent, via=parent_id) + self.inherited_blockers(parent)
-        self._gate[parent_id] = result
-        return result
+        found = self._gate.get(parent_id)
+        if found is None:
+            collected: list[Blocker] = []
+            seen: set[str] = set()
+            current = parent_id
+            while current and current not in seen:
+                seen.add(current)
+                ancestor = self.beads.get(current)
+                if ancestor is None:
+                    break
+                collected.extend(self.own_blockers(ancestor, via=current))
+                current = ancestor.parent
+            found = self._gate[parent_id] = tuple(collected)
+        return found
 
     def blockers(self, bead: Bead) -> tuple[Blocker, ...]:
         return self.own_blockers(bead) + self.inherited_blockers(bead)

@@ -53,11 +53,31 @@ def _yaml() -> Any:
     return yaml
 
 
+_DUMPER: list[Any] = []
+
+
+def _dumper() -> Any:
+    """libyaml's safe dumper, writing multi-line text as `|` blocks so diffs read as text."""
+    if not _DUMPER:
+        yaml = _yaml()
+
+        class StateDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore
+            pass
+
+        def represent_str(dumper: Any, data: str) -> Any:
+            if "\n" in data:
+                return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+            return dumper.represent_str(data)
+
+        StateDumper.add_representer(str, represent_str)
+        _DUMPER.append(StateDumper)
+    return _DUMPER[0]
+
+
 def dump_yaml(data: dict[str, Any]) -> bytes:
-    yaml = _yaml()
-    text = yaml.dump(
-        data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False,
-        allow_unicode=True, width=100, default_flow_style=False,
+    text = _yaml().dump(
+        data, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=100,
+        default_flow_style=False,
     )
     return text.encode("utf-8")
 
@@ -82,9 +102,8 @@ def load_yaml(raw: bytes, path: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None)
-        detail = f" ({problem})" if problem else ""
-        raise SchemaError(path, None, f"{where}not valid YAML{detail}") from None
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise SchemaError(path, None, f"{where}{problem}") from None
 
 
 # --- object kinds and their paths -------------------------------------------------------

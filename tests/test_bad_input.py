@@ -146,7 +146,7 @@ def test_usage_errors_exit_2(state_repo):
 
 BROKEN = {
     "invalid YAML": ("id: t-bad\ntitle: [unclosed\n",
-                     "line 3: not valid YAML (did not find expected ',' or ']')"),
+                     "line 3: did not find expected ',' or ']'"),
     "schema": ("id: t-bad\ntitle: Bad\npriority: 9\n",
                "field 'priority': expected an integer 0–4, got 9"),
     "unknown field": ("id: t-bad\ntitle: Bad\ncolour: red\n", "field 'colour': unknown field"),
