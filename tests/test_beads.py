@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from conftest import STATE_REF, convoy, git, ok, ref_of
@@ -238,3 +239,10 @@ def test_batch_json_and_refusals(state_repo, tmp_path):
 def test_every_type_can_be_created(state_repo, kind):
     bead_id = ok("bead", "create", "x", "--type", kind)
     assert Store.open().snapshot().bead(bead_id).type == kind
+
+
+def test_docs_json_lists_every_bead_key_in_order():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "json.md").read_text()
+    section = doc.split("## The bead object")[1].split("\n## ")[0]
+    assert re.findall(r"^\| `([a-z_]+)` \|", section, re.M) == BEAD_KEYS
+    assert list(json.loads(section.split("```json")[1].split("```")[0])) == BEAD_KEYS
