@@ -88,12 +88,13 @@ def run_git(args: list[str], cwd: str | None = None, env: dict[str, str] | None 
     return result
 
 
-def fetch_ref(git_dir: str, remote: str, ref: str, into: str) -> bool:
+def fetch_ref(git_dir: str, remote: str, ref: str, into: str,
+              env: dict[str, str] | None = None) -> bool:
     """Fetch the remote's `ref` into our private ref `into`; False when the remote lacks it."""
     res = run_git(
         ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-maintenance",
          remote, f"+{ref}:{into}"],
-        git_dir=git_dir, check=False,
+        git_dir=git_dir, check=False, env=env,
     )
     if res.code == 0:
         return True
@@ -116,11 +117,12 @@ _REJECTED = ("[rejected]", "non-fast-forward", "fetch first", "stale info",
              "hung up unexpectedly")
 
 
-def push_commit(git_dir: str, remote: str, commit: str, ref: str) -> PushOutcome:
+def push_commit(git_dir: str, remote: str, commit: str, ref: str,
+                env: dict[str, str] | None = None) -> PushOutcome:
     """Push `commit` to the remote's `ref` without force: the remote refuses a non-descendant,
     which is the remote half of the compare-and-swap. A hook that declines is not a race."""
     res = run_git(["push", "--quiet", "--porcelain", "--no-verify", remote, f"{commit}:{ref}"],
-                  git_dir=git_dir, check=False)
+                  git_dir=git_dir, check=False, env=env)
     if res.code == 0:
         return PushOutcome(True, False, "")
     text = res.out + res.err

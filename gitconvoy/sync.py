@@ -17,6 +17,9 @@ from .errors import ConvoyError, LostRace
 from .store import Store
 
 MAX_ROUNDS = 25
+# Our fetch and push move watched refs (the remote-tracking copy of the state branch); the
+# hook shims skip the feed under this flag, and sync runs it itself when state came in.
+QUIET_HOOKS = {"CONVOY_IN_HOOK": "1"}
 
 
 @dataclass
@@ -110,7 +113,7 @@ def sync(store: Store, remote: str | None = None, *, rounds: int = MAX_ROUNDS) -
     report = SyncReport(remote, "up-to-date", store.state_commit())
     for attempt in range(1, rounds + 1):
         report.rounds = attempt
-        found = gitcli.fetch_ref(git_dir, remote, store.ref, into)
+        found = gitcli.fetch_ref(git_dir, remote, store.ref, into, QUIET_HOOKS)
         remote_commit = store.head_of(into) if found else None
         local = store.state_commit()
         if local is None:
@@ -133,7 +136,7 @@ def sync(store: Store, remote: str | None = None, *, rounds: int = MAX_ROUNDS) -
         report.commit = local
         if local == remote_commit:
             return report
-        outcome = gitcli.push_commit(git_dir, remote, local, store.ref)
+        outcome = gitcli.push_commit(git_dir, remote, local, store.ref, QUIET_HOOKS)
         if outcome.pushed:
             store.cas_ref(into, store.head_of(into), local, f"sync: pushed to {remote}")
             report.pushed = True

@@ -129,6 +129,21 @@ def test_a_close_on_another_clone_feeds_the_next_bead_after_sync(tmp_path, monke
     assert shown(second)["status"] == "hooked"  # B's dispatch reached the seed clone too
 
 
+def test_a_push_only_sync_wakes_no_hook(tmp_path, monkeypatch):
+    """sync's own push moves refs/remotes/origin/convoy/state, which the hooks watch: the
+    reference-transaction shim must skip it (CONVOY_IN_HOOK), nothing new came in."""
+    remote = published(tmp_path, monkeypatch)
+    b = clone(remote, tmp_path / "b")
+    git_convoy("hooks", "install", cwd=b)
+    git_convoy("sync", cwd=b)
+    seen = b / ".git" / "convoy" / "hook-seen"
+    before = seen.read_text()
+    git_convoy("bead", "create", "pushed only", cwd=b)
+    assert git_convoy("sync", cwd=b).stdout.startswith("sync: pushed")
+    assert seen.read_text() == before
+    assert ref_of(b, "refs/remotes/origin/convoy/state") == ref_of(remote)
+
+
 def test_a_clone_publishes_to_an_empty_remote(tmp_path, monkeypatch):
     remote = bare_remote(tmp_path)
     local = make_repo(tmp_path / "local")
