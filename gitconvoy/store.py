@@ -32,6 +32,8 @@ from .errors import ConvoyError, LostRace, SchemaError
 DEFAULT_REF = "refs/heads/convoy/state"
 CACHE_VERSION = 3
 MAX_ATTEMPTS = 200
+# A ref lock older than this was left behind by a crash (writers hold it for microseconds).
+STALE_LOCK_SECONDS = 10
 # A cache more than this many changed files behind the ref is rewritten after a read.
 CACHE_SAVE_AFTER = 32
 
@@ -629,9 +631,24 @@ class Store:
             return False
         except pygit2.GitError as exc:
             if "lock" in str(exc).lower() or "exists" in str(exc).lower():
+                self._refuse_stale_lock(self.ref)
                 return False
             raise
         return True
+
+    def _refuse_stale_lock(self, refname: str) -> None:
+        """A writer holds a ref's lock for microseconds; one that is seconds old was left by a
+        crash, and retrying for a minute would only hide that from the user."""
+        path = os.path.join(self.common_dir, *refname.split("/")) + ".lock"
+        try:
+            age = time.time() - os.stat(path).st_mtime
+        except OSError:
+            return
+        if age > STALE_LOCK_SECONDS:
+            raise LostRace(
+                f"{path} is {age:.0f} s old: a git process crashed or is stuck while writing "
+                f"{refname}; if no git is running, delete that file and run the command again"
+            )
 
 
     def cas_ref(self, refname: str, old: str | None, new: str | None, message: str) -> bool:

@@ -197,3 +197,15 @@ def test_a_broken_convoy_yaml_is_named(state_repo, two):
     assert res.code == 0
     assert res.err == "warning: skipped convoy.yaml: field 'rigs': expected a mapping\n"
     assert git("rev-parse", STATE_REF)  # still there
+
+
+def test_a_stale_ref_lock_is_named_with_exit_code_3(state_repo):
+    lock = state_repo / ".git" / "refs" / "heads" / "convoy" / "state.lock"
+    lock.write_text("")
+    os.utime(lock, (1, 1))  # left by a crash long ago
+    res = convoy("bead", "create", "x")
+    assert res.code == 3 and res.out == ""
+    assert res.err.count("\n") == 1 and res.err.startswith(f"error: {lock} is ")
+    assert res.err.endswith("if no git is running, delete that file and run the command again\n")
+    lock.unlink()
+    assert ok("bead", "create", "x").startswith("t-")

@@ -43,10 +43,11 @@ def test_the_ref_is_configurable(repo):
     assert git("rev-parse", "-q", "--verify", "refs/heads/plans/state")
     assert git("rev-parse", "-q", "--verify", STATE_REF, check=False) == ""
     # `git -c convoy.ref=… convoy` reaches us through GIT_CONFIG_PARAMETERS
-    git_convoy("-c", "convoy.ref=refs/heads/other", "convoy", "init", cwd=repo, check=False)
-    proc = git_convoy("init", cwd=repo, env={"GIT_CONFIG_PARAMETERS": "'convoy.ref=other'"})
-    assert "refs/heads/other" in proc.stdout
+    assert "refs/heads/other" in git("-c", "convoy.ref=other", "convoy", "init")
     assert git("rev-parse", "-q", "--verify", "refs/heads/other")
+    git("-c", "convoy.ref=refs/heads/other", "convoy", "bead", "create", "only there")
+    assert "only there" in git("-c", "convoy.ref=other", "convoy", "bead", "list")
+    assert ok("bead", "list") == ""
 
 
 def test_git_dir_is_honoured_from_outside_the_work_tree(state_repo, tmp_path, monkeypatch):
