@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import gitcli, merge
@@ -65,7 +66,10 @@ def check_remote(store: Store, remote: str) -> None:
         )
 
 
-def resolver(notes: list[str], counter: list[int]):  # type: ignore[no-untyped-def]
+Resolve = Callable[[str, bytes | None, bytes | None, bytes | None], dict[str, bytes | None]]
+
+
+def resolver(notes: list[str], counter: list[int]) -> Resolve:
     """The per-file callback of the tree merge: the shared field merge, never a conflict."""
 
     def resolve(path: str, base: bytes | None, ours: bytes | None,
