@@ -244,6 +244,9 @@ def test_merge_is_symmetric_and_keeps_additions(base: dict, a: dict, c: dict) ->
     assert one["updated_at"] in (a["updated_at"], c["updated_at"])
     path = object_path("beads", "t-1")
     Bead.from_dict(load_yaml(dump_yaml(one), path), path)
+    # clones converge only if both orders write the same bytes
+    raw = [dump_yaml(x) for x in (base, a, c)]
+    assert merge_file(path, *raw).data == merge_file(path, raw[0], raw[2], raw[1]).data
 
 
 @settings(max_examples=100, deadline=None)
