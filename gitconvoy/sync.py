@@ -115,6 +115,7 @@ def sync(store: Store, remote: str | None = None, *, rounds: int = MAX_ROUNDS) -
     git_dir = store.common_dir
     into = private_ref(remote)
     report = SyncReport(remote, "up-to-date", store.state_commit())
+    local_races = 0
     for attempt in range(1, rounds + 1):
         report.rounds = attempt
         found = gitcli.fetch_ref(git_dir, remote, store.ref, into, QUIET_HOOKS)
@@ -135,6 +136,7 @@ def sync(store: Store, remote: str | None = None, *, rounds: int = MAX_ROUNDS) -
         if remote_commit is not None:
             merged = merge_into_local(store, local, remote_commit, remote, report)
             if merged is None:
+                local_races += 1
                 continue  # a local writer moved the ref meanwhile: start over
             local = merged
         report.commit = local
@@ -150,6 +152,12 @@ def sync(store: Store, remote: str | None = None, *, rounds: int = MAX_ROUNDS) -
         if not outcome.rejected:
             raise ConvoyError(f"cannot push {store.ref} to {remote}: {outcome.message}")
         time.sleep(random.uniform(0, min(0.02 * attempt, 0.2)))
+    if local_races * 2 > rounds:
+        raise LostRace(
+            f"sync gave up after {rounds} rounds: {store.ref} kept moving here (local "
+            "writers, or a stale lock file next to it); nothing was pushed, run "
+            "'git convoy sync' again"
+        )
     raise LostRace(
         f"sync gave up after {rounds} rounds: {remote} kept moving under other writers; "
         "the local state is kept (merged), run 'git convoy sync' again"

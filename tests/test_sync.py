@@ -230,6 +230,24 @@ def test_sync_gives_up_with_exit_3_when_the_remote_never_settles(tmp_path, monke
     assert shown(made)["title"] == "never lands"  # the local state is kept
 
 
+def test_a_locked_local_ref_is_named_not_blamed_on_the_remote(tmp_path, monkeypatch):
+    remote = published(tmp_path, monkeypatch)
+    a = clone(remote, tmp_path / "a")
+    monkeypatch.chdir(a)
+    ok("init")
+    ok("bead", "create", "diverged here")
+    monkeypatch.chdir(tmp_path / "seed")
+    ok("bead", "create", "and there")
+    ok("sync")
+    monkeypatch.chdir(a)
+    lock = a / ".git" / "refs" / "heads" / "convoy" / "state.lock"
+    lock.write_text("")
+    before = ref_of(a)
+    with pytest.raises(LostRace, match=r"refs/heads/convoy/state kept moving here"):
+        run_sync(Store.open(), rounds=2)
+    assert ref_of(a) == before
+
+
 def test_two_beads_that_meet_under_one_id_are_both_kept(tmp_path, monkeypatch):
     remote = published(tmp_path, monkeypatch)
     a, b = clone(remote, tmp_path / "a"), clone(remote, tmp_path / "b")
