@@ -931,9 +931,14 @@ class Tx:
         return self.view().convoy(convoy_id)
 
     def put(self, obj: Any) -> None:
+        """Record an object; it is read back through the schema first, so a transaction can
+        never write a file that every later read would reject."""
         kind = _KIND_OF_CLASS[type(obj)]
+        path = object_path(kind, obj.id)
+        data = obj.to_dict()
+        KINDS[kind].cls.from_dict(data, path)
         self.objects[kind][obj.id] = obj
-        self.changes[object_path(kind, obj.id)] = dump_yaml(obj.to_dict())
+        self.changes[path] = dump_yaml(data)
 
     def remove(self, kind: str, obj_id: str) -> None:
         self.objects[kind].pop(obj_id, None)

@@ -209,3 +209,37 @@ def test_a_stale_ref_lock_is_named_with_exit_code_3(state_repo):
     assert res.err.endswith("if no git is running, delete that file and run the command again\n")
     lock.unlink()
     assert ok("bead", "create", "x").startswith("t-")
+
+
+BAD_BATCHES = {
+    "b.json": ('[{"title": 1}', "not valid JSON: Expecting ',' delimiter: line 1 column 14 "
+               "(char 13)"),
+    "title.yaml": ("- {title: 123}\n", "item 1: field 'title' must be text, got int"),
+    "labels.yaml": ("- {title: x, labels: a}\n", "item 1: field 'labels' must be a list of text"),
+    "deps.yaml": ("- {title: x}\n- {title: y, deps: a}\n",
+                  "item 2: field 'deps' must be a list of text"),
+    "text.yaml": ("- {title: x, description: [1]}\n",
+                  "item 1: field 'description' must be text, got list"),
+    "parent.yaml": ("- {title: x, parent: 5}\n", "item 1: field 'parent' must be text, got int"),
+    "notalist.yaml": ("title: x\n", "expected a list of beads"),
+    "item.yaml": ("- just a title\n", "item 1: expected a mapping with at least a title"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_BATCHES))
+def test_bad_batch_files(state_repo, tmp_path, name):
+    content, problem = BAD_BATCHES[name]
+    path = tmp_path / name
+    path.write_text(content)
+    refused(state_repo, ["bead", "create", "--batch", str(path)], f"{path}: {problem}")
+
+
+def test_a_transaction_never_writes_what_a_read_would_reject(state_repo):
+    from gitconvoy.errors import SchemaError
+    from gitconvoy.model import Bead
+    from gitconvoy.store import Store
+
+    before = ref_of(state_repo)
+    with pytest.raises(SchemaError, match="field 'description': expected a string, got list"):
+        Store.open().transact(lambda tx: tx.put(Bead("t-x", "x", description=["a"])), "bad")
+    assert ref_of(state_repo) == before

@@ -30,26 +30,50 @@ def bead() -> None:
     """Create, show, list and change beads (work items)."""
 
 
+_BATCH_TEXT = ("title", "type", "description", "acceptance", "assignee", "parent", "rig",
+               "target", "id", "status", "import_key")
+
+
 def _read_batch(path: str) -> list[edits.BeadSpec]:
+    """A YAML or JSON list of beads (`-` reads stdin); every item checked before any write."""
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        if path == "-":
+            raw = click.get_binary_stream("stdin").read()
+        else:
+            with open(path, "rb") as fh:
+                raw = fh.read()
     except OSError as exc:
         raise ConvoyError(f"cannot read {path}: {exc.strerror}") from None
-    items = json.loads(raw) if path.endswith(".json") else load_yaml(raw, path)
+    if path.endswith(".json"):
+        try:
+            items = json.loads(raw)
+        except ValueError as exc:
+            raise ConvoyError(f"{path}: not valid JSON: {exc}") from None
+    else:
+        items = load_yaml(raw, path)
     if not isinstance(items, list):
         raise ConvoyError(f"{path}: expected a list of beads")
     specs = []
     allowed = set(edits.BeadSpec.__dataclass_fields__)
     for n, item in enumerate(items, 1):
+        where = f"{path}: item {n}"
         if not isinstance(item, dict):
-            raise ConvoyError(f"{path}: item {n}: expected a mapping with at least a title")
+            raise ConvoyError(f"{where}: expected a mapping with at least a title")
         unknown = set(item) - allowed
         if unknown:
-            raise ConvoyError(f"{path}: item {n}: unknown field '{sorted(unknown)[0]}'")
+            raise ConvoyError(f"{where}: unknown field '{sorted(unknown)[0]}'")
+        for key in _BATCH_TEXT:
+            if item.get(key) is not None and not isinstance(item[key], str):
+                raise ConvoyError(
+                    f"{where}: field '{key}' must be text, got {type(item[key]).__name__}")
+        for key in ("labels", "deps"):
+            value = item.get(key)
+            if value is not None and (not isinstance(value, list)
+                                      or not all(isinstance(v, str) for v in value)):
+                raise ConvoyError(f"{where}: field '{key}' must be a list of text")
         item = dict(item)
-        item["deps"] = [parse_dep(str(d)) for d in item.get("deps") or []]
-        item["labels"] = [str(x) for x in item.get("labels") or []]
+        item["deps"] = [parse_dep(d) for d in item.get("deps") or []]
+        item["labels"] = list(item.get("labels") or [])
         specs.append(edits.BeadSpec(**item))
     return specs
 
@@ -68,7 +92,8 @@ def _read_batch(path: str) -> list[edits.BeadSpec]:
 @click.option("--id", "bead_id", help="An explicit id (letters, digits, '-', '.', '_').")
 @click.option("--rig", help="The rig that should run it.")
 @click.option("--target", help="The branch its work lands on.")
-@click.option("--batch", type=click.Path(), help="Create every bead of a YAML/JSON list at once.")
+@click.option("--batch", type=click.Path(),
+              help="Create every bead of a YAML/JSON list (- for stdin) in one commit.")
 @json_option
 def create(title: str | None, bead_type: str, priority: str, description: str | None,
            acceptance: str | None, assignee: str | None, labels: tuple[str, ...],
