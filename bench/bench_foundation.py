@@ -46,7 +46,11 @@ def entry_points() -> list[tuple[str, list[str]]]:
 
 
 def median_ms(cmd: list[str], cwd: Path, runs: int) -> float:
-    """Median wall time of a whole process; hyperfine when installed, else plain timing."""
+    """Median wall time of a whole process; hyperfine when installed, else plain timing.
+
+    The mean CPU time (user + system) is printed too: on a busy machine it shows what the
+    command itself costs when the wall time is inflated by other processes.
+    """
     if shutil.which("hyperfine"):
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
             subprocess.run(
@@ -54,7 +58,10 @@ def median_ms(cmd: list[str], cwd: Path, runs: int) -> float:
                  " ".join(cmd)], cwd=cwd, env=ENV, check=True, capture_output=True,
             )
             data = json.loads(Path(out.name).read_text())
-        return data["results"][0]["median"] * 1000
+        result = data["results"][0]
+        print(f"    [{' '.join(cmd[-4:])}: cpu {1000 * (result['user'] + result['system']):.0f}"
+              f" ms mean, wall min {1000 * result['min']:.0f} ms]")
+        return result["median"] * 1000
     times = []
     for _ in range(runs + 2):
         start = time.perf_counter()
