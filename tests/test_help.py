@@ -88,3 +88,9 @@ def test_the_man_page_covers_every_command():
 
 def test_roff_escapes():
     assert manpage.roff("a-b \\ c\n.dot\n'quote") == "a\\-b \\e c\n\\&.dot\n\\&'quote"
+
+
+def test_version(tmp_path):
+    from gitconvoy import __version__
+
+    assert git_convoy("--version", cwd=tmp_path).stdout == f"git-convoy, version {__version__}\n"
