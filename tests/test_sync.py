@@ -375,6 +375,7 @@ def run_clones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str,
                remote: Path) -> None:
     seed = Path.cwd()
     git("remote", "set-url", "origin", url, cwd=seed)
+    git("config", "core.logAllRefUpdates", "always", cwd=remote)
     clones = [clone_url(url, tmp_path / f"c{n}") for n in range(CLONES)]
     logs = [tmp_path / f"log{n}.json" for n in range(CLONES)]
     procs = [
@@ -392,6 +393,13 @@ def run_clones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str,
             break
     assert len({state_tree(r) for r in repos} | {state_tree(remote)}) == 1
     assert len({ref_of(r) for r in repos} | {ref_of(remote)}) == 1
+
+    # Every update the remote took was a fast-forward: no push ever discarded another's.
+    history = git("reflog", "show", "--format=%H", "refs/heads/convoy/state", cwd=remote,
+                  check=False).split()
+    assert len(history) > CLONES * 5 or "git://" in url
+    for newer, older in zip(history, history[1:], strict=False):
+        git("merge-base", "--is-ancestor", older, newer, cwd=remote)
 
     records = [json.loads(log.read_text()) for log in logs]
     snap = Store.open(str(seed)).snapshot(fresh=True)
