@@ -8,6 +8,7 @@ compare-and-swap (`refs.set_if_equals`) instead of ours.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -111,6 +112,12 @@ def test_four_processes_fifty_writes_each(state_repo):
     for n, bead_id in enumerate(shared):
         assert all(int(label.split("-")[1]) % 3 == n for label in snap.bead(bead_id).labels)
     assert_linear(state_repo, 1 + 3 + 200)
+    # the writers really overlapped: their commits interleave in the history
+    order = [int(m.group(1)) for m in map(
+        re.compile(r"(?:worker |add_labels w)(\d)").search,
+        git("log", "--format=%s", STATE_REF, cwd=state_repo).splitlines()) if m]
+    assert len(order) == 200
+    assert sum(a != b for a, b in zip(order, order[1:], strict=False)) > 3
     # the reflog keeps every move of the ref
     assert len(git("reflog", "show", STATE_REF, cwd=state_repo).splitlines()) == 204
 
