@@ -55,17 +55,19 @@ def _feed(store: Store) -> list[str]:
     from . import watch
 
     watch.take_feed_due(store)
-    lines = absorb_fetched_state(store)
-    if store.exists():
-        try:
-            from . import feeder
-        except ImportError:  # an installation without the feeder: wake-ups are harmless
-            feeder = None
-        if feeder is not None:
-            report = feeder.feed(store)
-            lines += report.lines()
-    patterns = watch.write_watch(store)
-    watch.record_seen(store, patterns)
+    try:
+        lines = absorb_fetched_state(store)
+        if store.exists():
+            try:
+                from . import feeder
+            except ImportError:  # an installation without the feeder: wake-ups are harmless
+                feeder = None
+            if feeder is not None:
+                lines += feeder.feed(store).lines()
+    finally:
+        # Also after a failure: one warning per relevant move, not one per git command
+        # until someone fixes it (the error is recorded for doctor).
+        watch.record_seen(store, watch.write_watch(store))
     return lines
 
 

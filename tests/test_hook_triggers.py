@@ -261,3 +261,20 @@ def test_a_clone_without_state_adopts_the_fetched_one(world):
     assert "took origin's state" in proc.stderr
     os.chdir(world.bob)
     assert json.loads(ok("bead", "show", c, "--json"))["title"] == "made on alice"
+
+
+def test_a_failing_feed_warns_once_and_is_recorded(world):
+    git("config", "convoy.branchTemplate", "bad name/{id}", cwd=world.alice)
+    work_on_a(world)
+    proc = run("merge", "--no-ff", "-m", "merge A", f"convoy/{world.a}", cwd=world.alice)
+    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: gitconvoy")]
+    assert len(warnings) == 1 and "branchTemplate" in warnings[0], proc.stderr
+    assert world.bead(world.a)["status"] == "closed"  # the landing itself was recorded
+    proc = run("checkout", "-q", "-b", "elsewhere", cwd=world.alice)
+    assert "warning" not in proc.stderr  # not repeated on every later git command
+    log = (world.alice / ".git" / "convoy" / "hook-errors.log").read_text().splitlines()
+    assert len(log) == 1 and "branchTemplate" in log[0]
+    git("config", "--unset", "convoy.branchTemplate", cwd=world.alice)
+    os.chdir(world.alice)
+    ok("feed")
+    assert world.bead(world.b)["status"] == "hooked"
