@@ -222,3 +222,27 @@ def test_common_dir_of_a_linked_worktree(state_repo, tmp_path):
     assert git_convoy("bead", "list", cwd=wt).stdout.startswith(bead_id)
     assert os.path.exists(state_repo / ".git" / "convoy" / "cache")
     assert not (state_repo / ".git" / "worktrees" / "wt" / "convoy").exists()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["put", "put", "remove"]),
+                          st.sampled_from([f"t-{n}" for n in range(6)]),
+                          st.text(alphabet="abc", min_size=1, max_size=3)),
+                min_size=1, max_size=12))
+def test_the_patched_cache_always_equals_a_fresh_parse(tmp_path_factory, ops):
+    import pygit2
+
+    from gitconvoy.model import Config
+
+    path = tmp_path_factory.mktemp("cache")
+    pygit2.init_repository(str(path))
+    Store.open(str(path)).initialise(Config(prefix="t"))
+    for op, bead_id, title in ops:
+        store = Store.open(str(path))
+        if op == "put":
+            store.transact(lambda tx, i=bead_id, t=title: tx.put(Bead(i, t)), f"put {bead_id}")
+        else:
+            store.transact(lambda tx, i=bead_id: tx.remove("beads", i), f"remove {bead_id}")
+        snap = Store.open(str(path)).snapshot()
+        fresh = Store.open(str(path))._parse_all(snap._source.tree)  # type: ignore[union-attr]
+        assert snap.beads == fresh.objects["beads"]
