@@ -8,13 +8,15 @@ Usage: python bench/bench_hooks.py [--runs 30] [--keep DIR]
    reference-transaction with an unwatched ref (bar < 30 ms), with phase `prepared`, and
    post-merge / post-rewrite / post-checkout / post-commit with no watched ref moved
    (bar < 100 ms). For scale: the Python side when it does run (one feeder step with nothing
-   to do) and a bare interpreter start.
+   to do; and the gate alone, which answers "a target moved but nothing landed" without
+   loading pygit2 or the state) and a bare interpreter start.
 2. Added wall time of `git pull --rebase` with 5 local commits and 1 new upstream commit,
    hooks installed vs not (bar < 150 ms added): once with nothing in flight (main is not
-   watched: only the shims run) and once with a convoy in flight (main is watched: one
-   feeder step runs, as it should). For scale, the same pull with five empty `#!/bin/sh`
-   hooks: git runs reference-transaction ~3 times per ref update (~60 times for this
-   rebase), and that spawning is a floor no hook can go under.
+   watched: only the shims run) and once with a convoy in flight (main is watched: the shim
+   wakes Python once, whose gate sees that the new upstream commit lands nothing). For
+   scale, the same pull with five empty `#!/bin/sh` hooks: git runs reference-transaction
+   ~3 times per ref update (~60 times for this rebase), and that spawning is a floor no
+   hook can go under.
 
 Needs hyperfine. Each pull run starts from the same refs (hyperfine --prepare resets them
 with the hooks silenced by CONVOY_IN_HOOK=1).
@@ -126,6 +128,9 @@ def bench_noop_hooks(root: Path, runs: int) -> dict[str, float]:
     figures |= hyperfine({
         "python side: one feeder step, nothing to do":
             f"{shlex.quote(PY)} -P -m gitconvoy hook post-merge 0",
+        "python side: the gate finds nothing landed":
+            f"env CONVOY_DIR={shlex.quote(str(repo / '.git' / 'convoy'))} {shlex.quote(PY)} "
+            "-P -m gitconvoy hook post-merge 0",
         "bare interpreter start": f"{shlex.quote(PY)} -c pass",
         "bare interpreter start without site (.pth files)": f"{shlex.quote(PY)} -S -c pass",
     }, max(10, runs // 2), cwd=repo)
@@ -218,8 +223,8 @@ def main() -> None:
     for in_flight in (False, True):
         figures = bench_pull(root, opts.runs, in_flight)
         added = (figures["with hooks"] - figures["without hooks"]) * 1000
-        what = "convoy in flight (main watched: one feeder step runs)" if in_flight else \
-            "nothing in flight (main not watched: shims only)"
+        what = ("convoy in flight (main watched: Python wakes once, its gate finds nothing "
+                "landed)" if in_flight else "nothing in flight (main not watched: shims only)")
         print(f"{what}:")
         floor = (figures["empty hooks"] - figures["without hooks"]) * 1000
         print(f"  without hooks {figures['without hooks'] * 1000:7.1f} ms, with hooks "

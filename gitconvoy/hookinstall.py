@@ -276,7 +276,8 @@ def uninstall(store: Store, directory: str | None = None) -> list[str]:
                 done.append(f"removed the gitconvoy block from {path}")
     _save_manifest(store, [])
     done += settings.uninstall_settings(store)
-    for runtime in (watch.WATCH_FILE, watch.SEEN_FILE, watch.FEED_DUE_FILE, watch.ERRORS_FILE):
+    for runtime in (watch.WATCH_FILE, watch.SEEN_FILE, watch.FEED_DUE_FILE, watch.ERRORS_FILE,
+                    watch.INFLIGHT_FILE):
         path = os.path.join(watch.convoy_dir(store), runtime)
         if os.path.exists(path):
             os.remove(path)

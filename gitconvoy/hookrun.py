@@ -29,6 +29,8 @@ def run_hook(name: str, args: list[str]) -> list[str]:
     os.environ[HOOK_ENV] = "1"  # our own git calls (dispatch, sync) must not re-trigger us
     store: Store | None = None
     try:
+        if _gate_says_nothing_landed():
+            return []
         from .store import Store
 
         store = Store.open()
@@ -42,6 +44,21 @@ def run_hook(name: str, args: list[str]) -> list[str]:
             f"warning: gitconvoy: {name} hook: {message} (recorded; see 'git convoy doctor')\n"
         )
         return []
+
+
+def _gate_says_nothing_landed() -> bool:
+    """The shims pass CONVOY_DIR (.git/convoy): then a move of targets alone that landed no
+    in-flight work is recorded as seen without loading pygit2 or the state."""
+    folder = os.environ.get("CONVOY_DIR")
+    if not folder or not os.path.isdir(folder):
+        return False
+    from . import hookgate
+
+    needed, listing = hookgate.feed_needed(folder, os.path.dirname(os.path.abspath(folder)))
+    if needed or listing is None:
+        return False
+    hookgate.record_seen(folder, listing)
+    return True
 
 
 def main_hook(name: str, args: list[str]) -> int:

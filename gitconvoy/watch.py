@@ -19,14 +19,18 @@ from collections.abc import Iterable
 
 from .errors import ConvoyError
 from .gitcli import run_git
+from .hookgate import (  # noqa: F401  (re-exported: one name for each runtime file)
+    ERRORS_FILE,
+    FEED_DUE_FILE,
+    FOR_EACH_REF_FORMAT,
+    INFLIGHT_FILE,
+    SEEN_FILE,
+    WATCH_FILE,
+    InFlight,
+)
 from .store import Snapshot, Store
 
-WATCH_FILE = "watch"
-SEEN_FILE = "hook-seen"
-FEED_DUE_FILE = "feed-due"
-ERRORS_FILE = "hook-errors.log"
 WORK_BRANCHES = "convoy/*"
-FOR_EACH_REF_FORMAT = "--format=%(objectname) %(refname)"
 
 
 def convoy_dir(store: Store) -> str:
@@ -96,14 +100,31 @@ def read_watch(store: Store) -> list[str]:
         return []
 
 
+def in_flight(snap: Snapshot | None) -> InFlight:
+    """What the hook gate needs to tell "a target moved" from "work landed" (pure)."""
+    found = InFlight()
+    if snap is None:
+        return found
+    live = [b for b in snap.beads.values() if not b.done and b.status in IN_FLIGHT]
+    for bead in live:
+        if bead.target:
+            found.targets.add(bead.target)
+        if bead.branch and bead.base_commit:
+            found.beads[bead.id] = (f"refs/heads/{bead.branch}", bead.base_commit)
+    if live:
+        found.targets.update(rig.target for rig in snap.config.rigs.values())
+    return found
+
+
 def write_watch(store: Store, snap: Snapshot | None = None) -> list[str]:
-    """Refresh `.git/convoy/watch` from the state (cheap: rewritten only when it changed)."""
+    """Refresh `.git/convoy/watch` and `inflight` from the state (rewritten only when they
+    changed)."""
     if snap is None and store.exists():
         snap = store.snapshot()
     patterns = watch_patterns(store.ref, snap)
-    _write_if_changed(os.path.join(convoy_dir(store), WATCH_FILE), "".join(
-        f"{p}\n" for p in patterns
-    ))
+    folder = convoy_dir(store)
+    _write_if_changed(os.path.join(folder, INFLIGHT_FILE), in_flight(snap).render())
+    _write_if_changed(os.path.join(folder, WATCH_FILE), "".join(f"{p}\n" for p in patterns))
     return patterns
 
 

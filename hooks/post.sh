@@ -39,9 +39,9 @@ if [ -n "$convoy_go" ]; then
     fi
     # the interpreter recorded at install; -P keeps the repository's own files off sys.path
     if [ -x @PYTHON@ ]; then
-      @PYTHON@ -P -m gitconvoy hook @HOOK@ "$@" < /dev/null
+      CONVOY_DIR=$convoy_dir @PYTHON@ -P -m gitconvoy hook @HOOK@ "$@" < /dev/null
     else
-      git convoy hook @HOOK@ "$@" < /dev/null
+      CONVOY_DIR=$convoy_dir git convoy hook @HOOK@ "$@" < /dev/null
     fi
     convoy_status=$?
     if [ "$convoy_status" -ne 0 ]; then

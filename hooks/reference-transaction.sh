@@ -33,9 +33,9 @@ if [ "$1" = committed ] && [ "${CONVOY_IN_HOOK:-}" != 1 ] && [ ! -d .git/rebase-
       [ -n "$convoy_hit" ] || exit 0
       # the interpreter recorded at install; -P keeps the repository's own files off sys.path
       if [ -x @PYTHON@ ]; then
-        @PYTHON@ -P -m gitconvoy hook @HOOK@ "$@" < /dev/null
+        CONVOY_DIR=$convoy_dir @PYTHON@ -P -m gitconvoy hook @HOOK@ "$@" < /dev/null
       else
-        git convoy hook @HOOK@ "$@" < /dev/null
+        CONVOY_DIR=$convoy_dir git convoy hook @HOOK@ "$@" < /dev/null
       fi
       convoy_status=$?
       if [ "$convoy_status" -ne 0 ]; then

@@ -278,3 +278,55 @@ def test_a_failing_feed_warns_once_and_is_recorded(world):
     os.chdir(world.alice)
     ok("feed")
     assert world.bead(world.b)["status"] == "hooked"
+
+
+# --- the gate: a target moving without landing anything loads no state ------------------------
+
+
+def gate(w: World) -> bool:
+    from gitconvoy import hookgate
+
+    folder = w.alice / ".git" / "convoy"
+    needed, listing = hookgate.feed_needed(str(folder), str(w.alice / ".git"))
+    assert needed or listing is not None
+    return needed
+
+
+def bob_pushes_unrelated_work(w: World) -> None:
+    run("pull", "-q", "--ff-only", cwd=w.bob)
+    (w.bob / "other.txt").write_text("unrelated\n")
+    run("add", "other.txt", cwd=w.bob)
+    run("commit", "-q", "-m", "unrelated work", cwd=w.bob)
+    run("push", "-q", "origin", "main", cwd=w.bob)
+
+
+def test_the_gate_lets_unrelated_target_moves_through_without_a_feed(world):
+    run("checkout", "-q", "main", cwd=world.alice)  # a hook feeds what sling changed
+    assert gate(world) is False
+    bob_pushes_unrelated_work(world)
+    run("fetch", "-q", "origin", cwd=world.alice, quiet=True)
+    assert gate(world) is False
+    state_before = git("rev-parse", "convoy/state", cwd=world.alice)
+    proc = run("pull", "-q", "--rebase", cwd=world.alice)
+    assert "gitconvoy" not in proc.stderr
+    assert git("rev-parse", "convoy/state", cwd=world.alice) == state_before
+    assert gate(world) is False  # recorded as seen
+
+
+@pytest.mark.parametrize("squash", [False, True])
+def test_the_gate_feeds_when_the_new_target_commits_land_work(world, squash):
+    work_on_a(world, push=True)
+    bob_lands_a(world, squash=squash)
+    run("fetch", "-q", "origin", cwd=world.alice, quiet=True)
+    assert gate(world) is True
+
+
+def test_the_gate_feeds_when_the_state_or_a_work_branch_moved(world):
+    work_on_a(world)  # moves convoy/A (quietly)
+    assert gate(world) is True
+    run("checkout", "-q", "main", cwd=world.alice)  # the hook feeds: A started
+    assert world.bead(world.a)["status"] == "in_progress"
+    assert gate(world) is False
+    os.chdir(world.alice)
+    ok("bead", "create", "moves the state ref")
+    assert gate(world) is True

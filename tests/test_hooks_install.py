@@ -354,3 +354,22 @@ def test_a_feed_marked_due_runs_on_the_next_hook_once(state_repo, tmp_path, monk
     assert not (state_repo / ".git" / "convoy" / watch.FEED_DUE_FILE).exists()
     git("checkout", "-q", "side")
     assert len(spy_calls(tmp_path)) == 1
+
+
+def test_gate_logic_is_pure_and_conservative():
+    from gitconvoy import hookgate
+
+    record = hookgate.InFlight({"main"}, {"t-a": ("refs/heads/convoy/t-a", "b" * 40)})
+    assert hookgate.InFlight.parse(record.render()) == record
+    assert hookgate.is_target("refs/heads/main", {"main"})
+    assert hookgate.is_target("refs/remotes/origin/main", {"main"})
+    assert not hookgate.is_target("refs/heads/convoy/state", {"main"})
+    assert hookgate.moved_refs({"r1": "a", "r2": "b"}, {"r1": "a", "r2": "c", "r3": "d"}) == {
+        "r2", "r3"}
+    now = {"refs/heads/convoy/t-a": "c" * 40}
+    assert hookgate.landed_any(record, now, {"c" * 40}, "")
+    assert not hookgate.landed_any(record, now, {"d" * 40}, "merge x\n")
+    assert hookgate.landed_any(record, now, set(), "Squash\n\nConvoy-Bead: t-a\n")
+    assert not hookgate.landed_any(record, now, set(), "Convoy-Bead: t-other\n")
+    fresh = {"refs/heads/convoy/t-a": "b" * 40}  # no commits of its own: not landed
+    assert not hookgate.landed_any(record, fresh, {"b" * 40}, "")
