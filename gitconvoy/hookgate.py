@@ -81,11 +81,15 @@ def is_target(ref: str, targets: set[str]) -> bool:
 
 def landed_any(inflight: InFlight, now: dict[str, str], new_commits: set[str],
                messages: str) -> bool:
-    """Pure: do the target's new commits contain an in-flight bead's work or trailer?"""
+    """Pure: do the target's new commits contain an in-flight bead's work or trailer?
+    A remote-tracking copy of the work branch counts too (a worker elsewhere pushed it)."""
     for _bead, (ref, base) in inflight.beads.items():
-        tip = now.get(ref)
-        if tip and tip != base and tip in new_commits:
-            return True
+        branch = ref[len("refs/heads/"):]
+        copies = [r for r in now if r.startswith("refs/remotes/") and
+                  r.split("/", 3)[3:] == [branch]]
+        for tip in (now.get(ref), *(now[r] for r in copies)):
+            if tip and tip != base and tip in new_commits:
+                return True
     named = set(_TRAILER_RE.findall(messages))
     return bool(named & inflight.beads.keys())
 

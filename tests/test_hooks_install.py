@@ -371,5 +371,7 @@ def test_gate_logic_is_pure_and_conservative():
     assert not hookgate.landed_any(record, now, {"d" * 40}, "merge x\n")
     assert hookgate.landed_any(record, now, set(), "Squash\n\nConvoy-Bead: t-a\n")
     assert not hookgate.landed_any(record, now, set(), "Convoy-Bead: t-other\n")
+    pushed = {"refs/heads/convoy/t-a": "b" * 40, "refs/remotes/origin/convoy/t-a": "e" * 40}
+    assert hookgate.landed_any(record, pushed, {"e" * 40}, "")  # a worker elsewhere pushed
     fresh = {"refs/heads/convoy/t-a": "b" * 40}  # no commits of its own: not landed
     assert not hookgate.landed_any(record, fresh, {"b" * 40}, "")
