@@ -3,6 +3,7 @@ finds its hook templates there, not in a source tree."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -20,13 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    # No build isolation: the build backend (hatchling) is already installed, and the
-    # test must not need a package index.
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
-         "-q", "-w", str(out)],
-        check=True, capture_output=True, text=True,
+    # Without build isolation when the backend (hatchling) is installed: no package index
+    # needed. Otherwise pip fetches it into an isolated build environment.
+    isolation = [] if importlib.util.find_spec("hatchling") is None else ["--no-build-isolation"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", *isolation, "-q",
+         "-w", str(out)],
+        capture_output=True, text=True,
     )
+    assert proc.returncode == 0, proc.stderr
     (found,) = out.glob("gitconvoy-*.whl")
     return found
 
