@@ -795,33 +795,11 @@ def _walk_yaml(repo: pygit2.Repository, entry: Any, prefix: str) -> Iterator[tup
 def _apply_changes(
     repo: pygit2.Repository, tree: pygit2.Tree | None, changes: dict[str, bytes | None]
 ) -> pygit2.Oid:
-    """Rewrite only the trees on the paths that changed (O(depth) new tree objects)."""
-    here: dict[str, bytes | None] = {}
-    below: dict[str, dict[str, bytes | None]] = {}
-    for path, data in changes.items():
-        head, sep, rest = path.partition("/")
-        if sep:
-            below.setdefault(head, {})[rest] = data
-        else:
-            here[head] = data
-    builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
-    for name, data in here.items():
-        if data is None:
-            if builder.get(name) is not None:
-                builder.remove(name)
-        else:
-            builder.insert(name, repo.create_blob(data), pygit2.GIT_FILEMODE_BLOB)
-    for name, sub in below.items():
-        existing = builder.get(name)
-        subtree = repo[existing.id] if existing is not None and existing.type_str == "tree" \
-            else None
-        new_id = _apply_changes(repo, subtree, sub)
-        if len(repo[new_id]) == 0:
-            if existing is not None:
-                builder.remove(name)
-        else:
-            builder.insert(name, new_id, pygit2.GIT_FILEMODE_TREE)
-    return builder.write()
+    """Write the changed files as blobs, then rewrite only the trees on their paths."""
+    return _apply_entries(repo, tree, {
+        path: None if data is None else (repo.create_blob(data), pygit2.GIT_FILEMODE_BLOB)
+        for path, data in changes.items()
+    })
 
 
 class _Overlay(MutableMapping[str, Any]):
@@ -997,7 +975,8 @@ def _apply_entries(
     repo: pygit2.Repository, tree: pygit2.Tree | None,
     edits: dict[str, tuple[pygit2.Oid, int] | None],
 ) -> pygit2.Oid:
-    """Like _apply_changes, but with ready object ids (whole subtrees taken from one side)."""
+    """Rewrite only the trees on the paths that changed (O(depth) new tree objects); entries
+    are ready object ids, so a merge can take whole subtrees from one side."""
     here: dict[str, tuple[pygit2.Oid, int] | None] = {}
     below: dict[str, dict[str, tuple[pygit2.Oid, int] | None]] = {}
     for path, entry in edits.items():
