@@ -19,7 +19,7 @@ from . import graph, localconfig, watch
 from .edits import with_status
 from .errors import ConvoyError
 from .model import Bead, Convoy, Rig, now, touched
-from .store import Store, Tx
+from .store import Snapshot, Store, Tx
 from .targets import rig_for, target_for
 
 IN_FLIGHT = frozenset({"hooked", "in_progress"})
@@ -208,12 +208,10 @@ def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
     return Dispatched(bead_id, ok, detail)
 
 
-def _candidate_targets(snap: object, bead: Bead, convoy: Convoy | None) -> set[str]:
+def _candidate_targets(snap: Snapshot, bead: Bead, convoy: Convoy | None) -> set[str]:
     """Every branch the bead might be aimed at, resolved before the transaction runs."""
-    beads = snap.beads  # type: ignore[attr-defined]
-    config = snap.config  # type: ignore[attr-defined]
-    out = {t for t in (target_for(beads, config, bead, convoy),) if t}
-    out |= {r.target for r in config.rigs.values()}
+    out = {t for t in (target_for(snap.beads, snap.config, bead, convoy),) if t}
+    out |= {r.target for r in snap.config.rigs.values()}
     return out
 
 

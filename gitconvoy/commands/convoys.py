@@ -7,10 +7,11 @@ import click
 from .. import convoys, graph, staging
 from ..dispatch import Dispatched, dispatch_bead
 from ..errors import ConvoyError
-from ..model import Convoy
+from ..model import Convoy, touched
 from ..render.plan import gated_lines, plan_lines, tree_lines, wave_lines
 from ..render.shapes import bead_json, convoy_json
-from ..store import Store, Tx
+from ..store import Snapshot, Store, Tx
+from ..targets import rig_for
 from ..waves import plan_waves
 from .io import json_option, open_store, print_json, warn_broken
 
@@ -111,11 +112,9 @@ def launch(convoy_id: str, force: bool, as_json: bool) -> int:
     snap = store.snapshot()
     convoy = snap.convoy(convoy_id)
     parked = sorted({
-        snap.beads[b].rig or "" for b in convoy.tracks
-        if b in snap.beads and snap.beads[b].rig in snap.config.rigs
-        and snap.config.rigs[snap.beads[b].rig or ""].parked
-    } | {name for name, rig in snap.config.rigs.items()
-         if rig.parked and (convoy.rig == name or snap.config.default_rig == name)})
+        rig.name for b in convoy.tracks if b in snap.beads and snap.beads[b].slingable
+        for rig in [rig_for(snap.config, snap.beads[b], convoy)] if rig and rig.parked
+    })
     if parked:
         raise ConvoyError(f"rig {', '.join(parked)} is parked: unpark it before launching "
                           f"{convoy_id} (nothing was changed)")
@@ -137,8 +136,8 @@ def launch(convoy_id: str, force: bool, as_json: bool) -> int:
     return 0
 
 
-def _progress(snap: object, convoy: Convoy) -> dict[str, int]:
-    beads = snap.beads  # type: ignore[attr-defined]
+def _progress(snap: Snapshot, convoy: Convoy) -> dict[str, int]:
+    beads = snap.beads
     work = [beads[t] for t in convoy.tracks if t in beads and beads[t].slingable
             and beads[t].status != "tombstone"]
     return {"closed": sum(b.status == "closed" for b in work), "total": len(work),
@@ -237,8 +236,6 @@ def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
     def mutate(tx: Tx) -> Convoy:
         tracked_by = {t: c for c in tx.convoys.values() if c.status == "open" for t in c.tracks}
         if rig is not None:
-            from ..model import touched
-
             for bead_id in beads:
                 if tx.beads[bead_id].rig != rig and tx.beads[bead_id].status == "open":
                     tx.put(touched(tx.beads[bead_id], rig=rig))
