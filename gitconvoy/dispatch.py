@@ -49,13 +49,14 @@ def branch_name(store: Store, bead: Bead) -> str:
     return name
 
 
-def target_tip(store: Store, target: str) -> str | None:
-    """A target branch's tip: the local branch, else its remote-tracking copy — also when
-    that copy is strictly ahead (a fetch brought landed work the local branch has not caught
-    up with: it counts as landed, and dependents branch from a base that contains it)."""
-    tip = store.head_of(f"refs/heads/{target}")
+def branch_tip(store: Store, branch: str) -> str | None:
+    """A branch's newest known tip: the local branch, else its remote-tracking copy — also
+    when that copy is strictly ahead. For a target: a fetch brought landed work the local
+    branch has not caught up with (it counts as landed, and dependents branch from a base
+    that contains it). For a work branch: a worker on another machine pushed it."""
+    tip = store.head_of(f"refs/heads/{branch}")
     remote = store.config_get("convoy.remote") or "origin"
-    tracking = store.head_of(f"refs/remotes/{remote}/{target}")
+    tracking = store.head_of(f"refs/remotes/{remote}/{branch}")
     if tip is None or (tracking and tracking != tip and store.is_ancestor(tip, tracking)):
         return tracking
     return tip
@@ -187,7 +188,7 @@ def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
     snap = store.snapshot()
     bead = snap.bead(bead_id)
     branches = {bead_id: branch_name(store, bead)}
-    tips = {t: target_tip(store, t) for t in _candidate_targets(snap, bead, convoy)}
+    tips = {t: branch_tip(store, t) for t in _candidate_targets(snap, bead, convoy)}
     result = store.transact(
         lambda tx: _claim(tx, bead_id, convoy, rig_name, branches, tips),
         lambda r: f"dispatch {bead_id}: hooked on {getattr(r, 'rig', '')}",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pygit2
 
 from . import epics, graph
-from .dispatch import IN_FLIGHT, Dispatched, backoff_due, dispatch_bead, in_flight, target_tip
+from .dispatch import IN_FLIGHT, Dispatched, backoff_due, branch_tip, dispatch_bead, in_flight
 from .edits import with_status
 from .model import Bead, now, touched
 from .store import Store, Tx
@@ -78,19 +78,19 @@ def observe_work(store: Store, beads: dict[str, Bead]) -> tuple[dict[str, str], 
         if bead.status in IN_FLIGHT and bead.target and bead.base_commit:
             by_target.setdefault(bead.target, []).append(bead)
     for target, group in by_target.items():
-        tip = target_tip(store, target)
+        tip = branch_tip(store, target)
         if tip is None:
             continue
         trailers: dict[str, str] | None = None
         for bead in group:
-            branch_tip = store.head_of(f"refs/heads/{bead.branch}") if bead.branch else None
+            work = branch_tip(store, bead.branch) if bead.branch else None
             has_work = (
-                branch_tip is not None and branch_tip != bead.base_commit
-                and store.is_ancestor(bead.base_commit or "", branch_tip)
+                work is not None and work != bead.base_commit
+                and store.is_ancestor(bead.base_commit or "", work)
             )
             if has_work:
                 started.add(bead.id)
-                if store.is_ancestor(branch_tip or "", tip):
+                if store.is_ancestor(work or "", tip):
                     landed[bead.id] = tip
                     continue
             if trailers is None:
