@@ -481,7 +481,7 @@ class Store:
             try:
                 with open(self._cache_file(), "rb") as fh:
                     data = pickle.load(fh)
-                if data.get("version") == CACHE_VERSION and data.get("kinds") == sorted(KINDS):
+                if data.get("key") == _cache_key():
                     return data["loaded"]
             except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError,
                     TypeError, ValueError, KeyError, IndexError):
@@ -494,7 +494,7 @@ class Store:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             tmp = f"{path}.{os.getpid()}.tmp"
             with open(tmp, "wb") as fh:
-                pickle.dump({"version": CACHE_VERSION, "kinds": sorted(KINDS), "loaded": loaded},
+                pickle.dump({"key": _cache_key(), "loaded": loaded},
                             fh, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, path)
         except (OSError, pickle.PicklingError, TypeError, AttributeError):
@@ -756,6 +756,22 @@ def _no_cycle_collector() -> Iterator[None]:
             if gc.get_count()[0] - before > 20_000:
                 gc.freeze()
             gc.enable()
+
+
+def _cache_key() -> tuple[Any, ...]:
+    """Pickled objects are only valid for the classes that wrote them: an upgrade that adds a
+    field to a model class must not read objects that lack it."""
+    from dataclasses import fields as dc_fields
+
+    from . import __version__
+
+    shapes = tuple(
+        (name, tuple(f.name for f in dc_fields(kind.cls)))
+        for name, kind in sorted(KINDS.items())
+    )
+    config = tuple(f.name for f in dc_fields(model.Config))
+    rig = tuple(f.name for f in dc_fields(model.Rig))
+    return (CACHE_VERSION, __version__, shapes, config, rig)
 
 
 class _Moved(Exception):
