@@ -43,6 +43,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hooks": ("gitconvoy.commands.hooks", "hooks"),
     "hook": ("gitconvoy.commands.hooks", "hook"),
     "doctor": ("gitconvoy.commands.doctor", "doctor"),
+    "review": ("gitconvoy.commands.review", "review"),
+    "formula": ("gitconvoy.commands.formulas", "formula"),
+    "diff": ("gitconvoy.commands.views", "diff"),
     "demo": ("gitconvoy.demo", "demo"),
 }
 
