@@ -15,7 +15,7 @@ import pytest
 from conftest import git_convoy
 
 from gitconvoy import manpage
-from gitconvoy.cli import COMMANDS, cli
+from gitconvoy.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "man" / "git-convoy.1"
@@ -23,7 +23,7 @@ PAGE = ROOT / "man" / "git-convoy.1"
 
 def visible_commands() -> list[str]:
     ctx = click.Context(cli, info_name="git convoy")
-    return [n for n in COMMANDS if not cli.get_command(ctx, n).hidden]  # type: ignore[union-attr]
+    return [n for n in cli.list_commands(ctx) if not cli.get_command(ctx, n).hidden]  # type: ignore[union-attr]
 
 
 def command_paths() -> list[str]:
