@@ -736,6 +736,51 @@ class Store:
     def tree_of(self, commit: str) -> str:
         return str(self.repo[commit].peel(pygit2.Tree).id)
 
+    # ---- reviewing: two state commits side by side (git convoy diff) ----
+
+    def resolve_commit(self, rev: str) -> str | None:
+        """The commit a revision names (`convoy/state~3`, `origin/convoy/state`, a sha), or
+        None when it names nothing or something that is not a commit."""
+        try:
+            obj = self.repo.revparse_single(rev)
+            return str(obj.peel(pygit2.Commit).id)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+            return None
+
+    def first_parent(self, commit: str) -> str | None:
+        parents = self.repo[commit].parent_ids
+        return str(parents[0]) if parents else None
+
+    def changed_files(self, old: str | None, new: str) -> list[tuple[str, Any, Any]]:
+        """The state files that differ between two commits, each parsed on both sides: an
+        object (model.Config for convoy.yaml), the SchemaError naming what is wrong, or None
+        where the file is absent or not a state file. `old` None is the empty state. Only
+        subtrees whose ids differ are opened, so the cost follows the change, not the size."""
+        repo = self.repo
+        trees = [repo[c].peel(pygit2.Tree) if c else None for c in (old, new)]
+        paths: list[str] = []
+        _changed_paths(repo, trees[0], trees[1], "", paths)
+        out: list[tuple[str, Any, Any]] = []
+        for path in paths:
+            sides: list[Any] = []
+            for tree in trees:
+                try:
+                    entry = tree[path] if tree is not None else None
+                except (KeyError, ValueError):
+                    entry = None
+                if entry is None or entry.type_str != "blob":
+                    sides.append(None)
+                elif path == "convoy.yaml":
+                    sides.append(_parse_config(repo, tree))  # type: ignore[arg-type]
+                else:
+                    sides.append(_parse_file(repo, path, entry.id))
+            out.append((path, sides[0], sides[1]))
+        return out
+
+    def is_state_commit(self, commit: str) -> bool:
+        """A commit of a state branch has convoy.yaml at its root."""
+        return "convoy.yaml" in self.repo[commit].peel(pygit2.Tree)
+
 
 @contextlib.contextmanager
 def _no_cycle_collector() -> Iterator[None]:
