@@ -147,14 +147,22 @@ def _progress(snap: Snapshot, convoy: Convoy) -> dict[str, int]:
 @click.command()
 @click.argument("convoy_id")
 @json_option
-def status(convoy_id: str, as_json: bool) -> int:
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]),
+              default="text", show_default=True,
+              help="markdown: a table and a mermaid graph for a PR or an issue.")
+def status(convoy_id: str, as_json: bool, fmt: str) -> int:
     """Progress of a convoy: each bead's state, who has it, the waves left."""
     snap = open_store().snapshot()
     warn_broken(snap)
     convoy = snap.convoy(convoy_id)
     waves = plan_waves(snap.beads, convoy.tracks)
     progress = _progress(snap, convoy)
-    if as_json:
+    if fmt == "markdown" and not as_json:
+        from ..render.markdown import status_markdown
+
+        click.echo(status_markdown(snap, convoy, waves, progress), nl=False)
+        return 0
+    if as_json or fmt == "json":
         print_json({**convoy_json(convoy), "progress": progress,
                     "beads": [bead_json(snap.beads[t]) for t in convoy.tracks
                               if t in snap.beads],
