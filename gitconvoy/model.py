@@ -453,3 +453,78 @@ class MergeRequest:
                 )
             },
         )
+
+
+# --- reviews (the integration review gate) ----------------------------------------------
+
+REVIEW_STATUSES = ("pending", "approved", "rejected", "superseded")
+
+
+@dataclass
+class Review:
+    """A review of one exact integration tip of an epic (`tip`) against its base.
+
+    The id is derived from the epic and the tip, so starting a review twice (two hooks, two
+    clones) writes one object; a new tip means a new review, and the older one is superseded.
+    """
+
+    id: str
+    epic: str
+    branch: str
+    base: str
+    tip: str
+    base_tip: str | None = None
+    status: str = "pending"
+    formula: str | None = None
+    findings: list[str] = field(default_factory=list)
+    diffstat: str | None = None
+    report: str | None = None
+    report_path: str | None = None
+    reason: str | None = None
+    decided_by: str | None = None
+    fix_bead: str | None = None
+    note: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    ORDER: ClassVar[tuple[str, ...]] = (
+        "id", "epic", "branch", "base", "tip", "base_tip", "status", "formula", "findings",
+        "diffstat", "report", "report_path", "reason", "decided_by", "fix_bead", "note",
+        "created_at", "updated_at",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _emit(self, self.ORDER)
+        out["findings"] = list(self.findings)
+        return {k: out[k] for k in self.ORDER if k in out}
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str) -> Review:
+        _check_keys(data, path, set(cls.ORDER))
+        review_id = _str(data, "id", path, required=True)
+        try:
+            validate_id(review_id)
+        except ConvoyError as exc:
+            raise SchemaError(path, "id", exc.message) from None
+        tip = _str(data, "tip", path, required=True)
+        if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", tip):
+            raise SchemaError(path, "tip", f"expected a full commit id, got {tip!r}")
+        findings = data.get("findings") or []
+        if not isinstance(findings, list) or not all(isinstance(f, str) for f in findings):
+            raise SchemaError(path, "findings", "expected a list of strings")
+        return cls(
+            id=review_id,
+            epic=_str(data, "epic", path, required=True),
+            branch=_str(data, "branch", path, required=True),
+            base=_str(data, "base", path, required=True),
+            tip=tip,
+            status=_enum(data, "status", path, REVIEW_STATUSES, "pending"),
+            findings=list(findings),
+            **{
+                name: _str(data, name, path)
+                for name in (
+                    "base_tip", "formula", "diffstat", "report", "report_path", "reason",
+                    "decided_by", "fix_bead", "note", "created_at", "updated_at",
+                )
+            },
+        )

@@ -124,6 +124,7 @@ KINDS: dict[str, Kind] = {
     "beads": Kind("beads", model.Bead, True),
     "convoys": Kind("convoys", model.Convoy, False),
     "mrs": Kind("mrs", model.MergeRequest, False),
+    "reviews": Kind("reviews", model.Review, False),
 }
 _KIND_OF_CLASS: dict[type, str] = {k.cls: name for name, k in KINDS.items()}
 
