@@ -1,0 +1,75 @@
+"""`git convoy formula list|show`: which formulas are visible, and where from."""
+
+from __future__ import annotations
+
+import click
+
+from .. import formulas as engine
+from ..store import Store
+from .io import json_option, open_store, print_json
+
+
+def _branch(store: Store, branch: str | None) -> str:
+    """Project formulas are read from this branch: --branch, else the default rig's target."""
+    if branch:
+        return branch
+    config = store.snapshot().config if store.exists() else None
+    if config and config.default_rig and config.default_rig in config.rigs:
+        return config.rigs[config.default_rig].target
+    if config and len(config.rigs) == 1:
+        return next(iter(config.rigs.values())).target
+    return "main"
+
+
+branch_option = click.option("--branch", help="Read .convoy/formulas/ from this branch "
+                                              "(default: the default rig's target).")
+
+
+@click.group("formula")
+def formula_group() -> None:
+    """Formulas (*.formula.toml): project, then user (~/.config/gitconvoy/formulas), then
+    built-in."""
+
+
+@formula_group.command("list")
+@branch_option
+@json_option
+def list_formulas(branch: str | None, as_json: bool) -> int:
+    """Every visible formula and the place that wins for its name."""
+    store = open_store()
+    found = engine.available(store, _branch(store, branch))
+    if as_json:
+        print_json([{"formula": n, "origin": o, "source": s} for n, o, s in found])
+        return 0
+    for name, origin, source in found:
+        click.echo(f"{name:<32} {origin:<8} {source}")
+    return 0
+
+
+@formula_group.command("show")
+@click.argument("name")
+@branch_option
+@json_option
+def show(name: str, branch: str | None, as_json: bool) -> int:
+    """A formula's vars and steps, as resolved."""
+    store = open_store()
+    formula = engine.load(name, store, _branch(store, branch))
+    if as_json:
+        print_json(formula.to_json())
+        return 0
+    click.echo(f"{formula.name} v{formula.version} ({formula.type}) from {formula.origin}: "
+               f"{formula.source}")
+    if formula.description:
+        click.echo(f"  {formula.description}")
+    for var in formula.vars.values():
+        flag = "required" if var.required else f"default {var.default!r}"
+        click.echo(f"  var {var.name} ({flag}): {var.description}")
+    for step in formula.steps:
+        needs = f" (needs {', '.join(step.needs)})" if step.needs else ""
+        click.echo(f"  step {step.id}: {step.title}{needs}")
+        if step.run:
+            click.echo(f"    run: {step.run}")
+    return 0
+
+
+formula = formula_group
