@@ -40,6 +40,7 @@ class FeedReport:
     dispatched: list[Dispatched] = field(default_factory=list)
     stranded: list[str] = field(default_factory=list)
     awaiting_land: list[tuple[str, str]] = field(default_factory=list)
+    reviews: list[tuple[str, str]] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"{b}: landed in {sha[:10]}" for b, sha in self.landed]
@@ -47,8 +48,11 @@ class FeedReport:
         out += [f"epic {e}: {s}" for e, s in self.epics]
         out += [d.line() for d in self.dispatched]
         out += [f"convoy {c} landed: every tracked bead is closed" for c in self.closed_convoys]
+        gated = {e for e, _ in self.reviews}
         out += [f"epic {e}: every child is in {b}; land it with "
-                f"'git convoy integration land {e}'" for e, b in self.awaiting_land]
+                f"'git convoy integration land {e}'" for e, b in self.awaiting_land
+                if e not in gated]
+        out += [line for _, line in self.reviews if line]
         out += [f"convoy {c} is stranded: work left, nothing in flight, nothing ready"
                 for c in self.stranded]
         return out
@@ -147,11 +151,25 @@ def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
     store.transact(mutate, lambda _: _feed_message(report))
     if dispatch:
         _dispatch_ready(store, report)
+        if report.awaiting_land:
+            _review_gate(store, report)
         if any(d.ok for d in report.dispatched):
             late = FeedReport()
             store.transact(lambda tx: _roll_up(tx, late), lambda _: _feed_message(late))
             report.epics += [e for e in late.epics if e not in report.epics]
     return report
+
+
+def _review_gate(store: Store, report: FeedReport) -> None:
+    """Step 4b (gitconvoy.review): with the gate on, review epics whose children are all in
+    their integration branch, land approved ones; a rejection's fix task is dispatched now."""
+    from . import review
+
+    report.reviews += review.gate(store, report.awaiting_land)
+    if any("fix task" in line for _, line in report.reviews):
+        more = FeedReport()
+        _dispatch_ready(store, more)
+        report.dispatched += more.dispatched
 
 
 def _roll_up(tx: Tx, report: FeedReport) -> None:

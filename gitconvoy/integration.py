@@ -204,6 +204,9 @@ def land(store: Store, epic_id: str) -> LandReport:
     timeout = checks.parse_timeout(
         localconfig.rig_setting(store, rig, "timeout") if rig else None)
     tip = store.head_of(f"refs/heads/{st.branch}") or ""
+    from . import review  # the gate imports this module; import it only when landing
+
+    review.require_approved(store, epic_id, st.branch, st.base, tip)
 
     def check(candidate: str) -> checks.CheckResult:
         env = {"CONVOY_BEAD": epic_id, "CONVOY_TARGET": st.base, "CONVOY_COMMIT": candidate,

@@ -1,0 +1,101 @@
+"""`git convoy review show|run|approve|reject <epic>`: parsing and printing only."""
+
+from __future__ import annotations
+
+import click
+
+from .. import integration, refinery
+from .. import review as gate
+from ..errors import ConvoyError
+from ..model import Review
+from .io import json_option, open_store, print_json
+
+
+@click.group("review")
+def review_group() -> None:
+    """The review gate: an epic's integration branch is reviewed before it lands.
+
+    On with `git config convoy.review true` (or `[review] enabled = true` in the committed
+    .convoy/config.toml); the feeder starts a review when every child is in the branch.
+    """
+
+
+def _print(review: Review, full: bool) -> None:
+    click.echo(f"review {review.id}: {review.status}")
+    click.echo(f"  {review.branch} @ {review.tip[:12]} → {review.base}")
+    if review.reason:
+        click.echo(f"  reason: {review.reason}")
+    if review.fix_bead:
+        click.echo(f"  fix task: {review.fix_bead}")
+    if review.note:
+        click.echo(f"  note: {review.note}")
+    click.echo(f"  findings: {len(review.findings)}")
+    for finding in review.findings:
+        click.echo(f"    {finding}")
+    if full and review.report:
+        click.echo("")
+        click.echo(review.report.rstrip("\n"))
+    elif review.report_path:
+        click.echo(f"  report: {review.report_path}")
+
+
+@review_group.command("show")
+@click.argument("epic")
+@click.option("--report", "full", is_flag=True, help="Print the whole report.")
+@json_option
+def show(epic: str, full: bool, as_json: bool) -> int:
+    """The epic's latest review: status, findings, the report."""
+    snap = open_store().snapshot()
+    integration._epic(snap, epic)
+    review = gate.latest(snap, epic)
+    if review is None:
+        raise ConvoyError(f"epic '{epic}' has no review yet")
+    if as_json:
+        print_json(review.to_dict())
+    else:
+        _print(review, full)
+    return 0
+
+
+@review_group.command("run")
+@click.argument("epic")
+@json_option
+def run(epic: str, as_json: bool) -> int:
+    """Review the epic's integration tip now (again, if it was reviewed already)."""
+    started = gate.start(open_store(), epic, rerun=True)
+    if as_json:
+        print_json(started.review.to_dict())
+    else:
+        _print(started.review, False)
+    return 0
+
+
+@review_group.command("approve")
+@click.argument("epic")
+@click.option("--reason", help="Why (stored on the review).")
+@click.option("--no-land", is_flag=True, help="Approve only; the next feed lands it.")
+def approve(epic: str, reason: str | None, no_land: bool) -> int:
+    """Approve the pending review, then land the integration branch."""
+    store = open_store()
+    done = gate.decide(store, epic, "approve", reason)
+    click.echo(f"approved {done.review.id}")
+    if no_land:
+        return 0
+    click.echo(gate.land_approved(store, done.review))
+    return 0
+
+
+@review_group.command("reject")
+@click.argument("epic")
+@click.option("--reason", help="What must change (goes into the fix task).")
+def reject(epic: str, reason: str | None) -> int:
+    """Reject the pending review: a fix task under the epic keeps it from landing."""
+    store = open_store()
+    done = gate.decide(store, epic, "reject", reason)
+    click.echo(f"rejected {done.review.id}; fix task {done.fix_bead}")
+    for line in refinery.run_feeder(store):
+        click.echo(f"feed: {line}")
+    return 0
+
+
+review = review_group

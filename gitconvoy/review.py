@@ -1,0 +1,441 @@
+"""The review gate of integration branches (DESIGN §8): review the combined change, then land.
+
+When every child of an epic with an integration branch is closed and the gate is on, the
+feeder starts a review of the branch's exact tip: the review formula's steps run against the
+tip (the full diff against the base, conflict-marker residue, changed code without changed
+tests, the rig's check command), and the report is stored on the state ref. A person (or the
+automatic reviewer command) approves — the branch lands — or rejects — a fix task under the
+epic keeps it open; when the fix lands on the integration branch, the new tip gets a new
+review. A review is of one tip: an approval of an older tip does not let a newer one land.
+
+The gate and the reviewer command are read only from local git config or the project's
+committed `.convoy/config.toml` (like a rig's check command), never from the state ref:
+
+    git config convoy.review true            # or [review] enabled = true
+    git config convoy.review.command ./rv.sh # or [review] command = "./rv.sh"
+    git config convoy.review.formula NAME    # or [review] formula = "NAME"
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pygit2
+
+from . import checks, formulas, gitcli, integration, localconfig, refinery, targets
+from .edits import BeadSpec, create_bead
+from .errors import ConvoyError
+from .model import Bead, Review, now, touched
+from .store import Store, Tx
+
+DEFAULT_FORMULA = "mol-integration-review"
+LABEL = "review:"
+TRUE = frozenset({"true", "yes", "on", "1"})
+MARKERS = ("<<<<<<< ", "<<<<<<<\n", "=======\n", ">>>>>>> ", ">>>>>>>\n")
+CODE_EXT = frozenset({
+    ".py", ".js", ".jsx", ".ts", ".tsx", ".go", ".rs", ".java", ".kt", ".c", ".h", ".cc",
+    ".cpp", ".hpp", ".cs", ".rb", ".php", ".swift", ".scala", ".sh", ".m", ".ex", ".exs",
+})
+REPORT_LIMIT = 20_000
+
+
+# --- settings (local config or committed config, never the state ref) ------------------
+
+
+def _setting(store: Store, base: str, key: str) -> Any:
+    local = store.config_get("convoy.review" if key == "enabled" else f"convoy.review.{key}")
+    if local is not None:
+        return local
+    section = localconfig.project_config(store, base).get("review", {})
+    return section.get(key) if isinstance(section, dict) else None
+
+
+def enabled(store: Store, base: str) -> bool:
+    value = _setting(store, base, "enabled")
+    return value is True or (isinstance(value, str) and value.strip().lower() in TRUE)
+
+
+def review_id(epic_id: str, tip: str) -> str:
+    return f"rv-{epic_id}-{tip[:12]}"
+
+
+def reviews_of(snap_or_tx: Any, epic_id: str) -> list[Review]:
+    """The epic's reviews, oldest first."""
+    found = [r for r in snap_or_tx.objects["reviews"].values() if r.epic == epic_id]
+    return sorted(found, key=lambda r: (r.created_at or "", r.id))
+
+
+def latest(snap_or_tx: Any, epic_id: str) -> Review | None:
+    live = [r for r in reviews_of(snap_or_tx, epic_id) if r.status != "superseded"]
+    return live[-1] if live else None
+
+
+def _with_label(epic: Bead, status: str) -> Bead:
+    labels = [lb for lb in epic.labels if not lb.startswith(LABEL)] + [LABEL + status]
+    return touched(epic, labels=sorted(labels))
+
+
+# --- running the formula ----------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    epic: Bead
+    branch: str
+    base: str
+    tip: str
+    base_tip: str
+    check: str | None
+    timeout: float
+
+
+@dataclass
+class Outcome:
+    findings: list[str]
+    lines: list[str]
+    diffstat: str
+
+
+def _changed(store: Store, ctx: Context) -> tuple[str, list[str]]:
+    """Diffstat and the files present at the tip that the combined change touched."""
+    since = store.merge_base(ctx.base_tip, ctx.tip) or ctx.base_tip
+    stat = gitcli.run_git(["diff", "--stat=120", "--no-color", since, ctx.tip],
+                          git_dir=store.common_dir).out.rstrip()
+    names = gitcli.run_git(["diff", "--name-only", "-z", "--diff-filter=d", since, ctx.tip],
+                           git_dir=store.common_dir).out
+    return stat, sorted(n for n in names.split("\0") if n)
+
+
+def _marker_lines(store: Store, tip: str, files: list[str]) -> list[str]:
+    tree = store.repo[tip].peel(pygit2.Tree)
+    hits = []
+    for path in files:
+        try:
+            obj = store.repo[tree[path].id]
+        except KeyError:
+            continue
+        if not isinstance(obj, pygit2.Blob) or obj.is_binary:
+            continue
+        text = obj.data.decode("utf-8", "replace")
+        for number, line in enumerate(text.splitlines(keepends=True), 1):
+            if line.startswith(MARKERS) or line in ("=======", "<<<<<<<", ">>>>>>>"):
+                hits.append(f"{path}:{number}")
+    return hits
+
+
+def is_test(path: str) -> bool:
+    parts = path.lower().split("/")
+    name = parts[-1]
+    return (any(p in ("test", "tests", "spec", "specs", "__tests__") for p in parts[:-1])
+            or name.startswith("test_") or "_test." in name or ".test." in name
+            or ".spec." in name)
+
+
+def is_code(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in CODE_EXT and not is_test(path)
+
+
+def _ordered(steps: list[formulas.Step]) -> list[formulas.Step]:
+    """File order, except that a step comes after the steps it needs."""
+    done: list[formulas.Step] = []
+    left = list(steps)
+    while left:
+        ready = [s for s in left if all(n in {d.id for d in done} for n in s.needs)]
+        pick = ready[0] if ready else left[0]  # a needs cycle: keep file order
+        done.append(pick)
+        left.remove(pick)
+    return done
+
+
+def run_steps(store: Store, formula: formulas.Formula, ctx: Context) -> Outcome:
+    diffstat, files = _changed(store, ctx)
+    findings: list[str] = []
+    lines: list[str] = []
+    env = {"CONVOY_EPIC": ctx.epic.id, "CONVOY_BRANCH": ctx.branch, "CONVOY_BASE": ctx.base,
+           "CONVOY_TIP": ctx.tip, "CONVOY_COMMIT": ctx.tip, "CONVOY_BEAD": ctx.epic.id,
+           "CONVOY_TARGET": ctx.base}
+    for step in _ordered(formula.steps):
+        found, note = _run_step(store, step, ctx, files, env)
+        findings += [f"{step.id}: {f}" for f in found]
+        mark = "FINDING" if found else "ok"
+        lines.append(f"- [{mark}] {step.title}" + (f" ({note})" if note else ""))
+        lines += [f"    {f}" for f in found]
+    return Outcome(findings, lines, diffstat)
+
+
+def _run_step(store: Store, step: formulas.Step, ctx: Context, files: list[str],
+              env: dict[str, str]) -> tuple[list[str], str]:
+    run = (step.run or "").strip()
+    if not run or run == "builtin:diffstat":
+        return [], f"{len(files)} file(s) changed"
+    if run == "builtin:conflict-markers":
+        hits = _marker_lines(store, ctx.tip, files)
+        return [f"conflict marker at {h}" for h in hits], ""
+    if run == "builtin:untested-code":
+        code = [f for f in files if is_code(f)]
+        if code and not any(is_test(f) for f in files):
+            return [f"{len(code)} code file(s) changed without a test change: "
+                    f"{', '.join(code[:10])}"], ""
+        return [], ""
+    if run == "builtin:check":
+        if not ctx.check:
+            return [], "no check command configured"
+        return _shell(store, ctx.check, ctx, f"review-check-{ctx.epic.id}", env)
+    if run.startswith("builtin:"):
+        return [f"unknown built-in step {run!r}"], ""
+    return _shell(store, run, ctx, f"review-{step.id}-{ctx.epic.id}", env)
+
+
+def _shell(store: Store, command: str, ctx: Context, label: str,
+           env: dict[str, str]) -> tuple[list[str], str]:
+    result = checks.run_check(store, command, ctx.tip, label=label, timeout=ctx.timeout,
+                              env=env)
+    if result.passed:
+        return [], result.detail
+    return [f"{result.detail}; log: {result.log}"], ""
+
+
+# --- starting a review ------------------------------------------------------------------
+
+
+@dataclass
+class Started:
+    review: Review
+    new: bool
+    decided: str | None = None
+
+
+def _context(store: Store, epic_id: str) -> tuple[integration.Status, Context]:
+    st = integration.status(store, epic_id)
+    if not st.ready:
+        raise ConvoyError(f"epic '{epic_id}' is not ready for review: {'; '.join(st.reasons)}")
+    snap = store.snapshot()
+    epic = snap.bead(epic_id)
+    rig = targets.rig_for(snap.config, epic, refinery.convoy_of(snap.convoys, epic_id))
+    command = localconfig.rig_setting(store, rig, "check") if rig else \
+        store.config_get("convoy.refinery.check")
+    timeout = checks.parse_timeout(localconfig.rig_setting(store, rig, "timeout")
+                                   if rig else None)
+    tip = store.head_of(f"refs/heads/{st.branch}") or ""
+    base_tip = store.head_of(f"refs/heads/{st.base}") or ""
+    return st, Context(epic, st.branch, st.base, tip, base_tip, command, timeout)
+
+
+def start(store: Store, epic_id: str, *, rerun: bool = False) -> Started:
+    """Review the integration tip once (idempotent per tip); `rerun` reviews it again."""
+    st, ctx = _context(store, epic_id)
+    rid = review_id(epic_id, ctx.tip)
+    existing = store.snapshot().objects["reviews"].get(rid)
+    if existing is not None and not rerun:
+        return Started(existing, False)
+    name = str(_setting(store, ctx.base, "formula") or DEFAULT_FORMULA)
+    formula = formulas.bind(formulas.load(name, store, ctx.base), {
+        "epic": epic_id, "branch": ctx.branch, "base": ctx.base, "tip": ctx.tip})
+    outcome = run_steps(store, formula, ctx)
+    stamp = now()
+    text = _report(rid, formula, ctx, outcome, stamp)
+    path = _write_report(store, rid, text)
+    review = Review(
+        id=rid, epic=epic_id, branch=ctx.branch, base=ctx.base, tip=ctx.tip,
+        base_tip=ctx.base_tip, formula=f"{formula.name} ({formula.origin})",
+        findings=outcome.findings, diffstat=outcome.diffstat or None,
+        report=text[:REPORT_LIMIT], report_path=path, created_at=stamp, updated_at=stamp)
+    made = [True]
+
+    def mutate(tx: Tx) -> None:
+        made[0] = True
+        current = tx.objects["reviews"].get(rid)
+        if current is not None and not rerun:
+            made[0] = False
+            return
+        for old in reviews_of(tx, epic_id):
+            if old.id != rid and old.status in ("pending", "approved"):
+                tx.put(touched(old, status="superseded",
+                               note=f"superseded by {rid} (new tip {ctx.tip[:10]})"))
+        tx.put(review)
+        tx.put(_with_label(tx.bead(epic_id), "pending"))
+
+    store.transact(mutate, f"review start {epic_id}: {rid} ({len(outcome.findings)} "
+                           "finding(s))")
+    if not made[0]:
+        return Started(store.snapshot().objects["reviews"][rid], False)
+    command = _setting(store, ctx.base, "command")
+    if not command:
+        return Started(review, True)
+    return Started(*_auto_decide(store, review, str(command), st, ctx))
+
+
+def _report(rid: str, formula: formulas.Formula, ctx: Context, outcome: Outcome,
+            stamp: str) -> str:
+    head = [f"# Review {rid}: {ctx.epic.title}", "",
+            f"epic:    {ctx.epic.id}", f"branch:  {ctx.branch} @ {ctx.tip}",
+            f"base:    {ctx.base} @ {ctx.base_tip}",
+            f"formula: {formula.name} v{formula.version} ({formula.origin}: {formula.source})",
+            f"created: {stamp}", "", f"## {formula.description}", "", "```",
+            outcome.diffstat or "(no changes)", "```", "", "## Steps", ""]
+    tail = ["", f"## Findings: {len(outcome.findings)}", ""]
+    tail += [f"- {f}" for f in outcome.findings] or ["none"]
+    return "\n".join(head + outcome.lines + tail) + "\n"
+
+
+def _write_report(store: Store, rid: str, text: str) -> str:
+    folder = os.path.join(store.common_dir, "convoy", "reviews")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{rid}.md")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return path
+
+
+def _auto_decide(store: Store, review: Review, command: str, st: integration.Status,
+                 ctx: Context) -> tuple[Review, bool, str]:
+    env = {"CONVOY_REVIEW": review.id, "CONVOY_REVIEW_REPORT": review.report_path or "",
+           "CONVOY_EPIC": review.epic, "CONVOY_BRANCH": review.branch,
+           "CONVOY_BASE": review.base, "CONVOY_TIP": review.tip,
+           "CONVOY_FINDINGS": str(len(review.findings))}
+    result = checks.run_check(store, command, review.tip, label=f"reviewer-{review.epic}",
+                              timeout=ctx.timeout, env=env)
+    if result.passed:
+        done = decide(store, review.epic, "approve", "approved by the reviewer command",
+                      "reviewer command")
+    else:
+        done = decide(store, review.epic, "reject",
+                      f"reviewer command: {result.detail}; log: {result.log}",
+                      "reviewer command")
+    return done.review, True, done.review.status
+
+
+# --- decisions --------------------------------------------------------------------------
+
+
+@dataclass
+class Decided:
+    review: Review
+    fix_bead: str | None = None
+
+
+def pending_review(store: Store, epic_id: str) -> Review:
+    snap = store.snapshot()
+    integration._epic(snap, epic_id)
+    review = latest(snap, epic_id)
+    if review is None or review.status != "pending":
+        state = f"its latest review {review.id} is {review.status}" if review else \
+            "it has no review"
+        raise ConvoyError(f"epic '{epic_id}' has no pending review ({state})")
+    return review
+
+
+def decide(store: Store, epic_id: str, verdict: str, reason: str | None,
+           by: str | None = None) -> Decided:
+    """Approve or reject the epic's pending review; a rejection files a fix task."""
+    review = pending_review(store, epic_id)
+    if verdict == "approve":
+        tip = store.head_of(f"refs/heads/{review.branch}")
+        if tip != review.tip:
+            raise ConvoyError(
+                f"review {review.id} is of {review.tip[:10]} but {review.branch} is now at "
+                f"{(tip or 'nothing')[:10]}: a new review starts with the next feed "
+                f"('git convoy review run {epic_id}')")
+    fix: list[str] = []
+    actor = by or store.identity()
+
+    def mutate(tx: Tx) -> None:
+        fix.clear()
+        current = tx.objects["reviews"].get(review.id)
+        if current is None or current.status != "pending":
+            raise ConvoyError(f"review {review.id} is no longer pending")
+        epic = tx.bead(epic_id)
+        if verdict == "approve":
+            tx.put(touched(current, status="approved", reason=reason, decided_by=actor))
+            tx.put(_with_label(epic, "approved"))
+            return
+        bead = create_bead(tx, BeadSpec(
+            title=f"Fix review findings: {epic.title}"[:500], type="task",
+            priority=epic.priority, parent=epic_id,
+            description=_fix_description(current, reason),
+            labels=["review-fix"]), actor)
+        fix.append(bead.id)
+        convoy = refinery.convoy_of(tx.convoys, epic_id)
+        if convoy is not None and convoy.status == "open":
+            tx.put(touched(convoy, tracks=sorted(set(convoy.tracks) | {bead.id})))
+        tx.put(touched(current, status="rejected", reason=reason, decided_by=actor,
+                       fix_bead=bead.id))
+        tx.put(_with_label(tx.bead(epic_id), "rejected"))
+
+    word = "approved" if verdict == "approve" else "rejected"
+    store.transact(mutate, f"review {word} {epic_id}: {review.id}")
+    done = store.snapshot().objects["reviews"][review.id]
+    return Decided(done, fix[0] if fix else None)
+
+
+def _fix_description(review: Review, reason: str | None) -> str:
+    lines = [f"Review {review.id} of {review.branch} @ {review.tip[:12]} was rejected.",
+             "", f"Reason: {reason or 'not given'}"]
+    if review.findings:
+        lines += ["", "Findings:"] + [f"- {f}" for f in review.findings]
+    if review.report_path:
+        lines += ["", f"Report: {review.report_path}"]
+    return "\n".join(lines)
+
+
+def require_approved(store: Store, epic_id: str, branch: str, base: str, tip: str) -> None:
+    """`integration land` with the gate on: the exact tip must have an approved review."""
+    if not enabled(store, base):
+        return
+    review = store.snapshot().objects["reviews"].get(review_id(epic_id, tip))
+    if review is None or review.status != "approved":
+        state = f"review {review.id} is {review.status}" if review else "no review yet"
+        raise ConvoyError(f"{branch} is not approved for {tip[:10]} ({state}): see 'git "
+                          f"convoy review show {epic_id}'")
+
+
+# --- the feeder's gate step -------------------------------------------------------------
+
+
+def gate(store: Store, awaiting: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """For each epic whose children are all in its branch: start its review, or land it
+    once the review of its current tip is approved. (epic, line) for what happened."""
+    out: list[tuple[str, str]] = []
+    for epic_id, branch in awaiting:
+        epic = store.snapshot().beads.get(epic_id)
+        if epic is None or epic.done or not enabled(store, epic.target or "main"):
+            continue
+        try:
+            started = start(store, epic_id)
+        except ConvoyError as exc:
+            if "is not ready for review" not in exc.message:
+                out.append((epic_id, f"epic {epic_id}: review not started: {exc.message}"))
+            continue
+        review = started.review
+        if started.new:
+            out.append((epic_id, f"epic {epic_id}: review {review.id} of {branch} started "
+                                 f"({len(review.findings)} finding(s)); see 'git convoy "
+                                 f"review show {epic_id}'"))
+        if review.status == "rejected" and started.new:
+            out.append((epic_id, f"epic {epic_id}: review rejected; fix task "
+                                 f"{review.fix_bead}"))
+        if review.status == "approved" and not review.note:
+            out.append((epic_id, land_approved(store, review)))
+        elif review.status in ("pending", "approved") and not started.new:
+            out.append((epic_id, ""))
+    return out
+
+
+def land_approved(store: Store, review: Review) -> str:
+    """Land an approved epic; a failure is recorded on the review so feeds do not retry it."""
+    try:
+        landed = integration.land(store, review.epic)
+    except ConvoyError as exc:
+        message = exc.message
+
+        def note(tx: Tx) -> None:
+            current = tx.objects["reviews"].get(review.id)
+            if current is not None:
+                tx.put(touched(current, note=f"land failed: {message}"))
+
+        store.transact(note, f"review {review.id}: land failed")
+        return f"epic {review.epic}: approved but did not land: {message}"
+    return (f"epic {review.epic}: approved review {review.id}; landed {landed.branch} on "
+            f"{landed.base} as {landed.sha[:12]}")
