@@ -8,16 +8,18 @@ flowchart grammar it uses, and that every bead and edge of the convoy is in it.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import STATE_REF, convoy, git, ok, ref_of
+from conftest import STATE_REF, convoy, git, make_repo, ok, ref_of
 
 from gitconvoy.errors import SchemaError
 from gitconvoy.model import Bead, Config, Convoy, Dep, MergeRequest, Rig
-from gitconvoy.render.markdown import MARKER, md_text, mermaid_label
+from gitconvoy.render.markdown import MARKER, diff_markdown, md_text, mermaid_label
 from gitconvoy.statediff import diff_files
 
 SHA = "1a2b3c4d5e6f7a8b9c0d1a2b3c4d5e6f7a8b9c0d"
@@ -299,6 +301,39 @@ def test_status_markdown_has_a_table_and_a_mermaid_dag_of_every_bead(state_repo:
     assert ok("status", cid).startswith(f"{cid}  staged_ready  Auth")
 
 
+MERMAID_CHECK = """
+import { JSDOM } from "jsdom";
+import fs from "fs";
+const dom = new JSDOM("<!doctype html><html><body></body></html>");
+globalThis.window = dom.window; globalThis.document = dom.window.document;
+globalThis.DOMParser = dom.window.DOMParser; globalThis.Element = dom.window.Element;
+const { default: mermaid } = await import("mermaid");
+mermaid.initialize({ startOnLoad: false });
+await mermaid.parse(fs.readFileSync(process.argv[2], "utf8"));
+console.log("valid");
+"""
+
+
+@pytest.mark.skipif(not os.environ.get("CONVOY_MERMAID_DIR"),
+                    reason="set CONVOY_MERMAID_DIR to a folder with npm's mermaid and jsdom")
+def test_the_real_mermaid_parser_accepts_the_graph(state_repo: Path) -> None:
+    """Optional: mermaid's own parser (what GitHub and GitLab run) reads the block."""
+    ok("rig", "add", "app")
+    ok("bead", "create", "--type", "epic", 'end "v2" <b> --> x; graph TD', "--id", "end")
+    ok("bead", "create", "Rotate # | `x` [y] {z} (w)", "--id", "a.1", "--parent", "end")
+    ok("bead", "create", "Next", "--id", "a.2", "--parent", "end", "--dep", "waits-for:a.1")
+    ok("stage", "end")
+    md = ok("status", convoy_ids()[0], "--format", "markdown")
+    folder = Path(os.environ["CONVOY_MERMAID_DIR"])
+    graph_file = state_repo.parent / "g.mmd"
+    graph_file.write_text(md.split("```mermaid\n", 1)[1].split("\n```", 1)[0] + "\n")
+    script = folder / "convoy-mermaid-check.mjs"
+    script.write_text(MERMAID_CHECK)
+    proc = subprocess.run(["node", str(script), str(graph_file)], capture_output=True,
+                          text=True, timeout=120, cwd=folder)
+    assert proc.returncode == 0 and "valid" in proc.stdout, proc.stderr[-2000:]
+
+
 def test_escapers_leave_no_live_syntax() -> None:
     assert md_text("a <b> *c* [d](e) `f` | g") == \
         "a &lt;b&gt; \\*c\\* \\[d\\](e) \\`f\\` \\| g"
@@ -387,3 +422,60 @@ def test_diff_of_a_few_changes_in_ten_thousand_beads(state_repo: Path) -> None:
     assert [x for x in lines if "zed" in x] == \
         [f"big-{i}: assignee (none) → zed" for i in sorted(range(0, 50, 10), key=str)]
     assert took < 5, f"diff took {took:.2f} s"  # generous: the figure is in docs/views.md
+
+
+# --- the shipped CI example -------------------------------------------------------------------
+
+
+def test_the_ci_example_describes_a_proposal_pushed_for_review(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    """Run the example workflow's description step (everything but the GitHub API call) in a
+    clone that checked out a proposal branch, as the Actions runner does."""
+    import yaml
+
+    workflow = yaml.safe_load(
+        (Path(__file__).parent.parent / "examples/ci/convoy-pr-comment.yml").read_text())
+    assert workflow[True] == {"pull_request": {"branches": ["convoy/state"]}}  # YAML 1.1 'on'
+    steps = {s.get("name"): s for s in workflow["jobs"]["describe"]["steps"]}
+    script = steps["Describe the change"]["run"]
+    assert "git convoy diff origin/convoy/state..HEAD --format markdown" in script
+
+    author = make_repo(tmp_path / "author")
+    monkeypatch.chdir(author)
+    ok("init", "--prefix", "t")
+    ok("rig", "add", "app")
+    ok("bead", "create", "Existing", "--id", "old")
+    remote = tmp_path / "remote.git"
+    git("clone", "-q", "--bare", str(author), str(remote))
+    git("remote", "add", "origin", str(remote))
+    git("branch", "plan", "convoy/state")
+    for args in (("bead", "create", "--type", "epic", "Billing", "--id", "bill"),
+                 ("bead", "create", "Invoice table", "--id", "bill.1", "--parent", "bill"),
+                 ("stage", "bill")):
+        git("-c", "convoy.ref=refs/heads/plan", "convoy", *args)
+    git("push", "-q", "origin", "plan")
+
+    runner = tmp_path / "runner"
+    git("clone", "-q", str(remote), str(runner))
+    git("checkout", "-q", "--detach", "origin/plan", cwd=runner)
+    proc = subprocess.run(["bash", "-c", script], cwd=runner, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    comment = (runner / "convoy-comment.md").read_text()
+    assert comment.startswith(MARKER)
+    assert '- `bill.1`: created "Invoice table" (task, P2, parent bill)' in comment
+    assert "### Convoy `convoy-" in comment and "```mermaid\ngraph TD\n" in comment
+    assert '["bill.1: Invoice table"]' in comment
+
+
+def test_a_long_markdown_diff_folds_and_stays_short() -> None:
+    beads = [(f"beads/0/0/0/b{i:04d}.yaml", None, Bead(id=f"b{i:04d}", title=f"T{i}"))
+             for i in range(1200)]
+    md = diff_markdown(diff_files(None, SHA, beads), "a..b")
+    assert "<details><summary>Beads (1200 changes)</summary>" in md
+    assert md.count("\n- `b") == 500
+    assert "- … 700 more: run `git convoy diff a..b` to see them all" in md
+    assert len(md) < 65_536
+    small = diff_markdown(diff_files(None, SHA, beads[:3]), "a..b")
+    assert "<details>" not in small and "**Beads**" in small

@@ -14,6 +14,8 @@ from ..store import Snapshot
 from ..waves import WavePlan
 
 MARKER = "<!-- gitconvoy:diff -->"
+FOLD_AFTER = 30  # a group longer than this is folded into <details>
+MAX_EVENTS = 500  # lines listed in one markdown diff; the rest are counted
 TITLE_IN_NODE = 40
 
 # Fill and stroke per bead status: green done, blue running, red blocked, grey parked.
@@ -156,8 +158,10 @@ def _summary(diff: StateDiff) -> str:
     return ", ".join(parts) + " changed"
 
 
-def diff_markdown(diff: StateDiff, label: str) -> str:
-    """The events grouped by kind under a marker a CI job can find to update its comment."""
+def diff_markdown(diff: StateDiff, label: str, limit: int = MAX_EVENTS) -> str:
+    """The events grouped by kind under a marker a CI job can find to update its comment.
+    A long group folds into <details>; past `limit` lines the rest is counted, not listed,
+    so a big import still fits in one PR comment (GitHub takes 65,536 characters)."""
     out = [MARKER, f"### gitconvoy state changes `{label}`", ""]
     if not diff.events:
         out.append("No changes to beads, convoys, rigs or merge requests.")
@@ -166,8 +170,17 @@ def diff_markdown(diff: StateDiff, label: str) -> str:
     groups: dict[str, list[Event]] = {}
     for event in diff.events:
         groups.setdefault(event.kind, []).append(event)
+    left = limit
     for kind, events in groups.items():
-        out.append(f"**{HEADINGS.get(kind, kind.capitalize() + 's')}**")
-        out += [f"- `{e.subject}`: {md_text(e.describe())}" for e in events]
-        out.append("")
+        heading = HEADINGS.get(kind, kind.capitalize() + "s")
+        shown = events[:max(left, 0)]
+        left -= len(shown)
+        fold = len(events) > FOLD_AFTER
+        out.append(f"<details><summary>{heading} ({len(events)} changes)</summary>\n"
+                   if fold else f"**{heading}**")
+        out += [f"- `{e.subject}`: {md_text(e.describe())}" for e in shown]
+        if len(shown) < len(events):
+            out.append(f"- … {len(events) - len(shown)} more: run "
+                       f"`git convoy diff {label.split(' ')[0]}` to see them all")
+        out += ["\n</details>", ""] if fold else [""]
     return "\n".join(out)
