@@ -405,22 +405,32 @@ def gate(store: Store, awaiting: list[tuple[str, str]]) -> list[tuple[str, str]]
         try:
             started = start(store, epic_id)
         except ConvoyError as exc:
-            if "is not ready for review" not in exc.message:
-                out.append((epic_id, f"epic {epic_id}: review not started: {exc.message}"))
+            out.append((epic_id, f"epic {epic_id}: no review: {exc.message}"))
             continue
         review = started.review
         if started.new:
             out.append((epic_id, f"epic {epic_id}: review {review.id} of {branch} started "
                                  f"({len(review.findings)} finding(s)); see 'git convoy "
                                  f"review show {epic_id}'"))
-        if review.status == "rejected" and started.new:
-            out.append((epic_id, f"epic {epic_id}: review rejected; fix task "
-                                 f"{review.fix_bead}"))
-        if review.status == "approved" and not review.note:
-            out.append((epic_id, land_approved(store, review)))
-        elif review.status in ("pending", "approved") and not started.new:
-            out.append((epic_id, ""))
+        out.append((epic_id, _next_line(store, review, started.new)))
     return out
+
+
+def _next_line(store: Store, review: Review, new: bool) -> str:
+    epic_id = review.epic
+    if review.status == "approved":
+        if review.note:
+            return f"epic {epic_id}: approved but not landed: {review.note}"
+        return land_approved(store, review)
+    if review.status == "rejected":
+        if new:
+            return f"epic {epic_id}: review rejected; fix task {review.fix_bead}"
+        return (f"epic {epic_id}: review {review.id} of this tip was rejected and nothing "
+                f"changed since; 'git convoy review run {epic_id}' reviews it again")
+    if new:
+        return ""
+    return (f"epic {epic_id}: review {review.id} pending: 'git convoy review approve|reject "
+            f"{epic_id}'")
 
 
 def land_approved(store: Store, review: Review) -> str:

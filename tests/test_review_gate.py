@@ -65,7 +65,8 @@ def test_target_workflow_review_reject_fix_approve_land(state_repo):
     assert git("rev-parse", "main", cwd=repo) == main
     res = convoy("integration", "land", epic)
     assert res.code == 1 and f"{branch} is not approved for {tip[:10]}" in res.err
-    assert "started" not in ok("feed")  # idempotent: a second feed starts nothing new
+    out = ok("feed")  # idempotent: a second feed starts nothing new
+    assert "started" not in out and f"review {first['id']} pending" in out
     assert len(reviews(epic)) == 1
     # reject: a fix task under the epic is dispatched and keeps the epic from landing
     out = ok("review", "reject", epic, "--reason", "name the constant better")
@@ -255,3 +256,58 @@ def test_hand_dispatched_fix_in_progress_blocks_landing(state_repo):
     hand_dispatch(repo, fixer, target=branch)
     res = convoy("integration", "land", epic)
     assert res.code == 1 and "child bead(s) not closed" in res.err
+
+
+def test_target_workflow_through_git_convoy_stage_and_launch(repo):
+    """Through the installed `git convoy`: root epic → sub-epic with an integration branch
+    (tasks A, B) and task C waiting for the sub-epic. The review starts by itself when A and
+    B are in the branch; approval lands the sub-epic on main, which frees C; when C lands the
+    root epic closes and so does the convoy."""
+    from conftest import git_convoy
+
+    def gc(*args: str, cwd: Path = repo) -> str:
+        return git_convoy(*args, cwd=cwd).stdout.strip()
+
+    gc("init", "--prefix", "tg")
+    gc("rig", "add", "app", "--target", "main")
+    git("config", "convoy.review", "true", cwd=repo)
+    root = gc("bead", "create", "--type", "epic", "Root")
+    sub = gc("bead", "create", "--type", "epic", "Sub", "--parent", root)
+    gc("integration", "create", sub)
+    branch = json.loads(gc("bead", "show", sub, "--json"))["integration_branch"]
+    a = gc("bead", "create", "A", "--parent", sub)
+    b = gc("bead", "create", "B", "--parent", sub)
+    c = gc("bead", "create", "C", "--parent", root)
+    gc("dep", "add", c, sub, "--type", "blocks")
+    gc("stage", root)
+    [staged] = json.loads(gc("list", "--all", "--json"))
+    out = gc("launch", staged["id"])
+    assert a in out and b in out
+
+    def finish(bead: str, files: dict[str, str]) -> None:
+        shown = json.loads(gc("bead", "show", bead, "--json"))
+        assert shown["status"] == "hooked", shown
+        wt = repo.parent / f"worker-{bead}"
+        git("worktree", "add", "-q", str(wt), shown["branch"], cwd=repo)
+        for name, text in files.items():
+            (wt / name).parent.mkdir(parents=True, exist_ok=True)
+            (wt / name).write_text(text)
+            git("add", name, cwd=wt)
+        git("commit", "-q", "-m", f"{bead}: work", cwd=wt)
+        assert "queued mr-" in gc("done", cwd=wt)
+
+    assert json.loads(gc("bead", "show", c, "--json"))["status"] == "open"
+    finish(a, {"a.py": "A = 1\n", "tests/test_a.py": "import a\n"})
+    finish(b, {"b.txt": "b\n"})
+    out = gc("refinery", "run")
+    assert f"review rv-{sub}-" in out and "started (0 finding(s))" in out
+    assert gc("review", "show", sub).startswith(f"review rv-{sub}-")
+    out = gc("review", "approve", sub)
+    assert f"landed {branch} on main" in out
+    assert git("show", "main:a.py", cwd=repo) == "A = 1"
+    assert json.loads(gc("bead", "show", sub, "--json"))["status"] == "closed"
+    finish(c, {"c.txt": "c\n"})
+    gc("refinery", "run")
+    assert json.loads(gc("bead", "show", root, "--json"))["status"] == "closed"
+    [done] = json.loads(gc("list", "--all", "--json"))
+    assert done["status"] == "closed"
