@@ -210,7 +210,8 @@ def object_events(path: str, before: Any, after: Any) -> list[Event]:
         return [Event(kind, obj_id, "removed")]
     if before is None or isinstance(before, SchemaError):
         first = _created(kind, after) if before is None else Event(kind, obj_id, "repaired")
-        empty = type(after)(id=after.id, title=after.title) if kind == "bead" else None
+        empty = type(after)(id=after.id, title=after.title) \
+            if kind == "bead" and before is None else None
         extra = _field_events(kind, obj_id, empty, after) if empty is not None else []
         extra = [e for e in extra if e.change == "set"]
         if kind == "convoy":

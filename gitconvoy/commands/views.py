@@ -38,7 +38,9 @@ def resolve_range(store: Store, spec: str | None) -> tuple[str | None, str, str]
     ref) or nothing (the state ref's last change). An empty side is the state ref."""
     if spec is None:
         after = _commit(store, "")
-        return store.first_parent(after), after, store.ref.removeprefix("refs/heads/")
+        name = store.ref.removeprefix("refs/heads/")
+        parent = store.first_parent(after)
+        return parent, after, f"{name}~1..{name}" if parent else f"(empty)..{name}"
     if "..." in spec:
         left, _, right = spec.partition("...")
         one, two = _commit(store, left), _commit(store, right)
