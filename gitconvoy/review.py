@@ -297,13 +297,13 @@ def _auto_decide(store: Store, review: Review, command: str, st: integration.Sta
            "CONVOY_FINDINGS": str(len(review.findings))}
     result = checks.run_check(store, command, review.tip, label=f"reviewer-{review.epic}",
                               timeout=ctx.timeout, env=env)
-    if result.passed:
-        done = decide(store, review.epic, "approve", "approved by the reviewer command",
-                      "reviewer command")
-    else:
-        done = decide(store, review.epic, "reject",
-                      f"reviewer command: {result.detail}; log: {result.log}",
-                      "reviewer command")
+    verdict, reason = ("approve", "approved by the reviewer command") if result.passed else \
+        ("reject", f"reviewer command: {result.detail}; log: {result.log}")
+    try:
+        done = decide(store, review.epic, verdict, reason, "reviewer command")
+    except ConvoyError:  # another feed decided (or the branch moved) first: report that
+        current = store.snapshot().objects["reviews"].get(review.id) or review
+        return current, True, current.status
     return done.review, True, done.review.status
 
 
