@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from conftest import STATE_REF, convoy, git, make_repo, ok, ref_of
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gitconvoy.errors import SchemaError
 from gitconvoy.model import Bead, Config, Convoy, Dep, MergeRequest, Rig
@@ -479,3 +481,34 @@ def test_a_long_markdown_diff_folds_and_stays_short() -> None:
     assert len(md) < 65_536
     small = diff_markdown(diff_files(None, SHA, beads[:3]), "a..b")
     assert "<details>" not in small and "**Beads**" in small
+
+
+_IDS = ["a", "b", "c"]
+_bead_strategy = st.builds(
+    Bead, id=st.just("x"), title=st.sampled_from(["T", "U"]),
+    type=st.sampled_from(["task", "epic"]),
+    status=st.sampled_from(["open", "hooked", "tombstone"]),
+    priority=st.integers(0, 4), assignee=st.sampled_from([None, "al", "bo"]),
+    labels=st.lists(st.sampled_from(["p", "q", "r"]), unique=True).map(sorted),
+    deps=st.lists(st.builds(Dep, on=st.sampled_from(_IDS),
+                            type=st.sampled_from(["blocks", "related"])),
+                  unique=True).map(sorted),
+    updated_at=st.sampled_from([None, "2026-01-01T00:00:00Z"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_bead_strategy, _bead_strategy)
+def test_every_reported_field_change_has_an_event_and_nothing_else_does(
+        old: Bead, new: Bead) -> None:
+    """Property: a change to any field a reviewer sees gives exactly one event for it; a change
+    of bookkeeping only (updated_at) gives none."""
+    events = diff_files(SHA, SHA, [("beads/0/0/0/x.yaml", old, new)]).events
+    seen = {e.field if e.change != "deleted" else "status" for e in events}
+    expected = {name for name in ("title", "type", "status", "priority", "assignee",
+                                  "labels", "deps") if getattr(old, name) != getattr(new, name)}
+    assert seen == expected
+    assert len(events) == len(expected)
+    for e in events:
+        if e.change == "set":
+            assert e.added or e.removed
