@@ -311,3 +311,17 @@ def test_target_workflow_through_git_convoy_stage_and_launch(repo):
     assert json.loads(gc("bead", "show", root, "--json"))["status"] == "closed"
     [done] = json.loads(gc("list", "--all", "--json"))
     assert done["status"] == "closed"
+
+
+def test_a_review_file_is_validated_like_any_state_file():
+    from gitconvoy.errors import SchemaError
+    from gitconvoy.model import Review
+
+    good = {"id": "rv-e-1", "epic": "e", "branch": "integration/e", "base": "main",
+            "tip": "a" * 40, "status": "pending", "findings": ["x"]}
+    assert Review.from_dict(good, "reviews/rv-e-1.yaml").to_dict() == good
+    for change, field in (({"status": "maybe"}, "status"), ({"tip": "abc"}, "tip"),
+                          ({"findings": "x"}, "findings"), ({"colour": 1}, "colour")):
+        with pytest.raises(SchemaError) as caught:
+            Review.from_dict({**good, **change}, "reviews/rv-e-1.yaml")
+        assert caught.value.message.startswith(f"reviews/rv-e-1.yaml: field '{field}'")
