@@ -22,9 +22,10 @@ QUIET = frozenset({
 })
 # Told in the note of a status change (`open → closed (landed in …)`), not on lines of their own.
 TOLD_WITH_STATUS = frozenset({"close_reason", "merged_as", "conflict_bead", "conflict_files",
-                              "reason"})
-LONG_TEXT = frozenset({"description", "acceptance", "check_log", "recovery"})
-COMMITS = frozenset({"commit", "base_commit", "merged_as"})
+                              "reason", "decided_by", "fix_bead"})
+LONG_TEXT = frozenset({"description", "acceptance", "check_log", "recovery", "report",
+                       "diffstat"})
+COMMITS = frozenset({"commit", "base_commit", "merged_as", "tip", "base_tip"})
 LIST_SHOWN = 20  # set changes longer than this are cut in the text (JSON keeps them whole)
 KIND_ORDER = ("config", "rig", "convoy", "bead", "mr")
 
@@ -84,7 +85,9 @@ class Event:
 
 
 def _cut(items: tuple[str, ...]) -> str:
-    shown = " ".join(items[:LIST_SHOWN])
+    """Ids joined by spaces; sentences (review findings, warnings) by semicolons."""
+    sep = "; " if any(" " in x for x in items) else " "
+    shown = sep.join(items[:LIST_SHOWN])
     more = len(items) - LIST_SHOWN
     return f"{shown} … (+{more} more)" if more > 0 else shown
 
@@ -141,6 +144,8 @@ def _created(kind: str, obj: Any) -> Event:
         note = f'convoy "{obj.title}" ({obj.status}, {len(obj.tracks)} beads)'
     elif kind == "mr":
         note = f"for {obj.bead}: {obj.branch} @ {obj.commit[:7]} → {obj.target} ({obj.status})"
+    elif kind == "review" and hasattr(obj, "epic"):
+        note = f"review of {obj.epic}: {obj.branch} @ {str(obj.tip)[:7]} ({obj.status})"
     else:
         title = getattr(obj, "title", None)
         status = getattr(obj, "status", None)
@@ -158,6 +163,11 @@ def _status_note(kind: str, obj: Any) -> str | None:
             bead = f"conflict bead {obj.conflict_bead}" if obj.conflict_bead else ""
             return "; ".join(x for x in (bead, files) if x) or obj.reason
         return obj.reason
+    if kind == "review":
+        bits = [getattr(obj, "reason", None)]
+        bits += [f"by {obj.decided_by}"] if getattr(obj, "decided_by", None) else []
+        bits += [f"fix bead {obj.fix_bead}"] if getattr(obj, "fix_bead", None) else []
+        return "; ".join(b for b in bits if b) or None
     if obj.status == "closed":
         return getattr(obj, "close_reason", None)
     return None

@@ -512,3 +512,20 @@ def test_every_reported_field_change_has_an_event_and_nothing_else_does(
     for e in events:
         if e.change == "set":
             assert e.added or e.removed
+
+
+def test_review_events_name_the_epic_the_decision_and_the_findings() -> None:
+    from gitconvoy.model import Review
+
+    pending = Review(id="rv-1", epic="e", branch="integration/e", base="main", tip=SHA)
+    rejected = Review(id="rv-1", epic="e", branch="integration/e", base="main", tip=SHA,
+                      status="rejected", reason="tests missing", decided_by="al",
+                      fix_bead="e.9", findings=["no tests for x.py", "conflict marker in y"],
+                      report="long\ntext")
+    changes = [("reviews/rv-1.yaml", None, pending), ("reviews/rv-1.yaml", pending, rejected)]
+    assert [e.text() for e in diff_files(None, SHA, changes).events] == [
+        "rv-1: created review of e: integration/e @ 1a2b3c4 (pending)",
+        "rv-1: pending → rejected (tests missing; by al; fix bead e.9)",
+        "rv-1: findings + conflict marker in y; no tests for x.py",
+        "rv-1: report set",
+    ]
