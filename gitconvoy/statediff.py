@@ -26,6 +26,7 @@ TOLD_WITH_STATUS = frozenset({"close_reason", "merged_as", "conflict_bead", "con
 LONG_TEXT = frozenset({"description", "acceptance", "check_log", "recovery", "report",
                        "diffstat"})
 COMMITS = frozenset({"commit", "base_commit", "merged_as", "tip", "base_tip"})
+SENTENCES = frozenset({"findings", "warnings"})  # lists of sentences, joined by "; "
 LIST_SHOWN = 20  # set changes longer than this are cut in the text (JSON keeps them whole)
 KIND_ORDER = ("config", "rig", "convoy", "bead", "mr")
 
@@ -66,8 +67,9 @@ class Event:
                 return str(self.after)
             return f"{self.before} → {self.after}{tail}"
         if self.change == "set":
-            parts = [f"+ {_cut(self.added)}"] if self.added else []
-            parts += [f"− {_cut(self.removed)}"] if self.removed else []
+            sep = "; " if self.field in SENTENCES else " "
+            parts = [f"+ {_cut(self.added, sep)}"] if self.added else []
+            parts += [f"− {_cut(self.removed, sep)}"] if self.removed else []
             return f"{self.field} {' '.join(parts)}"
         if self.field == "dispatch":
             return f"dispatch failed: {self.after}"
@@ -84,9 +86,7 @@ class Event:
                 "removed": list(self.removed), "note": self.note, "text": self.text()}
 
 
-def _cut(items: tuple[str, ...]) -> str:
-    """Ids joined by spaces; sentences (review findings, warnings) by semicolons."""
-    sep = "; " if any(" " in x for x in items) else " "
+def _cut(items: tuple[str, ...], sep: str = " ") -> str:
     shown = sep.join(items[:LIST_SHOWN])
     more = len(items) - LIST_SHOWN
     return f"{shown} … (+{more} more)" if more > 0 else shown
