@@ -529,3 +529,19 @@ def test_review_events_name_the_epic_the_decision_and_the_findings() -> None:
         "rv-1: findings + conflict marker in y; no tests for x.py",
         "rv-1: report set",
     ]
+
+
+def test_a_convoy_too_big_for_mermaid_gets_a_note_instead_of_a_broken_graph(
+        state_repo: Path) -> None:
+    ok("rig", "add", "app", "--capacity", "1000")
+    batch = state_repo.parent / "batch.yaml"
+    items = ["- {id: big, title: Big, type: epic}"]
+    items += [f"- {{id: big.{i}, title: Part {i}, parent: big"
+              + (f", deps: [big.{i - 1}]}}" if i else "}") for i in range(300)]
+    batch.write_text("\n".join(items) + "\n")
+    ok("bead", "create", "--batch", str(batch))
+    ok("stage", "big")
+    md = ok("status", convoy_ids()[0], "--format", "markdown")
+    assert "```mermaid" not in md
+    assert "_Graph left out: 301 beads and 599 edges are more than mermaid draws" in md
+    assert md.count("\n| `big.") == 300

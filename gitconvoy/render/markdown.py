@@ -17,6 +17,10 @@ MARKER = "<!-- gitconvoy:diff -->"
 FOLD_AFTER = 30  # a group longer than this is folded into <details>
 MAX_EVENTS = 500  # lines listed in one markdown diff; the rest are counted
 TITLE_IN_NODE = 40
+# mermaid's defaults (maxEdges, maxTextSize), which GitHub and GitLab keep: past them the
+# forge shows an error box instead of a graph, so the block is left out with a note.
+MERMAID_MAX_EDGES = 500
+MERMAID_MAX_TEXT = 50_000
 
 # Fill and stroke per bead status: green done, blue running, red blocked, grey parked.
 STATUS_STYLE = {
@@ -133,7 +137,15 @@ def status_markdown(snap: Snapshot, convoy: Convoy, waves: WavePlan,
         out.append(f"| `{bead_id}` | {md_text(bead.title)} | {bead.type} | {bead.status} | "
                    f"{md_text(bead.assignee) if bead.assignee else ''} | "
                    f"{_wave_cell(bead_id, snap, waves)} |")
-    out += ["", "```mermaid", *mermaid_dag(snap, members), "```"]
+    dag = mermaid_dag(snap, members)
+    edges = sum(1 for line in dag if "-->" in line or "-.->" in line)
+    size = sum(len(line) + 1 for line in dag)
+    if edges > MERMAID_MAX_EDGES or size > MERMAID_MAX_TEXT:
+        out += ["", f"_Graph left out: {len(members)} beads and {edges} edges are more than "
+                    f"mermaid draws ({MERMAID_MAX_EDGES} edges, {MERMAID_MAX_TEXT:,} characters); "
+                    "stage a sub-epic to see its part._"]
+    else:
+        out += ["", "```mermaid", *dag, "```"]
     if convoy.warnings:
         out += ["", *[f"- warning: {md_text(w)}" for w in convoy.warnings]]
     return "\n".join(out) + "\n"
