@@ -325,3 +325,18 @@ def test_a_review_file_is_validated_like_any_state_file():
         with pytest.raises(SchemaError) as caught:
             Review.from_dict({**good, **change}, "reviews/rv-e-1.yaml")
         assert caught.value.message.startswith(f"reviews/rv-e-1.yaml: field '{field}'")
+
+
+def test_approve_whose_landing_fails_exits_1_and_keeps_the_approval(state_repo):
+    repo = state_repo
+    epic, branch = _ready_epic(repo, {"k.txt": "k\n"})
+    ok("review", "run", epic)
+    set_check(repo, "exit 5\n")
+    res = convoy("review", "approve", epic)
+    assert res.code == 1 and res.err.count("\n") == 1
+    assert "approved but did not land" in res.err and "check failed (exit 5)" in res.err
+    review = reviews(epic)[-1]
+    assert review["status"] == "approved" and review["note"].startswith("land failed")
+    set_check(repo, "exit 0\n")
+    ok("integration", "land", epic)
+    assert bead_json(epic)["status"] == "closed"

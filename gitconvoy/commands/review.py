@@ -81,7 +81,10 @@ def approve(epic: str, reason: str | None, no_land: bool) -> int:
     click.echo(f"approved {done.review.id}")
     if no_land:
         return 0
-    click.echo(gate.land_approved(store, done.review))
+    line = gate.land_approved(store, done.review)
+    if " did not land: " in line:  # approved, recorded; the landing itself failed
+        raise ConvoyError(line)
+    click.echo(line)
     return 0
 
 
