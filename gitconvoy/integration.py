@@ -19,7 +19,7 @@ from typing import Any
 
 import pygit2
 
-from . import checks, graph, landing, localconfig, refinery, targets
+from . import checks, graph, landing, refinery, targets
 from .edits import with_status
 from .errors import ConvoyError
 from .model import Bead, touched
@@ -199,10 +199,7 @@ def land(store: Store, epic_id: str) -> LandReport:
     snap = store.snapshot()
     epic = snap.bead(epic_id)
     rig = targets.rig_for(snap.config, epic, refinery.convoy_of(snap.convoys, epic_id))
-    command = localconfig.rig_setting(store, rig, "check") if rig else \
-        store.config_get("convoy.refinery.check")
-    timeout = checks.parse_timeout(
-        localconfig.rig_setting(store, rig, "timeout") if rig else None)
+    command, timeout = refinery.check_settings(store, rig)
     tip = store.head_of(f"refs/heads/{st.branch}") or ""
     from . import review  # the gate imports this module; import it only when landing
 

@@ -105,6 +105,22 @@ def _mapping(data: dict, key: str, path: str) -> dict:
     return dict(value)
 
 
+def _id_field(data: dict, path: str) -> str:
+    """The object's id: required, and safe as a file name."""
+    value = _str(data, "id", path, required=True)
+    try:
+        return validate_id(value)
+    except ConvoyError as exc:
+        raise SchemaError(path, "id", exc.message) from None
+
+
+def _commit_field(data: dict, key: str, path: str) -> str:
+    value = _str(data, key, path, required=True)
+    if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", value):
+        raise SchemaError(path, key, f"expected a full commit id, got {value!r}")
+    return value
+
+
 def _check_keys(data: Any, path: str, allowed: set[str]) -> dict:
     if not isinstance(data, dict):
         raise SchemaError(path, None, "expected a mapping at the top level")
@@ -196,11 +212,7 @@ class Bead:
     @classmethod
     def from_dict(cls, data: Any, path: str) -> Bead:
         _check_keys(data, path, set(cls.ORDER))
-        bead_id = _str(data, "id", path, required=True)
-        try:
-            validate_id(bead_id)
-        except ConvoyError as exc:
-            raise SchemaError(path, "id", exc.message) from None
+        bead_id = _id_field(data, path)
         deps_raw = data.get("deps") or []
         if not isinstance(deps_raw, list):
             raise SchemaError(path, "deps", "expected a list of {on, type}")
@@ -426,14 +438,8 @@ class MergeRequest:
     @classmethod
     def from_dict(cls, data: Any, path: str) -> MergeRequest:
         _check_keys(data, path, set(cls.ORDER))
-        mr_id = _str(data, "id", path, required=True)
-        try:
-            validate_id(mr_id)
-        except ConvoyError as exc:
-            raise SchemaError(path, "id", exc.message) from None
-        commit = _str(data, "commit", path, required=True)
-        if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", commit):
-            raise SchemaError(path, "commit", f"expected a full commit id, got {commit!r}")
+        mr_id = _id_field(data, path)
+        commit = _commit_field(data, "commit", path)
         return cls(
             id=mr_id,
             bead=_str(data, "bead", path, required=True),
@@ -501,14 +507,8 @@ class Review:
     @classmethod
     def from_dict(cls, data: Any, path: str) -> Review:
         _check_keys(data, path, set(cls.ORDER))
-        review_id = _str(data, "id", path, required=True)
-        try:
-            validate_id(review_id)
-        except ConvoyError as exc:
-            raise SchemaError(path, "id", exc.message) from None
-        tip = _str(data, "tip", path, required=True)
-        if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", tip):
-            raise SchemaError(path, "tip", f"expected a full commit id, got {tip!r}")
+        review_id = _id_field(data, path)
+        tip = _commit_field(data, "tip", path)
         findings = data.get("findings") or []
         if not isinstance(findings, list) or not all(isinstance(f, str) for f in findings):
             raise SchemaError(path, "findings", "expected a list of strings")

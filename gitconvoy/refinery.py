@@ -344,11 +344,16 @@ def _rig_value(store: Store, rig: Rig | None, key: str) -> str | None:
     return store.config_get(f"convoy.refinery.{key}")
 
 
+def check_settings(store: Store, rig: Rig | None) -> tuple[str | None, float]:
+    """The check command and its timeout for work landing through `rig` (or the refinery's
+    defaults without one): shared by MRs, integration landings and reviews."""
+    return _rig_value(store, rig, "check"), checks.parse_timeout(_rig_value(store, rig, "timeout"))
+
+
 def plan_for(store: Store, snap: Snapshot, mr: MergeRequest, bead: Bead) -> landing.Plan:
     rig = _rig(snap, bead)
     strategy = rig.strategy if rig else "merge"
-    command = _rig_value(store, rig, "check")
-    timeout = checks.parse_timeout(_rig_value(store, rig, "timeout"))
+    command, timeout = check_settings(store, rig)
 
     def check(candidate: str) -> checks.CheckResult:
         env = {"CONVOY_MR": mr.id, "CONVOY_BEAD": bead.id, "CONVOY_TARGET": mr.target,

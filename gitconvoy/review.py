@@ -214,10 +214,7 @@ def _context(store: Store, epic_id: str) -> tuple[integration.Status, Context]:
     snap = store.snapshot()
     epic = snap.bead(epic_id)
     rig = targets.rig_for(snap.config, epic, refinery.convoy_of(snap.convoys, epic_id))
-    command = localconfig.rig_setting(store, rig, "check") if rig else \
-        store.config_get("convoy.refinery.check")
-    timeout = checks.parse_timeout(localconfig.rig_setting(store, rig, "timeout")
-                                   if rig else None)
+    command, timeout = refinery.check_settings(store, rig)
     tip = store.head_of(f"refs/heads/{st.branch}") or ""
     base_tip = store.head_of(f"refs/heads/{st.base}") or ""
     return st, Context(epic, st.branch, st.base, tip, base_tip, command, timeout)
