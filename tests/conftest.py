@@ -7,16 +7,20 @@ the one-line error policy); `git_convoy(...)` runs the installed entry point thr
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import socketserver
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from dulwich.server import FileSystemBackend, TCPGitServer
 
 from gitconvoy.cli import main
 
@@ -143,3 +147,23 @@ def workdir_state(repo: Path) -> tuple[str, str, str, str]:
 @pytest.fixture
 def chdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     yield monkeypatch.chdir
+
+
+class ThreadingGitServer(socketserver.ThreadingMixIn, TCPGitServer):
+    """dulwich's git:// server, one thread per connection, so pushes really race."""
+
+    daemon_threads = True
+
+
+@contextlib.contextmanager
+def dulwich_remote(bare: Path) -> Iterator[str]:
+    """An in-process git:// remote serving a bare repository on 127.0.0.1."""
+    server = ThreadingGitServer(FileSystemBackend(), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"git://127.0.0.1:{server.server_address[1]}{bare}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -3,15 +3,9 @@ everything locally and report push_failed with the recovery command."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socketserver
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 
-from conftest import git, git_convoy, ok
-from dulwich.server import FileSystemBackend, TCPGitServer
+from conftest import dulwich_remote, git, git_convoy, ok
 from test_refinery_helpers import (
     add_rig,
     bead_json,
@@ -143,29 +137,11 @@ fi
     assert bead_json(bead)["status"] == "closed"
 
 
-class _Server(socketserver.ThreadingMixIn, TCPGitServer):
-    daemon_threads = True
-
-
-@contextlib.contextmanager
-def _served(bare: Path) -> Iterator[str]:
-    """dulwich's in-process git:// server over a bare repository."""
-    server = _Server(FileSystemBackend(), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"git://127.0.0.1:{server.server_address[1]}{bare}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
 def test_landing_through_an_in_process_dulwich_remote(state_repo, tmp_path):
     add_rig()
     bare = tmp_path / "served.git"
     git("init", "-q", "--bare", str(bare))
-    with _served(bare) as url:
+    with dulwich_remote(bare) as url:
         git("remote", "add", "origin", url, cwd=state_repo)
         git("push", "-q", "-u", "origin", "main", cwd=state_repo)
         other = tmp_path / "other"

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socketserver
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import STATE_REF, convoy, git, git_convoy, make_repo, ok, ref_of
-from dulwich.server import FileSystemBackend, TCPGitServer
+from conftest import STATE_REF, convoy, dulwich_remote, git, git_convoy, make_repo, ok, ref_of
 
 from gitconvoy.errors import LostRace
 from gitconvoy.store import Store
@@ -350,25 +345,6 @@ def worker(clone_dir: str, number: int, seed: int, log_path: str) -> None:
             expect(proc)
     with open(log_path, "w") as fh:
         json.dump(log, fh)
-
-
-class ThreadingGitServer(socketserver.ThreadingMixIn, TCPGitServer):
-    """dulwich's git:// server, one thread per connection, so pushes really race."""
-
-    daemon_threads = True
-
-
-@contextlib.contextmanager
-def dulwich_remote(bare: Path) -> Iterator[str]:
-    server = ThreadingGitServer(FileSystemBackend(), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"git://127.0.0.1:{server.server_address[1]}{bare}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def run_clones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str,
