@@ -74,7 +74,8 @@ def _next_try(attempts: int) -> str:
 
 
 def _claim(tx: Tx, bead_id: str, convoy: Convoy | None, rig_name: str | None,
-           branch_for: dict[str, str], tips: dict[str, str | None]) -> Bead | str:
+           branch_for: dict[str, str], tips: dict[str, str | None],
+           clone: str) -> Bead | str:
     """Claim inside a transaction; a string result says why the bead was skipped."""
     bead = tx.bead(bead_id)
     index = graph.Index(tx.beads)
@@ -102,6 +103,7 @@ def _claim(tx: Tx, bead_id: str, convoy: Convoy | None, rig_name: str | None,
     dispatch = dict(bead.dispatch)
     dispatch["attempts"] = int(dispatch.get("attempts", 0)) + 1
     dispatch["last_attempt"] = now()
+    dispatch["by"] = clone
     dispatch.pop("next_try", None)
     dispatch.pop("last_error", None)
     claimed = with_status(claimed, "hooked")
@@ -189,8 +191,9 @@ def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
     bead = snap.bead(bead_id)
     branches = {bead_id: branch_name(store, bead)}
     tips = {t: branch_tip(store, t) for t in _candidate_targets(snap, bead, convoy)}
+    clone = store.clone_id()
     result = store.transact(
-        lambda tx: _claim(tx, bead_id, convoy, rig_name, branches, tips),
+        lambda tx: _claim(tx, bead_id, convoy, rig_name, branches, tips, clone),
         lambda r: f"dispatch {bead_id}: hooked on {getattr(r, 'rig', '')}",
     )
     if isinstance(result, str):

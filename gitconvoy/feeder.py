@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import pygit2
 
@@ -29,6 +30,7 @@ from .targets import rig_for
 
 TRAILER_RE = re.compile(r"^Convoy-Bead:\s*(\S+)\s*$", re.MULTILINE | re.IGNORECASE)
 TRAILER_SCAN_LIMIT = 2000
+DISPATCH_GRACE = 120.0  # seconds a claim may go without its work branch before it is repaired
 
 
 @dataclass
@@ -40,10 +42,12 @@ class FeedReport:
     dispatched: list[Dispatched] = field(default_factory=list)
     stranded: list[str] = field(default_factory=list)
     awaiting_land: list[tuple[str, str]] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
     reviews: list[tuple[str, str]] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"{b}: landed in {sha[:10]}" for b, sha in self.landed]
+        out = [f"{b}: dispatch was interrupted; back to open" for b in self.repaired]
+        out += [f"{b}: landed in {sha[:10]}" for b, sha in self.landed]
         out += [f"{b}: work started" for b in self.started]
         out += [f"epic {e}: {s}" for e, s in self.epics]
         out += [d.line() for d in self.dispatched]
@@ -71,6 +75,22 @@ def _trailer_hits(store: Store, tip: str, wanted: set[str]) -> dict[str, str]:
             if bead_id in wanted and bead_id not in hits:
                 hits[bead_id] = str(commit.id)
     return hits
+
+
+def interrupted_dispatches(store: Store, beads: dict[str, Bead]) -> set[str]:
+    """Beads this clone hooked whose work branch never appeared: the dispatching process died
+    between its claim and creating the branch. After a grace period (a dispatch may be in
+    flight right now) they go back to open so the feeder can hand them out again."""
+    clone = store.clone_id()
+    grace = float(store.config_get("convoy.dispatchGrace") or DISPATCH_GRACE)
+    cutoff = (datetime.now(UTC) - timedelta(seconds=grace)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    found = set()
+    for bead in beads.values():
+        if (bead.status == "hooked" and bead.branch and bead.dispatch.get("by") == clone
+                and str(bead.dispatch.get("last_attempt", "")) <= cutoff
+                and branch_tip(store, bead.branch) is None):
+            found.add(bead.id)
+    return found
 
 
 def observe_work(store: Store, beads: dict[str, Bead]) -> tuple[dict[str, str], set[str]]:
@@ -105,8 +125,18 @@ def observe_work(store: Store, beads: dict[str, Bead]) -> tuple[dict[str, str], 
     return landed, started
 
 
-def _reconcile(tx: Tx, landed: dict[str, str], started: set[str], report: FeedReport) -> None:
+def _reconcile(tx: Tx, landed: dict[str, str], started: set[str], report: FeedReport,
+               interrupted: set[str]) -> None:
     """Steps 1–3 as one pure mutation of the transaction."""
+    for bead_id in sorted(interrupted):
+        bead = tx.beads.get(bead_id)
+        if bead is None or bead.status != "hooked":
+            continue
+        dispatch = {**bead.dispatch, "last_error": "dispatch interrupted before the work "
+                    "branch was created; handed out again"}
+        tx.put(touched(with_status(bead, "open"), dispatch=dispatch, branch=None,
+                       base_commit=None))
+        report.repaired.append(bead_id)
     for bead_id, sha in sorted(landed.items()):
         bead = tx.beads.get(bead_id)
         if bead is None or bead.status not in IN_FLIGHT:
@@ -140,13 +170,15 @@ def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
     ):
         return report
     landed, started = observe_work(store, snap.beads)
+    interrupted = interrupted_dispatches(store, snap.beads)
 
     def mutate(tx: Tx) -> None:
+        report.repaired.clear()
         report.landed.clear()
         report.started.clear()
         report.epics.clear()
         report.closed_convoys.clear()
-        _reconcile(tx, landed, started, report)
+        _reconcile(tx, landed, started, report, interrupted)
 
     store.transact(mutate, lambda _: _feed_message(report))
     if dispatch:
@@ -183,6 +215,8 @@ def _roll_up(tx: Tx, report: FeedReport) -> None:
 
 def _feed_message(report: FeedReport) -> str:
     parts = []
+    if report.repaired:
+        parts.append("interrupted dispatch reopened " + " ".join(report.repaired))
     if report.landed:
         parts.append("landed " + " ".join(b for b, _ in report.landed))
     if report.started:

@@ -435,6 +435,27 @@ class Store:
     def identity(self) -> str:
         return self.config_get("user.name") or os.environ.get("USER") or "unknown"
 
+    def clone_id(self) -> str:
+        """A random id for this clone (.git/convoy/id), so the feeder repairs only dispatches
+        it made itself, never a claim another machine holds."""
+        path = os.path.join(self.common_dir, "convoy", "id")
+        try:
+            with open(path) as fh:
+                found = fh.read().strip()
+            if found:
+                return found
+        except OSError:
+            pass
+        new = os.urandom(6).hex()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return self.clone_id()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(new + "\n")
+        return new
+
     def signature(self) -> pygit2.Signature:
         name = self.config_get("user.name") or "git-convoy"
         email = self.config_get("user.email") or "git-convoy@localhost"

@@ -308,3 +308,27 @@ def test_stage_refuses_beads_of_an_open_convoy(rig_repo):
     assert res.code == 1
     assert f"overlap: open convoy {cid} already tracks {a}" in res.err
     assert ref_of(rig_repo) == before
+
+
+def test_a_dispatch_interrupted_before_its_branch_existed_is_handed_out_again(state_repo):
+    ok("rig", "add", "app", "--target", "main")
+    t1 = ok("bead", "create", "one")
+    ok("sling", t1)  # claimed, branch made (default dispatch: no command)
+    # the state a crash between the claim and the branch leaves behind
+    git("branch", "-D", f"convoy/{t1}", cwd=state_repo)
+    ok("feed")
+    assert status_of(t1) == "hooked"  # within the grace period a dispatch may be in flight
+    git("config", "convoy.dispatchGrace", "0", cwd=state_repo)
+    id_file = state_repo / ".git" / "convoy" / "id"
+    mine = id_file.read_text()
+    id_file.write_text("another-clone\n")  # a claim held elsewhere is never touched
+    ok("feed")
+    assert status_of(t1) == "hooked"
+    id_file.write_text(mine)
+    out = ok("feed")
+    assert f"{t1}: dispatch was interrupted; back to open" in out
+    assert f"✓ {t1}" in out
+    assert git("rev-parse", f"convoy/{t1}", cwd=state_repo) == git("rev-parse", "main",
+                                                                   cwd=state_repo)
+    shown = json.loads(ok("bead", "show", t1, "--json"))
+    assert shown["status"] == "hooked" and shown["dispatch"]["attempts"] == 2
