@@ -248,3 +248,20 @@ def test_the_patched_cache_always_equals_a_fresh_parse(tmp_path_factory, ops):
         snap = Store.open(str(path)).snapshot()
         fresh = Store.open(str(path))._parse_all(snap._source.tree)  # type: ignore[union-attr]
         assert snap.beads == fresh.objects["beads"]
+
+
+def test_a_cache_written_for_another_model_shape_is_ignored(state_repo):
+    """After an upgrade the pickled objects may lack new fields: they must not be served."""
+    import pickle
+
+    from conftest import ok
+
+    bead = ok("bead", "create", "one")
+    cache = state_repo / ".git" / "convoy" / "cache" / "snapshot.pickle"
+    data = pickle.loads(cache.read_bytes())
+    data["key"] = ("an older gitconvoy",)
+    cache.write_bytes(pickle.dumps(data))
+    assert ok("bead", "list").split()[0] == bead
+    from gitconvoy.store import _cache_key
+
+    assert pickle.loads(cache.read_bytes())["key"] == _cache_key()
