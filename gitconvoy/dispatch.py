@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from . import graph, localconfig, watch
+from . import faults, graph, localconfig, watch
 from .edits import with_status
 from .errors import ConvoyError
 from .model import Bead, Convoy, Rig, now, touched
@@ -199,8 +199,10 @@ def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
     if isinstance(result, str):
         return Dispatched(bead_id, False, f"not dispatched: {result}")
     rig = store.snapshot().config.rigs[result.rig or ""]
+    faults.point("dispatch.after_claim")
     try:
         _ensure_branch(store, result.branch or "", result.base_commit or "")
+        faults.point("dispatch.after_branch")
         ok, detail = _run_command(store, rig, result, convoy, formula)
     except ConvoyError as exc:
         ok, detail = False, exc.message

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pygit2
 
-from . import gitcli
+from . import faults, gitcli
 from .checks import CheckResult
 from .store import Store
 
@@ -252,7 +252,9 @@ def land(store: Store, plan: Plan) -> Landed:
                 return Landed("check_failed", base=base, check=result, detail=result.detail)
         if upstream is not None and remote_tip != candidate:
             remote, rref = upstream
+            faults.point("landing.before_push")
             pushed, why = _push(store, remote, candidate, rref)
+            faults.point("landing.after_push")
             push_left -= 1
             if not pushed:
                 last_push = why
@@ -266,6 +268,7 @@ def land(store: Store, plan: Plan) -> Landed:
             clean = {p: _is_clean(p) for p in checked_out_in(store, plan.target)}
             if not store.cas_ref(ref, local, candidate, f"{plan.reflog}: land on {plan.target}"):
                 continue
+            faults.point("landing.after_cas")
             notes = _bring_along(store, plan.target, local, candidate, clean)
         else:
             notes = []

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import pygit2
 
-from . import model
+from . import faults, model
 from .errors import ConvoyError, LostRace, SchemaError
 
 DEFAULT_REF = "refs/heads/convoy/state"
@@ -609,7 +609,9 @@ class Store:
                 return result
             text = message(result) if callable(message) else message
             new_commit = self._write_commit(base, tx.changes, text)
+            faults.point("store.after_objects")
             if self._compare_and_swap(base.commit, new_commit, text):
+                faults.point("store.after_cas")
                 self._snapshot = None
                 return result
             if time.monotonic() > deadline:
@@ -645,6 +647,7 @@ class Store:
         try:
             with self.repo.transaction() as txn:
                 txn.lock_ref(self.ref)
+                faults.point("store.in_lock")
                 if self.head_of(self.ref) != old:
                     raise _Moved
                 txn.set_target(self.ref, new, signature=None,

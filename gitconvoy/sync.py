@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import gitcli, merge
+from . import faults, gitcli, merge
 from .errors import ConvoyError, LostRace
 from .store import Store
 
@@ -142,7 +142,9 @@ def sync(store: Store, remote: str | None = None, *, rounds: int = MAX_ROUNDS) -
         report.commit = local
         if local == remote_commit:
             return report
+        faults.point("sync.before_push")
         outcome = gitcli.push_commit(git_dir, remote, local, store.ref, QUIET_HOOKS)
+        faults.point("sync.after_push")
         if outcome.pushed:
             store.cas_ref(into, store.head_of(into), local, f"sync: pushed to {remote}")
             report.pushed = True
