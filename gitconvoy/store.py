@@ -444,17 +444,25 @@ class Store:
                 found = fh.read().strip()
             if found:
                 return found
+            empty = True  # a crash between creating and writing it (before the link below)
         except OSError:
-            pass
-        new = os.urandom(6).hex()
+            empty = False
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(os.urandom(6).hex() + "\n")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            if empty:
+                os.replace(tmp, path)
+            else:
+                os.link(tmp, path)  # complete or absent, never empty; a concurrent one wins
         except FileExistsError:
-            return self.clone_id()
-        with os.fdopen(fd, "w") as fh:
-            fh.write(new + "\n")
-        return new
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        with open(path) as fh:
+            return fh.read().strip()
 
     def signature(self) -> pygit2.Signature:
         name = self.config_get("user.name") or "git-convoy"
@@ -617,6 +625,7 @@ class Store:
             if time.monotonic() > deadline:
                 break
             time.sleep(random.uniform(0, min(0.002 * (attempt + 1), 0.05)))
+        self._refuse_stale_lock(self.ref, older_than=0)  # a crash's lock, not a busy writer
         raise LostRace(
             f"gave up after {attempt + 1} attempts: {self.ref} kept moving under concurrent "
             "writers; nothing was written, run the command again"
@@ -661,7 +670,7 @@ class Store:
             raise
         return True
 
-    def _refuse_stale_lock(self, refname: str) -> None:
+    def _refuse_stale_lock(self, refname: str, older_than: float = STALE_LOCK_SECONDS) -> None:
         """A writer holds a ref's lock for microseconds; one that is seconds old was left by a
         crash, and retrying for a minute would only hide that from the user."""
         path = os.path.join(self.common_dir, *refname.split("/")) + ".lock"
@@ -669,7 +678,7 @@ class Store:
             age = time.time() - os.stat(path).st_mtime
         except OSError:
             return
-        if age > STALE_LOCK_SECONDS:
+        if age > older_than:
             raise LostRace(
                 f"{path} is {age:.0f} s old: a git process crashed or is stuck while writing "
                 f"{refname}; if no git is running, delete that file and run the command again"
