@@ -195,6 +195,16 @@ def test_crash_after_branch_before_command_leaves_a_hooked_bead_with_its_branch(
     assert_consistent(state_repo)
 
 
+
+def test_crash_after_sling_made_its_convoy_is_dispatched_by_the_next_feed(state_repo):
+    marker = _dispatch_rig(state_repo)
+    bead = ok("bead", "create", "one")
+    crash(state_repo, "store.after_cas", "sling", bead)  # the convoy is made, nothing sent
+    assert bead_of(state_repo, bead)["status"] == "open"
+    assert_consistent(state_repo)
+    out = run(state_repo, "feed")
+    assert f"✓ {bead}" in out and marker.read_text().split() == [bead]
+
 # --- the refinery: target moved, state not yet updated; before and after the push ----------
 
 
