@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "close": ("gitconvoy.commands.convoys", "close"),
     "sling": ("gitconvoy.commands.convoys", "sling"),
     "feed": ("gitconvoy.commands.feed", "feed"),
+    "claim": ("gitconvoy.commands.claims", "claim"),
+    "heartbeat": ("gitconvoy.commands.claims", "heartbeat"),
     "done": ("gitconvoy.commands.refinery", "done"),
     "refinery": ("gitconvoy.commands.refinery", "refinery"),
     "integration": ("gitconvoy.commands.integration", "integration"),

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import pygit2
 
-from . import epics, graph
+from . import claims, epics, graph
 from .dispatch import IN_FLIGHT, Dispatched, backoff_due, branch_tip, dispatch_bead, in_flight
 from .edits import with_status
 from .model import Bead, now, touched
@@ -44,9 +44,12 @@ class FeedReport:
     awaiting_land: list[tuple[str, str]] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     reviews: list[tuple[str, str]] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"{b}: dispatch was interrupted; back to open" for b in self.repaired]
+        out += [f"{b}: claim expired (no heartbeat within convoy.claimTTL); back to open"
+                for b in self.expired]
         out += [f"{b}: landed in {sha[:10]}" for b, sha in self.landed]
         out += [f"{b}: work started" for b in self.started]
         out += [f"epic {e}: {s}" for e, s in self.epics]
@@ -171,6 +174,7 @@ def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
         return report
     landed, started = observe_work(store, snap.beads)
     interrupted = interrupted_dispatches(store, snap.beads)
+    expired = claims.expired_claims(store, snap.beads)  # pull claims without a heartbeat
 
     def mutate(tx: Tx) -> None:
         report.repaired.clear()
@@ -179,6 +183,8 @@ def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
         report.epics.clear()
         report.closed_convoys.clear()
         _reconcile(tx, landed, started, report, interrupted)
+        # after landing: a claim whose work landed is closed, not expired
+        report.expired[:] = claims.reopen_expired(tx, expired)
 
     store.transact(mutate, lambda _: _feed_message(report))
     if dispatch:
@@ -215,6 +221,8 @@ def _roll_up(tx: Tx, report: FeedReport) -> None:
 
 def _feed_message(report: FeedReport) -> str:
     parts = []
+    if report.expired:
+        parts.append("expired claims reopened " + " ".join(report.expired))
     if report.repaired:
         parts.append("interrupted dispatch reopened " + " ".join(report.repaired))
     if report.landed:
