@@ -118,7 +118,12 @@ def test_crash_inside_the_ref_lock_names_the_lock_and_how_to_recover(state_repo)
     lock = state_repo / ".git" / "refs" / "heads" / "convoy" / "state.lock"
     assert lock_files(state_repo) == [str(lock)]
     assert git("rev-parse", STATE_REF) == before_ref
-    assert_consistent(state_repo)  # reads never need the lock
+    listed = git_convoy("bead", "list", cwd=state_repo)  # reads never need the lock
+    assert listed.stdout.count("acknowledged") == 1 and listed.stderr == ""
+    doctor = json.loads(git_convoy("doctor", "--json", cwd=state_repo, check=False).stdout)
+    [state] = [c for c in doctor["checks"] if c["name"] == "state"]
+    assert state["level"] == "warn" and str(lock) in state["message"], state
+    assert "delete that file" in state["message"]
     started = time.monotonic()
     res = git_convoy("bead", "create", "blocked by the lock", cwd=state_repo, check=False)
     assert time.monotonic() - started < 30

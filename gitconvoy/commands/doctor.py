@@ -69,6 +69,10 @@ def check_state(store: Store) -> Check:
         names = "; ".join(e.message for e in snap.errors[:3])
         more = f" (and {len(snap.errors) - 3} more)" if len(snap.errors) > 3 else ""
         return Check("state", "fail", f"{len(snap.errors)} broken state file(s): {names}{more}")
+    lock = os.path.join(store.common_dir, *store.ref.split("/")) + ".lock"
+    if os.path.exists(lock):  # left by a process killed while writing (docs/reliability.md)
+        return Check("state", "warn", f"{lock} exists: a write to {store.ref} was interrupted "
+                     "or is running; if no git is running, delete that file")
     return Check("state", "ok", f"{store.ref} at {(snap.commit or '')[:10]}: "
                  f"{len(snap.beads)} beads, {len(snap.convoys)} convoys, all files valid")
 
