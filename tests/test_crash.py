@@ -242,6 +242,23 @@ def test_crash_after_the_target_moved_is_finished_by_the_next_run(state_repo):
     assert workdir_state(state_repo) == before_wd
 
 
+
+def test_crash_before_a_checked_out_target_was_brought_along_loses_nothing(state_repo):
+    """The user has the target checked out (clean): the landing moves it and then updates
+    their files. A crash between the two leaves the files at the old commit (git status shows
+    the landing as if reverted); nothing is lost, and one git command brings them along."""
+    add_rig()
+    bead, tip = _queued(state_repo, "Checked out")
+    git("checkout", "-q", "main", cwd=state_repo)
+    crash(state_repo, "landing.after_cas", "refinery", "run")
+    assert git("status", "--porcelain", "--untracked-files=no", cwd=state_repo) != ""
+    run(state_repo, "refinery", "run")  # records the MR; the files are the user's to move
+    assert bead_of(state_repo, bead)["status"] == "closed"
+    git("read-tree", "-m", "-u", "main@{1}", "main", cwd=state_repo)  # docs/reliability.md
+    assert git("status", "--porcelain", cwd=state_repo) == ""
+    assert (state_repo / f"{bead}.txt").read_text() == "Checked out\n"
+    assert_consistent(state_repo)
+
 def _with_remote(repo: Path) -> Path:
     bare = repo.parent / "remote.git"
     git("init", "-q", "--bare", str(bare))
