@@ -691,6 +691,7 @@ class Store:
         try:
             with self.repo.transaction() as txn:
                 txn.lock_ref(refname)
+                faults.point("store.in_ref_lock")
                 if self.head_of(refname) != old:
                     raise _Moved
                 if new is None:
@@ -702,6 +703,7 @@ class Store:
             return False
         except pygit2.GitError as exc:
             if "lock" in str(exc).lower() or "exists" in str(exc).lower():
+                self._refuse_stale_lock(refname)  # a crash's lock: named, not a lost race
                 return False
             raise
         return True

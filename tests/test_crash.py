@@ -210,6 +210,28 @@ def test_crash_after_sling_made_its_convoy_is_dispatched_by_the_next_feed(state_
     out = run(state_repo, "feed")
     assert f"✓ {bead}" in out and marker.read_text().split() == [bead]
 
+
+def test_crash_inside_a_branch_lock_is_named_when_the_feeder_meets_it(state_repo):
+    """A dispatch killed while it held the lock of its new branch: the bead is repaired, and
+    the re-dispatch names the leftover lock with its fix instead of a misleading race."""
+    marker = _dispatch_rig(state_repo)
+    bead = ok("bead", "create", "one")
+    crash(state_repo, "store.in_ref_lock", "sling", bead)
+    lock = state_repo / ".git" / "refs" / "heads" / "convoy" / f"{bead}.lock"
+    assert lock_files(state_repo) == [str(lock)]
+    assert_consistent(state_repo)
+    old = time.time() - 60
+    os.utime(lock, (old, old))  # a minute later: no writer holds a lock that long
+    git("config", "convoy.dispatchGrace", "0", cwd=state_repo)
+    out = run(state_repo, "feed")
+    assert f"{bead}: dispatch was interrupted; back to open" in out
+    assert f"✗ {bead}: {lock} is 60 s old" in out and "delete that file" in out, out
+    assert bead_of(state_repo, bead)["status"] == "open" and not marker.exists()
+    lock.unlink()
+    assert f"✓ {bead}" in run(state_repo, "sling", bead)
+    assert marker.read_text().split() == [bead]
+    assert_consistent(state_repo)
+
 # --- the refinery: target moved, state not yet updated; before and after the push ----------
 
 
