@@ -244,3 +244,14 @@ def test_losing_a_push_concedes_the_bead_and_takes_the_next(tmp_path, monkeypatc
         assert sorted(held) == sorted(ids)
         assert held[first]["assignee"] == "alice" and held[data["bead"]]["assignee"] == "bob"
     assert ref_of(b, STATE_REF) == ref_of(remote)
+
+
+def test_rig_option_takes_only_that_rigs_beads(state_repo):
+    ok("rig", "add", "app", "--default")
+    ok("rig", "add", "web", "--prefix", "w")
+    ok("bead", "create", "app work", "--priority", "0")
+    web = ok("bead", "create", "web work", "--priority", "4", "--rig", "web")
+    data = json.loads(ok("claim", "--rig", "web", "--json"))
+    assert (data["bead"], data["rig"]) == (web, "web")
+    res = convoy("claim", "--rig", "web")
+    assert (res.code, res.err) == (1, "error: nothing ready to claim on rig web\n")
