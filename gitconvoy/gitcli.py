@@ -124,6 +124,15 @@ def push_commit(git_dir: str, remote: str, commit: str, ref: str,
     res = run_git(["push", "--quiet", "--porcelain", "--no-verify", remote, f"{commit}:{ref}"],
                   git_dir=git_dir, check=False, env=env)
     if res.code == 0:
+        # Some servers (dulwich's, seen here) answer "ok" for a push whose ref update lost its
+        # own compare-and-swap. Trust only what the remote shows: anything else is a lost race,
+        # and the caller fetches, merges and pushes again (harmless if our commit is in).
+        try:
+            shown = ls_remote(git_dir, remote, ref)
+        except ConvoyError:
+            shown = None
+        if shown != commit:
+            return PushOutcome(False, True, f"the remote shows {ref} at {shown or 'nothing'}")
         return PushOutcome(True, False, "")
     text = res.out + res.err
     if any(mark in text for mark in _REJECTED) and "declined" not in text:
