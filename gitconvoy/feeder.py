@@ -167,7 +167,7 @@ def _reconcile(tx: Tx, landed: dict[str, str], started: set[str], report: FeedRe
 def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
     """One feeder step (see the module docstring); safe to run concurrently."""
     report = FeedReport()
-    snap = store.snapshot(fresh=True)
+    snap = store.snapshot()
     if not any(c.status == "open" for c in snap.convoys.values()) and not any(
         b.status in IN_FLIGHT for b in snap.beads.values()
     ):
@@ -238,7 +238,7 @@ def _feed_message(report: FeedReport) -> str:
 
 def _dispatch_ready(store: Store, report: FeedReport) -> None:
     """Step 4 and 5: fill each rig's free capacity from the open convoys' ready beads."""
-    snap = store.snapshot(fresh=True)
+    snap = store.snapshot()
     index = graph.Index(snap.beads)
     stamp = now()
     candidates: list[tuple[Bead, str]] = []
