@@ -191,16 +191,24 @@ class LandReport:
     fed: list[str] = field(default_factory=list)
 
 
-def land(store: Store, epic_id: str) -> LandReport:
-    """Land a ready integration branch on its base, close the epic, delete the branch."""
+def ready_branch(store: Store, epic_id: str, refusal: str
+                 ) -> tuple[Status, Bead, str | None, float, str]:
+    """A ready integration branch with what landing or reviewing it needs: its status, the
+    epic, the rig's check command and timeout, and the branch tip. `refusal` (with {branch})
+    starts the error raised when it is not ready."""
     st = status(store, epic_id)
     if not st.ready:
-        raise ConvoyError(f"{st.branch} is not ready to land: {'; '.join(st.reasons)}")
+        raise ConvoyError(f"{refusal.format(branch=st.branch)}: {'; '.join(st.reasons)}")
     snap = store.snapshot()
     epic = snap.bead(epic_id)
     rig = targets.rig_for(snap.config, epic, refinery.convoy_of(snap.convoys, epic_id))
     command, timeout = refinery.check_settings(store, rig)
-    tip = store.head_of(f"refs/heads/{st.branch}") or ""
+    return st, epic, command, timeout, store.head_of(f"refs/heads/{st.branch}") or ""
+
+
+def land(store: Store, epic_id: str) -> LandReport:
+    """Land a ready integration branch on its base, close the epic, delete the branch."""
+    st, epic, command, timeout, tip = ready_branch(store, epic_id, "{branch} is not ready to land")
     from . import review  # the gate imports this module; import it only when landing
 
     review.require_approved(store, epic_id, st.branch, st.base, tip)

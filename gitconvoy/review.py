@@ -24,7 +24,7 @@ from typing import Any
 
 import pygit2
 
-from . import checks, formulas, gitcli, integration, localconfig, refinery, targets
+from . import checks, formulas, gitcli, integration, localconfig, refinery
 from .edits import BeadSpec, create_bead
 from .errors import ConvoyError
 from .model import Bead, Review, now, touched
@@ -208,14 +208,8 @@ class Started:
 
 
 def _context(store: Store, epic_id: str) -> tuple[integration.Status, Context]:
-    st = integration.status(store, epic_id)
-    if not st.ready:
-        raise ConvoyError(f"epic '{epic_id}' is not ready for review: {'; '.join(st.reasons)}")
-    snap = store.snapshot()
-    epic = snap.bead(epic_id)
-    rig = targets.rig_for(snap.config, epic, refinery.convoy_of(snap.convoys, epic_id))
-    command, timeout = refinery.check_settings(store, rig)
-    tip = store.head_of(f"refs/heads/{st.branch}") or ""
+    st, epic, command, timeout, tip = integration.ready_branch(
+        store, epic_id, f"epic '{epic_id}' is not ready for review")
     base_tip = store.head_of(f"refs/heads/{st.base}") or ""
     return st, Context(epic, st.branch, st.base, tip, base_tip, command, timeout)
 
