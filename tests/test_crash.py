@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -225,7 +226,9 @@ def test_crash_inside_a_branch_lock_is_named_when_the_feeder_meets_it(state_repo
     git("config", "convoy.dispatchGrace", "0", cwd=state_repo)
     out = run(state_repo, "feed")
     assert f"{bead}: dispatch was interrupted; back to open" in out
-    assert f"✗ {bead}: {lock} is 60 s old" in out and "delete that file" in out, out
+    # The age is read from the clock, which moves on under load: assert its shape, not its value.
+    assert re.search(rf"✗ {re.escape(bead)}: {re.escape(str(lock))} is \d+ s old", out), out
+    assert "delete that file" in out, out
     assert bead_of(state_repo, bead)["status"] == "open" and not marker.exists()
     lock.unlink()
     assert f"✓ {bead}" in run(state_repo, "sling", bead)
