@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_state import generate  # noqa: E402
 
-from gitconvoy import graph  # noqa: E402
-from gitconvoy.model import Bead, Rig, now, touched  # noqa: E402
-from gitconvoy.store import Store, Tx  # noqa: E402
+from gitconvoy.plan import graph  # noqa: E402
+from gitconvoy.state.model import Bead, Rig, now, touched  # noqa: E402
+from gitconvoy.state.store import Store, Tx  # noqa: E402
 
 
 def median_ms(cmd: list[str], cwd: Path, runs: int) -> float:

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pygit2
 
-from gitconvoy import refinery
-from gitconvoy.model import Bead, Rig, now, touched
-from gitconvoy.store import Store
+from gitconvoy.land import refinery
+from gitconvoy.state.model import Bead, Rig, now, touched
+from gitconvoy.state.store import Store
 
 ENV = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "Bench",
        "GIT_AUTHOR_EMAIL": "b@example.com", "GIT_COMMITTER_NAME": "Bench",

@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_state import generate  # noqa: E402
 
-from gitconvoy import edits  # noqa: E402
-from gitconvoy.store import Store  # noqa: E402
-from gitconvoy.sync import resolver  # noqa: E402
+from gitconvoy.git.sync import resolver  # noqa: E402
+from gitconvoy.plan import edits  # noqa: E402
+from gitconvoy.state.store import Store  # noqa: E402
 
 REF = "refs/heads/convoy/state"
 

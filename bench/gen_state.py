@@ -17,9 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from gitconvoy import edits, ids
-from gitconvoy.model import Config, Dep
-from gitconvoy.store import Store
+from gitconvoy.plan import edits
+from gitconvoy.state import ids
+from gitconvoy.state.model import Config, Dep
+from gitconvoy.state.store import Store
 
 EPICS_PER_1000 = 5
 SUBS_PER_EPIC = 4

@@ -9,9 +9,9 @@ import sys
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["hook"] and len(sys.argv) > 2:
-        from .hookrun import main_hook
+        from gitconvoy.hookrun import main_hook
 
         sys.exit(main_hook(sys.argv[2], sys.argv[3:]))
-    from .cli import main
+    from gitconvoy.cli import main
 
     main()

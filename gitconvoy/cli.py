@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .errors import EXIT_USAGE, EXIT_USER, ConvoyError
+from gitconvoy import __version__
+from gitconvoy.errors import EXIT_USAGE, EXIT_USER, ConvoyError
 
 # name -> (module, attribute); the order here is the order of `git convoy --help`.
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .store import Store
+    from gitconvoy.state.store import Store
 
 HOOK_ENV = "CONVOY_IN_HOOK"
 ERRORS_MAX_BYTES = 64 * 1024
@@ -31,7 +31,7 @@ def run_hook(name: str, args: list[str]) -> list[str]:
     try:
         if _gate_says_nothing_landed():
             return []
-        from .store import Store
+        from gitconvoy.state.store import Store
 
         store = Store.open()
         return _feed(store)
@@ -52,7 +52,7 @@ def _gate_says_nothing_landed() -> bool:
     folder = os.environ.get("CONVOY_DIR")
     if not folder or not os.path.isdir(folder):
         return False
-    from . import hookgate
+    from gitconvoy.git import hookgate
 
     needed, listing = hookgate.feed_needed(folder, os.path.dirname(os.path.abspath(folder)))
     if needed or listing is None:
@@ -69,14 +69,14 @@ def main_hook(name: str, args: list[str]) -> int:
 
 
 def _feed(store: Store) -> list[str]:
-    from . import watch
+    from gitconvoy.git import watch
 
     watch.take_feed_due(store)
     try:
         lines = absorb_fetched_state(store)
         if store.exists():
             try:
-                from . import feeder
+                from gitconvoy.flow import feeder
             except ImportError:  # an installation without the feeder: wake-ups are harmless
                 feeder = None
             if feeder is not None:
@@ -103,7 +103,7 @@ def absorb_fetched_state(store: Store, attempts: int = 5) -> list[str]:
         adopted = store.adopt_remote_state(remote)
         return [f"took {remote}'s state ({adopted[:10]})"] if adopted else []
     try:
-        from . import sync
+        from gitconvoy.git import sync
     except ImportError:
         return []
     for _ in range(attempts):
@@ -117,7 +117,7 @@ def absorb_fetched_state(store: Store, attempts: int = 5) -> list[str]:
 
 
 def errors_log(store: Store | None) -> str | None:
-    from . import watch
+    from gitconvoy.git import watch
 
     if store is None:
         return None

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import click
 
-from . import __version__
+from gitconvoy import __version__
 
 EXIT_STATUS = [
     ("0", "success"),
@@ -97,7 +97,7 @@ def render(group: click.Group, name: str = "git convoy") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli import cli
+    from gitconvoy.cli import cli
 
     args = sys.argv[1:] if argv is None else argv
     page = render(cli)

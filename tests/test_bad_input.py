@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import STATE_REF, convoy, git, ok, ref_of
 
-from gitconvoy.store import object_path
+from gitconvoy.state.store import object_path
 
 
 def refused(repo: Path | None, args: list[str], message: str, code: int = 1) -> None:
@@ -236,8 +236,8 @@ def test_bad_batch_files(state_repo, tmp_path, name):
 
 def test_a_transaction_never_writes_what_a_read_would_reject(state_repo):
     from gitconvoy.errors import SchemaError
-    from gitconvoy.model import Bead
-    from gitconvoy.store import Store
+    from gitconvoy.state.model import Bead
+    from gitconvoy.state.store import Store
 
     before = ref_of(state_repo)
     with pytest.raises(SchemaError, match="field 'description': expected a string, got list"):

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import STATE_REF, convoy, git, ok, ref_of
 
-from gitconvoy import ids
-from gitconvoy.model import Bead
-from gitconvoy.store import Store
+from gitconvoy.state import ids
+from gitconvoy.state.model import Bead
+from gitconvoy.state.store import Store
 
 BEAD_KEYS = [
     "id", "title", "type", "status", "priority", "description", "acceptance", "assignee",

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import STATE_REF, convoy, dulwich_remote, git, git_convoy, make_repo, ok, ref_of
 
-from gitconvoy import claims
-from gitconvoy.claims import candidates
-from gitconvoy.store import Store
+from gitconvoy.flow import claims
+from gitconvoy.flow.claims import candidates
+from gitconvoy.state.store import Store
 
 WORKER = """
 import json, subprocess, sys

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import STATE_REF, git, ok
 
-from gitconvoy.store import Store
+from gitconvoy.state.store import Store
 
 CLI_WORKER = textwrap.dedent("""
     import json, sys

@@ -24,7 +24,7 @@ from conftest import STATE_REF, git, git_convoy, make_repo, ok, workdir_state
 from test_refinery_helpers import add_rig, hand_dispatch, worker_commit
 
 from gitconvoy.faults import CRASH_CODE
-from gitconvoy.store import Store
+from gitconvoy.state.store import Store
 
 # --- helpers ------------------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ from conftest import convoy, ok, ref_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitconvoy import graph
-from gitconvoy.model import (
+from gitconvoy.plan import graph
+from gitconvoy.state.model import (
     BEAD_STATUSES,
     BEAD_TYPES,
     BLOCKING_DEP_TYPES,
@@ -262,7 +262,7 @@ def test_nothing_ready_says_so_on_stderr(state_repo):
 
 
 def test_dep_cycles_lists_deadlocks_made_outside_dep_add(state_repo):
-    from gitconvoy.store import Store
+    from gitconvoy.state.store import Store
 
     assert (convoy("dep", "cycles").code, ok("dep", "cycles")) == (0, "no cycles")
     Store.open().transact(lambda tx: [tx.put(Bead("t-a", "A", deps=[Dep("t-b")])),

@@ -119,8 +119,8 @@ def test_target_precedence(state_repo):
     git("branch", "integration/e", cwd=state_repo)
     git("branch", "release", cwd=state_repo)
     epic = ok("bead", "create", "--type", "epic", "Epic")
-    from gitconvoy.model import touched
-    from gitconvoy.store import Store
+    from gitconvoy.state.model import touched
+    from gitconvoy.state.store import Store
 
     Store.open().transact(
         lambda tx: tx.put(touched(tx.bead(epic), integration_branch="integration/e")), "ib"

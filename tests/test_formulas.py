@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import convoy, git, ok
 
-from gitconvoy import formulas
 from gitconvoy.errors import ConvoyError
-from gitconvoy.store import Store
+from gitconvoy.land import formulas
+from gitconvoy.state.store import Store
 
 NAME = "mol-integration-review"
 

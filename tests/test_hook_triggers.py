@@ -284,7 +284,7 @@ def test_a_failing_feed_warns_once_and_is_recorded(world):
 
 
 def gate(w: World) -> bool:
-    from gitconvoy import hookgate
+    from gitconvoy.git import hookgate
 
     folder = w.alice / ".git" / "convoy"
     needed, listing = hookgate.feed_needed(str(folder), str(w.alice / ".git"))

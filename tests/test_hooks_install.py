@@ -19,8 +19,8 @@ from conftest import convoy, git, ok
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitconvoy import hookinstall, watch
-from gitconvoy.store import Store
+from gitconvoy.git import hookinstall, watch
+from gitconvoy.state.store import Store
 
 HOOK_NAMES = list(hookinstall.HOOKS)
 
@@ -357,7 +357,7 @@ def test_a_feed_marked_due_runs_on_the_next_hook_once(state_repo, tmp_path, monk
 
 
 def test_gate_logic_is_pure_and_conservative():
-    from gitconvoy import hookgate
+    from gitconvoy.git import hookgate
 
     record = hookgate.InFlight({"main"}, {"t-a": ("refs/heads/convoy/t-a", "b" * 40)})
     assert hookgate.InFlight.parse(record.render()) == record

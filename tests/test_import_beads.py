@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitconvoy.importers.beads_jsonl import merge_into, parse_export
-from gitconvoy.model import Bead, Convoy
-from gitconvoy.store import Store
+from gitconvoy.state.model import Bead, Convoy
+from gitconvoy.state.store import Store
 
 REAL_EXPORT = Path("/work/shared/data/beads-issues.jsonl")
 T0 = "2026-01-01T00:00:00Z"

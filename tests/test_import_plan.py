@@ -11,7 +11,7 @@ import yaml
 from conftest import convoy, ok, ref_of
 
 from gitconvoy.importers import plan as plan_module
-from gitconvoy.store import Store
+from gitconvoy.state.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "plan.yaml"

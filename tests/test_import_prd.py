@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from gitconvoy.importers.build import branch_name_problem, build_import
 from gitconvoy.importers.outline import ImportFailure
 from gitconvoy.importers.prd import parse_label, parse_prd
-from gitconvoy.store import Store
-from gitconvoy.waves import plan_waves
+from gitconvoy.plan.waves import plan_waves
+from gitconvoy.state.store import Store
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "PRD.md"
 KEY = "examples/PRD.md"

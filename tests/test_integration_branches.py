@@ -16,8 +16,8 @@ from test_refinery_helpers import (
     worker_commit,
 )
 
-from gitconvoy import targets
-from gitconvoy.store import Store
+from gitconvoy.plan import targets
+from gitconvoy.state.store import Store
 
 
 def _epic_with_branch(repo, title="Auth Overhaul!"):

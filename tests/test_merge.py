@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitconvoy.merge import (
+from gitconvoy.state.merge import (
     SET_FIELDS,
     Unmergeable,
     canonical,
@@ -14,8 +14,8 @@ from gitconvoy.merge import (
     merge_file_or_pick,
     merge_object,
 )
-from gitconvoy.model import Bead, Config
-from gitconvoy.store import dump_yaml, load_yaml, object_path
+from gitconvoy.state.model import Bead, Config
+from gitconvoy.state.store import dump_yaml, load_yaml, object_path
 
 T0, T1, T2, T3 = (f"2026-01-01T00:00:0{i}.000000Z" for i in range(4))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import git, ok
 
-from gitconvoy.store import dump_yaml, load_yaml, object_path
+from gitconvoy.state.store import dump_yaml, load_yaml, object_path
 
 
 def register_driver(repo: Path) -> None:

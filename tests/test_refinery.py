@@ -15,8 +15,8 @@ from test_refinery_helpers import (
     worker_commit,
 )
 
-from gitconvoy.model import MergeRequest
-from gitconvoy.refinery import queue_order
+from gitconvoy.land.refinery import queue_order
+from gitconvoy.state.model import MergeRequest
 
 
 def _queued(repo, title="Feature", files=None, rig="app"):
@@ -244,7 +244,7 @@ def test_delete_branch_when_configured(state_repo):
 
 
 def test_queue_order_priority_then_retries_then_age():
-    from gitconvoy.model import Bead
+    from gitconvoy.state.model import Bead
 
     beads = {"a": Bead("a", "a", priority=2), "b": Bead("b", "b", priority=0),
              "c": Bead("c", "c", priority=2)}
@@ -314,8 +314,8 @@ def test_pure_helpers():
     import pytest
 
     from gitconvoy.errors import ConvoyError, SchemaError
-    from gitconvoy.landing import Landed
-    from gitconvoy.refinery import format_age, parse_duration, recovery_command
+    from gitconvoy.land.landing import Landed
+    from gitconvoy.land.refinery import format_age, parse_duration, recovery_command
 
     assert [parse_duration(t) for t in ("90", "90s", "30m", "4h", "2d")] == \
         [90, 90, 1800, 14400, 172800]

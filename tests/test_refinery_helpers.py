@@ -11,8 +11,8 @@ from pathlib import Path
 
 from conftest import git, ok
 
-from gitconvoy.model import Rig, now, touched
-from gitconvoy.store import Store
+from gitconvoy.state.model import Rig, now, touched
+from gitconvoy.state.store import Store
 
 
 def add_rig(name: str = "app", target: str = "main", strategy: str = "merge",

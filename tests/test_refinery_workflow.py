@@ -11,7 +11,7 @@ import pytest
 from conftest import git, git_convoy, workdir_state
 
 from gitconvoy.render.shapes import bead_json
-from gitconvoy.store import Store
+from gitconvoy.state.store import Store
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import convoy, git, ok, ref_of, workdir_state
 from test_refinery_helpers import add_rig, bead_json, hand_dispatch, set_check, worker_commit
 
-from gitconvoy.store import Store
+from gitconvoy.state.store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -315,7 +315,7 @@ def test_target_workflow_through_git_convoy_stage_and_launch(repo):
 
 def test_a_review_file_is_validated_like_any_state_file():
     from gitconvoy.errors import SchemaError
-    from gitconvoy.model import Review
+    from gitconvoy.state.model import Review
 
     good = {"id": "rv-e-1", "epic": "e", "branch": "integration/e", "base": "main",
             "tip": "a" * 40, "status": "pending", "findings": ["x"]}

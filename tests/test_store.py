@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitconvoy.errors import LostRace, SchemaError
-from gitconvoy.model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Bead, Dep
-from gitconvoy.store import Store, dump_yaml, load_yaml, object_path
+from gitconvoy.state.model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Bead, Dep
+from gitconvoy.state.store import Store, dump_yaml, load_yaml, object_path
 
 
 def test_init_writes_convoy_yaml_and_gitattributes_on_an_orphan_commit(repo):
@@ -134,7 +134,7 @@ def test_the_cache_serves_reads_and_follows_writes(state_repo, monkeypatch):
     cache.write_bytes(b"not a pickle")
     assert len(ok("bead", "list").splitlines()) == 4
     assert len(parsed) == 2
-    from gitconvoy.store import _cache_key
+    from gitconvoy.state.store import _cache_key
 
     assert pickle.loads(cache.read_bytes())["key"] == _cache_key()
 
@@ -234,7 +234,7 @@ def test_common_dir_of_a_linked_worktree(state_repo, tmp_path):
 def test_the_patched_cache_always_equals_a_fresh_parse(tmp_path_factory, ops):
     import pygit2
 
-    from gitconvoy.model import Config
+    from gitconvoy.state.model import Config
 
     path = tmp_path_factory.mktemp("cache")
     pygit2.init_repository(str(path))
@@ -263,6 +263,6 @@ def test_a_cache_written_for_another_model_shape_is_ignored(state_repo):
     data["key"] = ("an older gitconvoy",)
     cache.write_bytes(pickle.dumps(data))
     assert ok("bead", "list").split()[0] == bead
-    from gitconvoy.store import _cache_key
+    from gitconvoy.state.store import _cache_key
 
     assert pickle.loads(cache.read_bytes())["key"] == _cache_key()

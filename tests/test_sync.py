@@ -12,8 +12,8 @@ import pytest
 from conftest import STATE_REF, convoy, dulwich_remote, git, git_convoy, make_repo, ok, ref_of
 
 from gitconvoy.errors import LostRace
-from gitconvoy.store import Store
-from gitconvoy.sync import sync as run_sync
+from gitconvoy.git.sync import sync as run_sync
+from gitconvoy.state.store import Store
 
 
 def bare_remote(tmp_path: Path) -> Path:
@@ -274,7 +274,7 @@ def worker(clone_dir: str, number: int, seed: int, log_path: str) -> None:
     import random
     import subprocess
 
-    from gitconvoy.store import Store
+    from gitconvoy.state.store import Store
 
     rng = random.Random(seed)
     log: dict[str, list] = {k: [] for k in (

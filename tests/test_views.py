@@ -20,9 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitconvoy.errors import SchemaError
-from gitconvoy.model import Bead, Config, Convoy, Dep, MergeRequest, Rig
 from gitconvoy.render.markdown import MARKER, diff_markdown, md_text, mermaid_label
-from gitconvoy.statediff import diff_files
+from gitconvoy.state.model import Bead, Config, Convoy, Dep, MergeRequest, Rig
+from gitconvoy.state.statediff import diff_files
 
 SHA = "1a2b3c4d5e6f7a8b9c0d1a2b3c4d5e6f7a8b9c0d"
 
@@ -515,7 +515,7 @@ def test_every_reported_field_change_has_an_event_and_nothing_else_does(
 
 
 def test_review_events_name_the_epic_the_decision_and_the_findings() -> None:
-    from gitconvoy.model import Review
+    from gitconvoy.state.model import Review
 
     pending = Review(id="rv-1", epic="e", branch="integration/e", base="main", tip=SHA)
     rejected = Review(id="rv-1", epic="e", branch="integration/e", base="main", tip=SHA,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitconvoy import epics, graph
-from gitconvoy.model import Bead, Dep
-from gitconvoy.waves import plan_waves
+from gitconvoy.plan import epics, graph
+from gitconvoy.plan.waves import plan_waves
+from gitconvoy.state.model import Bead, Dep
 
 
 def B(bead_id: str, *, type: str = "task", status: str = "open", parent: str | None = None,

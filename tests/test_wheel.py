@@ -59,7 +59,7 @@ def test_an_installed_wheel_installs_hooks_from_its_own_data(wheel, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(site)}  # before the editable install on sys.path
     probe = subprocess.run(
         [sys.executable, "-c",
-         "import gitconvoy.hookinstall as h; print(h.__file__); print(h.template_dir())"],
+         "import gitconvoy.git.hookinstall as h; print(h.__file__); print(h.template_dir())"],
         check=True, capture_output=True, text=True, env=env, cwd=tmp_path,
     ).stdout.split()
     assert probe[0].startswith(str(site))

@@ -7,13 +7,13 @@ from typing import Any
 
 import click
 
-from .. import edits, graph
-from ..errors import ConvoyError
-from ..model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Dep
-from ..render.shapes import bead_json
-from ..render.text import bead_detail, bead_line
-from ..store import Tx, load_yaml
-from .io import json_option, open_store, print_json, warn_broken
+from gitconvoy.commands.io import json_option, open_store, print_json, warn_broken
+from gitconvoy.errors import ConvoyError
+from gitconvoy.plan import edits, graph
+from gitconvoy.render.shapes import bead_json
+from gitconvoy.render.text import bead_detail, bead_line
+from gitconvoy.state.model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Dep
+from gitconvoy.state.store import Tx, load_yaml
 
 
 def parse_dep(text: str) -> Dep:

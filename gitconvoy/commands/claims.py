@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..errors import ConvoyError
-from .io import open_store, print_json
+from gitconvoy.commands.io import open_store, print_json
+from gitconvoy.errors import ConvoyError
 
 
 @click.command()
@@ -18,7 +18,7 @@ def claim(rig_name: str | None, worker: str | None, as_json: bool) -> int:
     With a remote (convoy.remote, else origin) the claim counts only once pushed: a worker
     that loses the push to another clone takes the next bead. Exit 1 when nothing is ready,
     3 when the remote never settles. Keep the claim alive with 'git convoy heartbeat'."""
-    from ..claims import claim as run_claim
+    from gitconvoy.flow.claims import claim as run_claim
 
     store = open_store()
     claimed = run_claim(store, worker or store.identity(), rig_name)
@@ -38,8 +38,8 @@ def claim(rig_name: str | None, worker: str | None, as_json: bool) -> int:
 def heartbeat(bead_id: str, quiet: bool) -> int:
     """Tell everyone the claim on BEAD is alive (claims expire after convoy.claimTTL
     seconds without one, default 3600)."""
-    from ..claims import claim_ttl
-    from ..claims import heartbeat as beat
+    from gitconvoy.flow.claims import claim_ttl
+    from gitconvoy.flow.claims import heartbeat as beat
 
     store = open_store()
     bead = beat(store, bead_id)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import click
 
-from .. import convoys, graph, staging
-from ..dispatch import Dispatched, dispatch_bead
-from ..errors import ConvoyError
-from ..model import Convoy, touched
-from ..render.plan import gated_lines, plan_lines, tree_lines, wave_lines
-from ..render.shapes import bead_json, convoy_json
-from ..store import Snapshot, Store, Tx
-from ..targets import rig_for
-from ..waves import plan_waves
-from .io import json_option, open_store, print_json, warn_broken
+from gitconvoy.commands.io import json_option, open_store, print_json, warn_broken
+from gitconvoy.errors import ConvoyError
+from gitconvoy.flow.dispatch import Dispatched, dispatch_bead
+from gitconvoy.plan import convoys, graph, staging
+from gitconvoy.plan.targets import rig_for
+from gitconvoy.plan.waves import plan_waves
+from gitconvoy.render.plan import gated_lines, plan_lines, tree_lines, wave_lines
+from gitconvoy.render.shapes import bead_json, convoy_json
+from gitconvoy.state.model import Convoy, touched
+from gitconvoy.state.store import Snapshot, Store, Tx
 
 
 def _branch_exists(store: Store) -> object:
@@ -106,7 +106,7 @@ def _dispatch_lines(results: list[Dispatched]) -> None:
 @json_option
 def launch(convoy_id: str, force: bool, as_json: bool) -> int:
     """Open a staged convoy and dispatch its first wave now."""
-    from ..feeder import feed
+    from gitconvoy.flow.feeder import feed
 
     store = open_store()
     snap = store.snapshot()
@@ -158,7 +158,7 @@ def status(convoy_id: str, as_json: bool, fmt: str) -> int:
     waves = plan_waves(snap.beads, convoy.tracks)
     progress = _progress(snap, convoy)
     if fmt == "markdown" and not as_json:
-        from ..render.markdown import status_markdown
+        from gitconvoy.render.markdown import status_markdown
 
         click.echo(status_markdown(snap, convoy, waves, progress), nl=False)
         return 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from .. import edits, graph
-from ..model import DEP_TYPES
-from .io import json_option, open_store, print_json, warn_broken
+from gitconvoy.commands.io import json_option, open_store, print_json, warn_broken
+from gitconvoy.plan import edits, graph
+from gitconvoy.state.model import DEP_TYPES
 
 
 @click.group()

@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass
 
 import click
 
-from .. import hookinstall, hookrun, settings, watch
-from ..errors import ConvoyError
-from ..gitcli import run_git
-from ..store import Store
-from .io import open_store, print_json
+from gitconvoy import hookrun
+from gitconvoy.commands.io import open_store, print_json
+from gitconvoy.errors import ConvoyError
+from gitconvoy.git import hookinstall, settings, watch
+from gitconvoy.git.gitcli import run_git
+from gitconvoy.state.store import Store
 
 
 @dataclass
@@ -122,7 +123,7 @@ def check_errors(store: Store) -> Check:
 
 
 def check_config(store: Store) -> list[Check]:
-    from ..localconfig import rig_setting
+    from gitconvoy.git.localconfig import rig_setting
 
     out: list[Check] = []
     if not store.exists():
@@ -156,7 +157,7 @@ def check_config(store: Store) -> list[Check]:
 
 def check_refinery(store: Store) -> Check:
     """The refinery's anomalies (gitconvoy.refinery.anomalies), each with its command."""
-    from .. import refinery
+    from gitconvoy.land import refinery
 
     found = refinery.anomalies(store, store.snapshot())
     if not found:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..feeder import feed as feed_step
-from .io import json_option, open_store, print_json
+from gitconvoy.commands.io import json_option, open_store, print_json
+from gitconvoy.flow.feeder import feed as feed_step
 
 
 @click.command()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from .. import formulas as engine
-from ..store import Store
-from .io import json_option, open_store, print_json
+from gitconvoy.commands.io import json_option, open_store, print_json
+from gitconvoy.land import formulas as engine
+from gitconvoy.state.store import Store
 
 
 def _branch(store: Store, branch: str | None) -> str:

@@ -23,8 +23,8 @@ def hooks() -> None:
 @dir_option
 def install(directory: str | None) -> int:
     """Install the hook shims, the merge driver and the watch list (twice is a no-op)."""
-    from .. import hookinstall
-    from .io import open_store
+    from gitconvoy.commands.io import open_store
+    from gitconvoy.git import hookinstall
 
     store = open_store()
     done = hookinstall.install(store, directory)
@@ -39,8 +39,8 @@ def install(directory: str | None) -> int:
 @dir_option
 def uninstall(directory: str | None) -> int:
     """Remove exactly what install added; hook files we did not create stay byte-identical."""
-    from .. import hookinstall
-    from .io import open_store
+    from gitconvoy.commands.io import open_store
+    from gitconvoy.git import hookinstall
 
     done = hookinstall.uninstall(open_store(), directory)
     for line in done:
@@ -65,8 +65,8 @@ _STATE_TEXT = {
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(directory: str | None, as_json: bool) -> int:
     """What is installed where, and whether it is current (exit 1 when it is not)."""
-    from .. import hookinstall
-    from .io import open_store, print_json
+    from gitconvoy.commands.io import open_store, print_json
+    from gitconvoy.git import hookinstall
 
     found = hookinstall.status(open_store(), directory)
     if as_json:
@@ -91,7 +91,7 @@ def status(directory: str | None, as_json: bool) -> int:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def hook(name: str, args: tuple[str, ...]) -> int:
     """Run by the hook shims: one feeder step. Always exits 0."""
-    from ..hookrun import run_hook
+    from gitconvoy.hookrun import run_hook
 
     for line in run_hook(name, list(args)):
         click.echo(f"gitconvoy: {line}", err=True)

@@ -7,17 +7,17 @@ from typing import Any
 
 import click
 
-from ..errors import ConvoyError
-from ..importers.beads_jsonl import Export, merge_into, parse_export
-from ..importers.build import BuildResult, Planned, build_import
-from ..importers.outline import ImportFailure, Outline
-from ..importers.plan import parse_plan
-from ..importers.prd import parse_prd
-from ..model import Bead, Convoy, now
-from ..render.plan import gated_lines, wave_lines
-from ..store import Snapshot, Store, Tx
-from ..waves import WavePlan, plan_waves
-from .io import json_option, open_store, print_json
+from gitconvoy.commands.io import json_option, open_store, print_json
+from gitconvoy.errors import ConvoyError
+from gitconvoy.importers.beads_jsonl import Export, merge_into, parse_export
+from gitconvoy.importers.build import BuildResult, Planned, build_import
+from gitconvoy.importers.outline import ImportFailure, Outline
+from gitconvoy.importers.plan import parse_plan
+from gitconvoy.importers.prd import parse_prd
+from gitconvoy.plan.waves import WavePlan, plan_waves
+from gitconvoy.render.plan import gated_lines, wave_lines
+from gitconvoy.state.model import Bead, Convoy, now
+from gitconvoy.state.store import Snapshot, Store, Tx
 
 FORMATS = {".md": "prd", ".markdown": "prd", ".yaml": "plan", ".yml": "plan", ".jsonl": "beads"}
 ACTION_MARK = {"create": "+", "update": "~", "same": "=", "deleted": "x"}

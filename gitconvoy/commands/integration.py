@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .. import integration as engine
-from .io import json_option, open_store, print_json
+from gitconvoy.commands.io import json_option, open_store, print_json
+from gitconvoy.land import integration as engine
 
 
 @click.group("integration")

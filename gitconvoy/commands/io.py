@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..store import Snapshot, Store
+from gitconvoy.state.store import Snapshot, Store
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/json.md).")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from .. import refinery as engine
-from ..errors import ConvoyError
-from .io import json_option, open_store, print_json, warn_broken
+from gitconvoy.commands.io import json_option, open_store, print_json, warn_broken
+from gitconvoy.errors import ConvoyError
+from gitconvoy.land import refinery as engine
 
 
 @click.command()

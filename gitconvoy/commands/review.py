@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from .. import integration, refinery
-from .. import review as gate
-from ..errors import ConvoyError
-from ..model import Review
-from .io import json_option, open_store, print_json
+from gitconvoy.commands.io import json_option, open_store, print_json
+from gitconvoy.errors import ConvoyError
+from gitconvoy.land import integration, refinery
+from gitconvoy.land import review as gate
+from gitconvoy.state.model import Review
 
 
 @click.group("review")

@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import click
 
-from ..errors import ConvoyError
-from ..model import Rig
-from ..store import Tx
-from .io import json_option, open_store, print_json
+from gitconvoy.commands.io import json_option, open_store, print_json
+from gitconvoy.errors import ConvoyError
+from gitconvoy.state.model import Rig
+from gitconvoy.state.store import Tx
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
 
@@ -116,7 +116,7 @@ def unpark(name: str) -> int:
 @json_option
 def list_rigs(as_json: bool) -> int:
     """List rigs with their load."""
-    from ..dispatch import in_flight
+    from gitconvoy.flow.dispatch import in_flight
 
     snap = open_store().snapshot()
     rows = []

@@ -6,9 +6,9 @@ import re
 
 import click
 
-from ..errors import ConvoyError
-from ..model import Config
-from .io import open_store
+from gitconvoy.commands.io import open_store
+from gitconvoy.errors import ConvoyError
+from gitconvoy.state.model import Config
 
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 

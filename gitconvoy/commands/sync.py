@@ -6,8 +6,8 @@ import contextlib
 
 import click
 
-from ..errors import ConvoyError
-from .io import open_store
+from gitconvoy.commands.io import open_store
+from gitconvoy.errors import ConvoyError
 
 
 @click.command()
@@ -19,7 +19,7 @@ def sync(remote: str | None, quiet: bool, no_feed: bool) -> int:
 
     With hooks installed, new state from the remote runs one feeder step, as a hook would:
     sync moves the local ref in memory, which fires no git hook."""
-    from ..sync import sync as run_sync
+    from gitconvoy.git.sync import sync as run_sync
 
     store = open_store()
     report = run_sync(store, remote)
@@ -28,10 +28,10 @@ def sync(remote: str | None, quiet: bool, no_feed: bool) -> int:
     if not quiet:
         click.echo(report.summary())
     if report.action in ("fast-forward", "merged", "adopted") and not no_feed:
-        from ..watch import read_watch
+        from gitconvoy.git.watch import read_watch
 
         if read_watch(store):  # hooks are installed: the user wants the feeder driven
-            from ..hookrun import run_hook
+            from gitconvoy.hookrun import run_hook
 
             for line in run_hook("sync", []):
                 if not quiet:
@@ -59,7 +59,7 @@ def _read(path: str) -> bytes:
 def merge_driver(base_file: str, ours_file: str, theirs_file: str, path: str) -> int:
     """Merge one state file field by field: git config merge.convoy.driver
     'git convoy merge-driver %O %A %B %P'. Writes the result to %A; exit 1 leaves a conflict."""
-    from ..merge import Unmergeable, merge_file
+    from gitconvoy.state.merge import Unmergeable, merge_file
 
     name = path or ours_file
     base, ours, theirs = (_read(p) for p in (base_file, ours_file, theirs_file))
@@ -86,7 +86,7 @@ def merge_driver(base_file: str, ours_file: str, theirs_file: str, path: str) ->
 
 def _mark_feed_due() -> None:
     """The state changed under a git merge: the next hook runs the feeder (DESIGN §6)."""
-    from ..watch import mark_feed_due
+    from gitconvoy.git.watch import mark_feed_due
 
     with contextlib.suppress(ConvoyError):  # outside a repository there is nothing to mark
         mark_feed_due(open_store().common_dir)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import click
 
-from ..errors import ConvoyError
-from ..render.markdown import diff_markdown
-from ..statediff import diff_files
-from ..store import Store
-from .io import open_store, print_json
+from gitconvoy.commands.io import open_store, print_json
+from gitconvoy.errors import ConvoyError
+from gitconvoy.render.markdown import diff_markdown
+from gitconvoy.state.statediff import diff_files
+from gitconvoy.state.store import Store
 
 
 def _commit(store: Store, rev: str) -> str:

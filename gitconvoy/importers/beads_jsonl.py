@@ -14,9 +14,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .. import graph
-from ..errors import ConvoyError
-from ..model import BEAD_STATUSES, BEAD_TYPES, MAX_TITLE, Bead, Convoy, Dep, validate_id
+from gitconvoy.errors import ConvoyError
+from gitconvoy.plan import graph
+from gitconvoy.state.model import (
+    BEAD_STATUSES,
+    BEAD_TYPES,
+    MAX_TITLE,
+    Bead,
+    Convoy,
+    Dep,
+    validate_id,
+)
 
 SKIPPED_TYPES = frozenset({
     "agent", "role", "rig", "slot", "message", "molecule", "gate", "event", "merge-request",

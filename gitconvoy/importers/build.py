@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .. import graph, ids
-from ..errors import ConvoyError
-from ..model import BEAD_TYPES, DEP_TYPES, MAX_TITLE, Bead, Dep, validate_id
-from .outline import ImportFailure, Node, Outline, Ref, slugify
+from gitconvoy.errors import ConvoyError
+from gitconvoy.importers.outline import ImportFailure, Node, Outline, Ref, slugify
+from gitconvoy.plan import graph
+from gitconvoy.state import ids
+from gitconvoy.state.model import BEAD_TYPES, DEP_TYPES, MAX_TITLE, Bead, Dep, validate_id
 
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 

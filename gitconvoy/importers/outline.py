@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConvoyError
+from gitconvoy.errors import ConvoyError
 
 SLUG_MAX = 48
 DEFAULT_INTEGRATION_TEMPLATE = "integration/{id}-{slug}"

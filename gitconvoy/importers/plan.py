@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from ..model import BEAD_TYPES
-from .outline import ImportFailure, Node, Outline, Ref, read_yaml, split_refs
-from .prd import apply_defaults
+from gitconvoy.importers.outline import ImportFailure, Node, Outline, Ref, read_yaml, split_refs
+from gitconvoy.importers.prd import apply_defaults
+from gitconvoy.state.model import BEAD_TYPES
 
 TOP_KEYS = {
     "key", "prefix", "rig", "target", "type", "priority", "labels", "integration",

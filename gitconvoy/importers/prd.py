@@ -13,8 +13,8 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import BEAD_TYPES
-from .outline import ImportFailure, Node, Outline, Ref, read_yaml, split_refs
+from gitconvoy.importers.outline import ImportFailure, Node, Outline, Ref, read_yaml, split_refs
+from gitconvoy.state.model import BEAD_TYPES
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
 _ITEM = re.compile(r"^(\s*)(?:[-*+]|\d{1,9}[.)])\s+(.*)$")

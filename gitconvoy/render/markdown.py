@@ -7,11 +7,11 @@ reads as syntax, and every label goes through one escaper.
 
 from __future__ import annotations
 
-from .. import graph, staging
-from ..model import Convoy
-from ..statediff import KIND_ORDER, Event, StateDiff
-from ..store import Snapshot
-from ..waves import WavePlan
+from gitconvoy.plan import graph, staging
+from gitconvoy.plan.waves import WavePlan
+from gitconvoy.state.model import Convoy
+from gitconvoy.state.statediff import KIND_ORDER, Event, StateDiff
+from gitconvoy.state.store import Snapshot
 
 MARKER = "<!-- gitconvoy:diff -->"
 FOLD_AFTER = 30  # a group longer than this is folded into <details>

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..model import Bead
-from ..staging import StagePlan
-from ..store import Snapshot
-from ..waves import WavePlan
+from gitconvoy.plan.staging import StagePlan
+from gitconvoy.plan.waves import WavePlan
+from gitconvoy.state.model import Bead
+from gitconvoy.state.store import Snapshot
 
 MARK = {"closed": "✓", "in_progress": "▶", "hooked": "▶", "tombstone": "✗"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Bead, Convoy
+from gitconvoy.state.model import Bead, Convoy
 
 
 def bead_json(bead: Bead) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..model import Bead
+from gitconvoy.state.model import Bead
 
 
 def bead_line(bead: Bead) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .graph import Beads, Blocker, Index
-from .model import DONE_STATUSES
+from gitconvoy.plan.graph import Beads, Blocker, Index
+from gitconvoy.state.model import DONE_STATUSES
 
 
 @dataclass

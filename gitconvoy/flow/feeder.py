@@ -21,12 +21,20 @@ from datetime import UTC, datetime, timedelta
 
 import pygit2
 
-from . import claims, epics, graph
-from .dispatch import IN_FLIGHT, Dispatched, backoff_due, branch_tip, dispatch_bead, in_flight
-from .edits import with_status
-from .model import Bead, now, touched
-from .store import Store, Tx
-from .targets import rig_for
+from gitconvoy.flow import claims
+from gitconvoy.flow.dispatch import (
+    IN_FLIGHT,
+    Dispatched,
+    backoff_due,
+    branch_tip,
+    dispatch_bead,
+    in_flight,
+)
+from gitconvoy.plan import epics, graph
+from gitconvoy.plan.edits import with_status
+from gitconvoy.plan.targets import rig_for
+from gitconvoy.state.model import Bead, now, touched
+from gitconvoy.state.store import Store, Tx
 
 TRAILER_RE = re.compile(r"^Convoy-Bead:\s*(\S+)\s*$", re.MULTILINE | re.IGNORECASE)
 TRAILER_SCAN_LIMIT = 2000
@@ -201,7 +209,7 @@ def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
 def _review_gate(store: Store, report: FeedReport) -> None:
     """Step 4b (gitconvoy.review): with the gate on, review epics whose children are all in
     their integration branch, land approved ones; a rejection's fix task is dispatched now."""
-    from . import review
+    from gitconvoy.land import review
 
     report.reviews += review.gate(store, report.awaiting_land)
     if any("fix task" in line for _, line in report.reviews):

@@ -16,9 +16,9 @@ from typing import Any
 
 import pygit2
 
-from .errors import ConvoyError
-from .model import Rig
-from .store import Store
+from gitconvoy.errors import ConvoyError
+from gitconvoy.state.model import Rig
+from gitconvoy.state.store import Store
 
 KEYS = ("dispatch", "check", "timeout", "worktree", "delete-branch")
 

@@ -13,9 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import faults, gitcli, merge
-from .errors import ConvoyError, LostRace
-from .store import Store
+from gitconvoy import faults
+from gitconvoy.errors import ConvoyError, LostRace
+from gitconvoy.git import gitcli
+from gitconvoy.state import merge
+from gitconvoy.state.store import Store
 
 MAX_ROUNDS = 25
 # Our fetch and push move watched refs (the remote-tracking copy of the state branch); the

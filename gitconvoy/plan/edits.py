@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import graph, ids
-from .errors import ConvoyError
-from .model import (
+from gitconvoy.errors import ConvoyError
+from gitconvoy.plan import graph
+from gitconvoy.state import ids
+from gitconvoy.state.model import (
     BEAD_STATUSES,
     BEAD_TYPES,
     DEP_TYPES,
@@ -22,7 +23,7 @@ from .model import (
     touched,
     validate_id,
 )
-from .store import Tx
+from gitconvoy.state.store import Tx
 
 
 @dataclass

@@ -19,11 +19,12 @@ from typing import Any
 
 import pygit2
 
-from . import checks, graph, landing, refinery, targets
-from .edits import with_status
-from .errors import ConvoyError
-from .model import Bead, touched
-from .store import Store, Tx
+from gitconvoy.errors import ConvoyError
+from gitconvoy.land import checks, landing, refinery
+from gitconvoy.plan import graph, targets
+from gitconvoy.plan.edits import with_status
+from gitconvoy.state.model import Bead, touched
+from gitconvoy.state.store import Store, Tx
 
 DEFAULT_TEMPLATE = "integration/{epic}-{slug}"
 PENDING = frozenset({"queued", "conflict", "rejected", "push_failed"})
@@ -209,7 +210,7 @@ def ready_branch(store: Store, epic_id: str, refusal: str
 def land(store: Store, epic_id: str) -> LandReport:
     """Land a ready integration branch on its base, close the epic, delete the branch."""
     st, epic, command, timeout, tip = ready_branch(store, epic_id, "{branch} is not ready to land")
-    from . import review  # the gate imports this module; import it only when landing
+    from gitconvoy.land import review  # the gate imports this module; import it only when landing
 
     review.require_approved(store, epic_id, st.branch, st.base, tip)
 

@@ -12,7 +12,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 
-from .errors import ConvoyError
+from gitconvoy.errors import ConvoyError
 
 # What `git rev-parse --local-env-vars` printed on git 2.39; used if asking git fails.
 _FALLBACK_LOCAL_VARS = (

@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from .errors import ConvoyError
-from .gitcli import run_git
-from .hookgate import (  # noqa: F401  (re-exported: one name for each runtime file)
+from gitconvoy.errors import ConvoyError
+from gitconvoy.git.gitcli import run_git
+from gitconvoy.git.hookgate import (  # noqa: F401  (re-exported: one name for each runtime file)
     ERRORS_FILE,
     FEED_DUE_FILE,
     FOR_EACH_REF_FORMAT,
@@ -28,7 +28,7 @@ from .hookgate import (  # noqa: F401  (re-exported: one name for each runtime f
     WATCH_FILE,
     InFlight,
 )
-from .store import Snapshot, Store
+from gitconvoy.state.store import Snapshot, Store
 
 WORK_BRANCHES = "convoy/*"
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import graph
-from .model import Convoy
-from .store import Snapshot
-from .targets import rig_for, target_for
-from .waves import WavePlan, plan_waves
+from gitconvoy.plan import graph
+from gitconvoy.plan.targets import rig_for, target_for
+from gitconvoy.plan.waves import WavePlan, plan_waves
+from gitconvoy.state.model import Convoy
+from gitconvoy.state.store import Snapshot
 
 
 @dataclass(frozen=True)

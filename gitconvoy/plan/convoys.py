@@ -6,11 +6,11 @@ Transitions: staged_* → open (launch), staged_* → closed (cancel), staged_* 
 
 from __future__ import annotations
 
-from . import ids
-from .errors import ConvoyError
-from .model import Convoy, now, touched
-from .staging import StagePlan
-from .store import Tx
+from gitconvoy.errors import ConvoyError
+from gitconvoy.plan.staging import StagePlan
+from gitconvoy.state import ids
+from gitconvoy.state.model import Convoy, now, touched
+from gitconvoy.state.store import Tx
 
 
 def open_overlaps(tx: Tx, bead_ids: list[str], except_id: str | None = None) -> list[str]:

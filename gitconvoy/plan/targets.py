@@ -7,8 +7,8 @@ the bead's own `target`, then the convoy's target, then its rig's target. An exp
 
 from __future__ import annotations
 
-from .graph import Beads
-from .model import Bead, Config, Convoy, Rig
+from gitconvoy.plan.graph import Beads
+from gitconvoy.state.model import Bead, Config, Convoy, Rig
 
 
 def integration_ancestor(beads: Beads, bead: Bead) -> Bead | None:

@@ -15,8 +15,8 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
-from . import gitcli, graph
-from .dispatch import (
+from gitconvoy.errors import ConvoyError, LostRace
+from gitconvoy.flow.dispatch import (
     IN_FLIGHT,
     _candidate_targets,
     _claim,
@@ -27,12 +27,20 @@ from .dispatch import (
     branch_tip,
     in_flight,
 )
-from .edits import with_status
-from .errors import ConvoyError, LostRace
-from .model import Bead, Convoy, now, touched
-from .store import Snapshot, Store, Tx
-from .sync import QUIET_HOOKS, SyncReport, check_remote, merge_into_local, private_ref, sync
-from .targets import rig_for
+from gitconvoy.git import gitcli
+from gitconvoy.git.sync import (
+    QUIET_HOOKS,
+    SyncReport,
+    check_remote,
+    merge_into_local,
+    private_ref,
+    sync,
+)
+from gitconvoy.plan import graph
+from gitconvoy.plan.edits import with_status
+from gitconvoy.plan.targets import rig_for
+from gitconvoy.state.model import Bead, Convoy, now, touched
+from gitconvoy.state.store import Snapshot, Store, Tx
 
 DEFAULT_TTL = 3600
 CLAIM_ROUNDS = 12  # beads tried (each lost push costs one) before giving up with exit 3

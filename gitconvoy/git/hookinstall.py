@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from . import settings, watch
-from .errors import ConvoyError
-from .gitcli import run_git
-from .store import Store
+from gitconvoy.errors import ConvoyError
+from gitconvoy.git import settings, watch
+from gitconvoy.git.gitcli import run_git
+from gitconvoy.state.store import Store
 
 HOOKS: dict[str, str] = {
     "post-merge": "post.sh",
@@ -56,7 +56,7 @@ def template_dir() -> Path:
     shipped = resources.files("gitconvoy").joinpath("_data", "hooks")
     if shipped.is_dir():
         return Path(str(shipped))
-    source = Path(__file__).resolve().parent.parent / "hooks"
+    source = Path(__file__).resolve().parents[2] / "hooks"  # gitconvoy/git/ -> top
     if source.is_dir():
         return source
     raise ConvoyError("the hook templates are missing from this installation: reinstall gitconvoy")

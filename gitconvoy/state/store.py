@@ -26,8 +26,9 @@ from typing import Any, TypeVar
 
 import pygit2
 
-from . import faults, model
-from .errors import ConvoyError, LostRace, SchemaError
+from gitconvoy import faults
+from gitconvoy.errors import ConvoyError, LostRace, SchemaError
+from gitconvoy.state import model
 
 DEFAULT_REF = "refs/heads/convoy/state"
 CACHE_VERSION = 3
@@ -844,7 +845,7 @@ def _cache_key() -> tuple[Any, ...]:
     field to a model class must not read objects that lack it."""
     from dataclasses import fields as dc_fields
 
-    from . import __version__
+    from gitconvoy import __version__
 
     shapes = tuple(
         (name, tuple(f.name for f in dc_fields(kind.cls)))

@@ -24,11 +24,12 @@ from typing import Any
 
 import pygit2
 
-from . import checks, formulas, gitcli, integration, localconfig, refinery
-from .edits import BeadSpec, create_bead
-from .errors import ConvoyError
-from .model import Bead, Review, now, touched
-from .store import Store, Tx
+from gitconvoy.errors import ConvoyError
+from gitconvoy.git import gitcli, localconfig
+from gitconvoy.land import checks, formulas, integration, refinery
+from gitconvoy.plan.edits import BeadSpec, create_bead
+from gitconvoy.state.model import Bead, Review, now, touched
+from gitconvoy.state.store import Store, Tx
 
 DEFAULT_FORMULA = "mol-integration-review"
 LABEL = "review:"

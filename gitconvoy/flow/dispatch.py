@@ -15,12 +15,14 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from . import faults, graph, localconfig, watch
-from .edits import with_status
-from .errors import ConvoyError
-from .model import Bead, Convoy, Rig, now, touched
-from .store import Snapshot, Store, Tx
-from .targets import rig_for, target_for
+from gitconvoy import faults
+from gitconvoy.errors import ConvoyError
+from gitconvoy.git import localconfig, watch
+from gitconvoy.plan import graph
+from gitconvoy.plan.edits import with_status
+from gitconvoy.plan.targets import rig_for, target_for
+from gitconvoy.state.model import Bead, Convoy, Rig, now, touched
+from gitconvoy.state.store import Snapshot, Store, Tx
 
 IN_FLIGHT = frozenset({"hooked", "in_progress"})
 BRANCH_TEMPLATE = "convoy/{id}"

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 
 import pygit2
 
-from . import faults, gitcli
-from .checks import CheckResult
-from .store import Store
+from gitconvoy import faults
+from gitconvoy.git import gitcli
+from gitconvoy.land.checks import CheckResult
+from gitconvoy.state.store import Store
 
 STRATEGIES = ("merge", "squash", "ff-only")
 LOCAL_RACES = 20

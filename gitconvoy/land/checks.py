@@ -17,9 +17,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from . import gitcli
-from .model import now
-from .store import Store
+from gitconvoy.git import gitcli
+from gitconvoy.state.model import now
+from gitconvoy.state.store import Store
 
 DEFAULT_TIMEOUT = 600.0
 

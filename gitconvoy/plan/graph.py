@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .model import BLOCKING_DEP_TYPES, DONE_STATUSES, SLINGABLE_TYPES, Bead
+from gitconvoy.state.model import BLOCKING_DEP_TYPES, DONE_STATUSES, SLINGABLE_TYPES, Bead
 
 Beads = Mapping[str, Bead]
 

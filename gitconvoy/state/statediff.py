@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import SchemaError
-from .model import Config, Rig
+from gitconvoy.errors import SchemaError
+from gitconvoy.state.model import Config, Rig
 
 # Never reported: the clock and bookkeeping. close_reason is told with the status change.
 QUIET = frozenset({

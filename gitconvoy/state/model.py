@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
-from .errors import ConvoyError, SchemaError
+from gitconvoy.errors import ConvoyError, SchemaError
 
 SCHEMA_VERSION = 1
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import pygit2
 
-from .errors import ConvoyError
-from .store import Store
+from gitconvoy.errors import ConvoyError
+from gitconvoy.state.store import Store
 
 SUFFIX = ".formula.toml"
 PROJECT_DIR = ".convoy/formulas"
@@ -223,7 +223,7 @@ def builtin_dir() -> Path | None:
     shipped = resources.files("gitconvoy").joinpath("_data", "formulas")
     if shipped.is_dir():
         return Path(str(shipped))
-    source = Path(__file__).resolve().parent.parent / "formulas"
+    source = Path(__file__).resolve().parents[2] / "formulas"  # gitconvoy/land/ -> top
     return source if source.is_dir() else None
 
 

@@ -7,8 +7,8 @@ all its children are closed — unless it has an integration branch, which must 
 
 from __future__ import annotations
 
-from .graph import Beads, Index
-from .model import DONE_STATUSES
+from gitconvoy.plan.graph import Beads, Index
+from gitconvoy.state.model import DONE_STATUSES
 
 STARTED = frozenset({"hooked", "in_progress", "closed"})
 

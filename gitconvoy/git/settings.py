@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
-from .gitcli import run_git
-from .store import Store
+from gitconvoy.git.gitcli import run_git
+from gitconvoy.state.store import Store
 
 SETTINGS_FILE = "config"
 INCLUDE_VALUE = "convoy/config"  # relative to .git/config, so it names .git/convoy/config

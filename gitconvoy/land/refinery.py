@@ -19,11 +19,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import checks, ids, landing, localconfig, targets
-from .edits import with_status
-from .errors import ConvoyError
-from .model import MAX_TITLE, Bead, Convoy, Dep, MergeRequest, Rig, now, touched
-from .store import Snapshot, Store, Tx
+from gitconvoy.errors import ConvoyError
+from gitconvoy.git import localconfig
+from gitconvoy.land import checks, landing
+from gitconvoy.plan import targets
+from gitconvoy.plan.edits import with_status
+from gitconvoy.state import ids
+from gitconvoy.state.model import MAX_TITLE, Bead, Convoy, Dep, MergeRequest, Rig, now, touched
+from gitconvoy.state.store import Snapshot, Store, Tx
 
 DEFAULTS: dict[str, str] = {
     "convoy.done.warnBehind": "50",
@@ -522,7 +525,7 @@ def delete_source(store: Store, snap: Snapshot, mr: MergeRequest) -> str | None:
 def run_feeder(store: Store) -> list[str]:
     """Dependents of what just landed are dispatched from the new target."""
     try:
-        from . import feeder
+        from gitconvoy.flow import feeder
     except ImportError:  # the feeder lands in its own issue
         return []
     report: Any = feeder.feed(store)
