@@ -69,51 +69,20 @@ def main_hook(name: str, args: list[str]) -> int:
 
 
 def _feed(store: Store) -> list[str]:
-    from gitconvoy.git import watch
+    from gitconvoy.git import sync, watch
 
     watch.take_feed_due(store)
     try:
-        lines = absorb_fetched_state(store)
+        lines = sync.absorb_fetched_state(store)
         if store.exists():
-            try:
-                from gitconvoy.flow import feeder
-            except ImportError:  # an installation without the feeder: wake-ups are harmless
-                feeder = None
-            if feeder is not None:
-                lines += feeder.feed(store).lines()
+            from gitconvoy import cycle
+
+            lines += cycle.feed(store).lines()
     finally:
         # Also after a failure: one warning per relevant move, not one per git command
         # until someone fixes it (the error is recorded for doctor).
         watch.record_seen(store, watch.write_watch(store))
     return lines
-
-
-def absorb_fetched_state(store: Store, attempts: int = 5) -> list[str]:
-    """A `git fetch`/`pull` brought the remote's state branch: merge it into the local state
-    ref in memory (the same field merge as `sync`, no network, no push), or adopt it when
-    this clone has none yet. A lost race is left to the next hook."""
-    if not hasattr(store, "remote_tracking_ref"):
-        return []
-    remote = store.default_remote()
-    fetched = store.head_of(store.remote_tracking_ref(remote))
-    local = store.state_commit()
-    if fetched is None or fetched == local:
-        return []
-    if local is None:
-        adopted = store.adopt_remote_state(remote)
-        return [f"took {remote}'s state ({adopted[:10]})"] if adopted else []
-    try:
-        from gitconvoy.git import sync
-    except ImportError:
-        return []
-    for _ in range(attempts):
-        local = store.state_commit()
-        if local is None or store.is_ancestor(fetched, local):
-            return []
-        report = sync.SyncReport(remote, "up-to-date", local)
-        if sync.merge_into_local(store, local, fetched, remote, report) is not None:
-            return [report.summary()]
-    return []
 
 
 def errors_log(store: Store | None) -> str | None:

@@ -106,7 +106,7 @@ def _dispatch_lines(results: list[Dispatched]) -> None:
 @json_option
 def launch(convoy_id: str, force: bool, as_json: bool) -> int:
     """Open a staged convoy and dispatch its first wave now."""
-    from gitconvoy.flow.feeder import feed
+    from gitconvoy.cycle import feed
 
     store = open_store()
     snap = store.snapshot()

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
+from gitconvoy import cycle
 from gitconvoy.commands.io import json_option, open_store, print_json
-from gitconvoy.flow.feeder import feed as feed_step
 
 
 @click.command()
 @json_option
 def feed(as_json: bool) -> int:
     """Run one feeder step: close landed work, roll up epics, dispatch what is ready."""
-    report = feed_step(open_store())
+    report = cycle.feed(open_store())
     if as_json:
         print_json({
             "landed": [{"id": b, "sha": s} for b, s in report.landed],

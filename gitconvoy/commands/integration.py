@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from gitconvoy import cycle
 from gitconvoy.commands.io import json_option, open_store, print_json
 from gitconvoy.land import integration as engine
 
@@ -59,7 +60,7 @@ def status(epic: str, as_json: bool) -> int:
 @json_option
 def land(epic: str, as_json: bool) -> int:
     """Land the ready integration branch on its base, close the epic, delete the branch."""
-    report = engine.land(open_store(), epic)
+    report = cycle.land_epic(open_store(), epic)
     if as_json:
         print_json({"epic": report.epic, "branch": report.branch, "base": report.base,
                     "sha": report.sha, "notes": report.notes, "fed": report.fed})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from gitconvoy import cycle
 from gitconvoy.commands.io import json_option, open_store, print_json, warn_broken
 from gitconvoy.errors import ConvoyError
 from gitconvoy.land import refinery as engine
@@ -61,7 +62,7 @@ def run_cmd(once: bool, adopt: bool, as_json: bool) -> int:
                 except ConvoyError as exc:
                     click.echo(f"warning: could not queue {item['bead']}: {exc.message}",
                                err=True)
-    report = engine.run(store, once=once)
+    report = cycle.land_queue(store, once=once)
     return _print_report(report, as_json, adopted)
 
 
@@ -70,7 +71,7 @@ def run_cmd(once: bool, adopt: bool, as_json: bool) -> int:
 @json_option
 def retry_cmd(mr: str, as_json: bool) -> int:
     """Requeue one merge request (push_failed, rejected, conflict, orphaned) and land it."""
-    return _print_report(engine.retry(open_store(), mr), as_json, [])
+    return _print_report(cycle.retry(open_store(), mr), as_json, [])
 
 
 def _print_report(report: engine.RunReport, as_json: bool, adopted: list[str]) -> int:

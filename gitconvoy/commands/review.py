@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
+from gitconvoy import cycle
 from gitconvoy.commands.io import json_option, open_store, print_json
 from gitconvoy.errors import ConvoyError
-from gitconvoy.land import integration, refinery
+from gitconvoy.land import integration
 from gitconvoy.land import review as gate
 from gitconvoy.state.model import Review
 
@@ -46,7 +47,7 @@ def _print(review: Review, full: bool) -> None:
 def show(epic: str, full: bool, as_json: bool) -> int:
     """The epic's latest review: status, findings, the report."""
     snap = open_store().snapshot()
-    integration._epic(snap, epic)
+    integration.find_epic(snap, epic)
     review = gate.latest(snap, epic)
     if review is None:
         raise ConvoyError(f"epic '{epic}' has no review yet")
@@ -76,15 +77,14 @@ def run(epic: str, as_json: bool) -> int:
 @click.option("--no-land", is_flag=True, help="Approve only; the next feed lands it.")
 def approve(epic: str, reason: str | None, no_land: bool) -> int:
     """Approve the pending review, then land the integration branch."""
-    store = open_store()
-    done = gate.decide(store, epic, "approve", reason)
+    done, landed, line, fed = cycle.approve(open_store(), epic, reason, land=not no_land)
     click.echo(f"approved {done.review.id}")
-    if no_land:
-        return 0
-    line = gate.land_approved(store, done.review)
-    if " did not land: " in line:  # approved, recorded; the landing itself failed
+    if landed is False:  # approved, recorded; the landing itself failed
         raise ConvoyError(line)
-    click.echo(line)
+    if line:
+        click.echo(line)
+    for fed_line in fed:
+        click.echo(f"feed: {fed_line}")
     return 0
 
 
@@ -93,10 +93,9 @@ def approve(epic: str, reason: str | None, no_land: bool) -> int:
 @click.option("--reason", help="What must change (goes into the fix task).")
 def reject(epic: str, reason: str | None) -> int:
     """Reject the pending review: a fix task under the epic keeps it from landing."""
-    store = open_store()
-    done = gate.decide(store, epic, "reject", reason)
+    done, fed = cycle.reject(open_store(), epic, reason)
     click.echo(f"rejected {done.review.id}; fix task {done.fix_bead}")
-    for line in refinery.run_feeder(store):
+    for line in fed:
         click.echo(f"feed: {line}")
     return 0
 

@@ -11,6 +11,9 @@ twice, from two processes, or after a missed hook gives the same result:
    whose transaction closed it);
 4. ready beads of open convoys are dispatched, highest priority first, within rig capacity;
 5. a convoy with work left, nothing in flight and nothing dispatchable is reported stranded.
+
+Epics whose children are all in their integration branch are reported (`awaiting_land`);
+what happens to them (the review gate, landing) is gitconvoy.cycle's to sequence.
 """
 
 from __future__ import annotations
@@ -53,6 +56,14 @@ class FeedReport:
     repaired: list[str] = field(default_factory=list)
     reviews: list[tuple[str, str]] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
+
+    def absorb(self, later: FeedReport) -> None:
+        """Add what a later step of the same cycle did; what both saw is kept once."""
+        for name in ("landed", "started", "epics", "closed_convoys", "dispatched",
+                     "awaiting_land", "repaired", "reviews", "expired"):
+            mine = getattr(self, name)
+            mine += [x for x in getattr(later, name) if x not in mine]
+        self.stranded = list(later.stranded)
 
     def lines(self) -> list[str]:
         out = [f"{b}: dispatch was interrupted; back to open" for b in self.repaired]
@@ -197,25 +208,11 @@ def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
     store.transact(mutate, lambda _: _feed_message(report))
     if dispatch:
         _dispatch_ready(store, report)
-        if report.awaiting_land:
-            _review_gate(store, report)
         if any(d.ok for d in report.dispatched):
             late = FeedReport()
             store.transact(lambda tx: _roll_up(tx, late), lambda _: _feed_message(late))
             report.epics += [e for e in late.epics if e not in report.epics]
     return report
-
-
-def _review_gate(store: Store, report: FeedReport) -> None:
-    """Step 4b (gitconvoy.review): with the gate on, review epics whose children are all in
-    their integration branch, land approved ones; a rejection's fix task is dispatched now."""
-    from gitconvoy.land import review
-
-    report.reviews += review.gate(store, report.awaiting_land)
-    if any("fix task" in line for _, line in report.reviews):
-        more = FeedReport()
-        _dispatch_ready(store, more)
-        report.dispatched += more.dispatched
 
 
 def _roll_up(tx: Tx, report: FeedReport) -> None:

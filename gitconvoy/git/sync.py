@@ -166,3 +166,25 @@ def sync(store: Store, remote: str | None = None, *, rounds: int = MAX_ROUNDS) -
         f"sync gave up after {rounds} rounds: {remote} kept moving under other writers; "
         "the local state is kept (merged), run 'git convoy sync' again"
     )
+
+
+def absorb_fetched_state(store: Store, attempts: int = 5) -> list[str]:
+    """A `git fetch`/`pull` brought the remote's state branch: merge it into the local state
+    ref in memory (the same field merge as `sync`, no network, no push), or adopt it when
+    this clone has none yet. A lost race is left to the next hook."""
+    remote = store.default_remote()
+    fetched = store.head_of(store.remote_tracking_ref(remote))
+    local = store.state_commit()
+    if fetched is None or fetched == local:
+        return []
+    if local is None:
+        adopted = store.adopt_remote_state(remote)
+        return [f"took {remote}'s state ({adopted[:10]})"] if adopted else []
+    for _ in range(attempts):
+        local = store.state_commit()
+        if local is None or store.is_ancestor(fetched, local):
+            return []
+        report = SyncReport(remote, "up-to-date", local)
+        if merge_into_local(store, local, fetched, remote, report) is not None:
+            return [report.summary()]
+    return []

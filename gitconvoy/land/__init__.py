@@ -1,1 +1,7 @@
-"""(layer docstring)"""
+"""Landing work: the refinery queue, the in-memory merge + check + compare-and-swap + push of
+one landing, integration branches, the review gate, check commands and formulas.
+
+Inside the folder the order is one way: refinery ← integration ← review. It may import
+state/, plan/ and git/; never flow/: after a landing the refinery returns what it landed and
+gitconvoy.cycle runs the feeder.
+"""

@@ -14,6 +14,7 @@ between leaves a closed epic and a stale branch, never an open epic without its 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +52,7 @@ def branch_name(store: Store, epic: Bead, name: str | None = None) -> str:
     return name
 
 
-def _epic(snap_or_tx: Any, epic_id: str) -> Bead:
+def find_epic(snap_or_tx: Any, epic_id: str) -> Bead:
     epic = snap_or_tx.bead(epic_id)
     if epic.type != "epic":
         raise ConvoyError(f"bead '{epic_id}' is a {epic.type}, not an epic: integration "
@@ -72,7 +73,7 @@ class Created:
 def create(store: Store, epic_id: str, *, base: str | None = None,
            name: str | None = None) -> Created:
     snap = store.snapshot()
-    epic = _epic(snap, epic_id)
+    epic = find_epic(snap, epic_id)
     # `import` plans the name (integration_branch set, never cut: no base_commit, no branch)
     planned = epic.integration_branch if epic.integration_branch and not epic.base_commit \
         and store.head_of(f"refs/heads/{epic.integration_branch}") is None else None
@@ -94,7 +95,7 @@ def create(store: Store, epic_id: str, *, base: str | None = None,
         raise ConvoyError(f"branch {branch} already exists: pass --name to choose another")
 
     def mutate(tx: Tx) -> None:
-        current = _epic(tx, epic_id)
+        current = find_epic(tx, epic_id)
         if current.integration_branch and (current.base_commit
                                            or current.integration_branch != planned):
             raise ConvoyError(f"epic '{epic_id}' already has integration branch "
@@ -137,7 +138,7 @@ class Status:
 
 def status(store: Store, epic_id: str) -> Status:
     snap = store.snapshot()
-    epic = _epic(snap, epic_id)
+    epic = find_epic(snap, epic_id)
     if not epic.integration_branch:
         raise ConvoyError(f"epic '{epic_id}' has no integration branch: run 'git convoy "
                           f"integration create {epic_id}'")
@@ -207,12 +208,16 @@ def ready_branch(store: Store, epic_id: str, refusal: str
     return st, epic, command, timeout, store.head_of(f"refs/heads/{st.branch}") or ""
 
 
-def land(store: Store, epic_id: str) -> LandReport:
-    """Land a ready integration branch on its base, close the epic, delete the branch."""
-    st, epic, command, timeout, tip = ready_branch(store, epic_id, "{branch} is not ready to land")
-    from gitconvoy.land import review  # the gate imports this module; import it only when landing
+Guard = Callable[[Status, str], None]
 
-    review.require_approved(store, epic_id, st.branch, st.base, tip)
+
+def land(store: Store, epic_id: str, guard: Guard | None = None) -> LandReport:
+    """Land a ready integration branch on its base, close the epic, delete the branch.
+    `guard(status, tip)` may refuse (raise) before anything moves: the review gate's
+    approval (gitconvoy.land.review.land_epic), which is how every caller lands an epic."""
+    st, epic, command, timeout, tip = ready_branch(store, epic_id, "{branch} is not ready to land")
+    if guard is not None:
+        guard(st, tip)
 
     def check(candidate: str) -> checks.CheckResult:
         env = {"CONVOY_BEAD": epic_id, "CONVOY_TARGET": st.base, "CONVOY_COMMIT": candidate,
@@ -248,7 +253,7 @@ def land(store: Store, epic_id: str) -> LandReport:
         notes.append(f"deleted {st.branch}")
     else:
         notes.append(f"kept {st.branch}: it moved while landing")
-    return LandReport(epic_id, st.branch, st.base, sha, notes, refinery.run_feeder(store))
+    return LandReport(epic_id, st.branch, st.base, sha, notes)
 
 
 def _failure(st: Status, result: landing.Landed) -> str:

@@ -2,7 +2,7 @@
 
 `queue_mr` (behind `git convoy done`) records an MR and links it from its bead in one
 transaction. `run` lands queued MRs one by one through gitconvoy.landing and records each
-outcome in one transaction: merged (bead closed "Merged in <mr> as <sha>", feeder run),
+outcome in one transaction: merged (bead closed "Merged in <mr> as <sha>"; the caller feeds),
 conflict (a conflict bead blocks the work; the MR is retried when it closes, and escalated
 once past an age), rejected (failing check or not a fast-forward: the bead goes back to its
 worker with the reason), push_failed (everything kept locally, the recovery command
@@ -15,7 +15,7 @@ store (state and refs), landing and checks.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -522,17 +522,6 @@ def delete_source(store: Store, snap: Snapshot, mr: MergeRequest) -> str | None:
     return None
 
 
-def run_feeder(store: Store) -> list[str]:
-    """Dependents of what just landed are dispatched from the new target."""
-    try:
-        from gitconvoy.flow import feeder
-    except ImportError:  # the feeder lands in its own issue
-        return []
-    report: Any = feeder.feed(store)
-    lines = getattr(report, "lines", None)
-    return list(lines()) if callable(lines) else []
-
-
 @dataclass
 class RunReport:
     steps: list[Step] = field(default_factory=list)
@@ -540,8 +529,14 @@ class RunReport:
     fed: list[str] = field(default_factory=list)
 
 
-def run(store: Store, *, once: bool = False, only: set[str] | None = None) -> RunReport:
-    """Land the queue: each queued MR at most once per run, best first."""
+OnLanded = Callable[[], list[str]]
+
+
+def run(store: Store, *, once: bool = False, only: set[str] | None = None,
+        on_landed: OnLanded | None = None) -> RunReport:
+    """Land the queue: each queued MR at most once per run, best first. `on_landed` runs
+    after each landing (gitconvoy.cycle passes the feeder, so dependents start from the new
+    target before the next MR lands); its lines go to `fed`."""
     report = RunReport()
     report.notices.extend(reconcile(store))
     attempted: set[str] = set()
@@ -559,13 +554,14 @@ def run(store: Store, *, once: bool = False, only: set[str] | None = None) -> Ru
             deleted = delete_source(store, store.snapshot(), mr)
             if deleted:
                 step.notes.append(deleted)
-            report.fed.extend(run_feeder(store))
+            if on_landed is not None:
+                report.fed.extend(on_landed())
         if once:
             break
     return report
 
 
-def retry(store: Store, mr_id: str) -> RunReport:
+def retry(store: Store, mr_id: str, on_landed: OnLanded | None = None) -> RunReport:
     """Put a push_failed, rejected, conflicting or orphaned MR back in the queue and land it."""
     def mutate(tx: Tx) -> MergeRequest:
         mr = mrs_of(tx).get(mr_id)
@@ -585,7 +581,7 @@ def retry(store: Store, mr_id: str) -> RunReport:
         return requeued
 
     store.transact(mutate, f"refinery retry {mr_id}")
-    return run(store, only={mr_id})
+    return run(store, only={mr_id}, on_landed=on_landed)
 
 
 # --- status and anomalies ---------------------------------------------------------------

@@ -234,24 +234,21 @@ def start(store: Store, epic_id: str, *, rerun: bool = False) -> Started:
         base_tip=ctx.base_tip, formula=f"{formula.name} ({formula.origin})",
         findings=outcome.findings, diffstat=outcome.diffstat or None,
         report=text[:REPORT_LIMIT], report_path=path, created_at=stamp, updated_at=stamp)
-    made = [True]
-
-    def mutate(tx: Tx) -> None:
-        made[0] = True
+    def mutate(tx: Tx) -> bool:
         current = tx.objects["reviews"].get(rid)
         if current is not None and not rerun:
-            made[0] = False
-            return
+            return False
         for old in reviews_of(tx, epic_id):
             if old.id != rid and old.status in ("pending", "approved"):
                 tx.put(touched(old, status="superseded",
                                note=f"superseded by {rid} (new tip {ctx.tip[:10]})"))
         tx.put(review)
         tx.put(_with_label(tx.bead(epic_id), "pending"))
+        return True
 
-    store.transact(mutate, f"review start {epic_id}: {rid} ({len(outcome.findings)} "
-                           "finding(s))")
-    if not made[0]:
+    made = store.transact(mutate, f"review start {epic_id}: {rid} ({len(outcome.findings)} "
+                                  "finding(s))")
+    if not made:
         return Started(store.snapshot().objects["reviews"][rid], False)
     command = _setting(store, ctx.base, "command")
     if not command:
@@ -310,7 +307,7 @@ class Decided:
 
 def pending_review(store: Store, epic_id: str) -> Review:
     snap = store.snapshot()
-    integration._epic(snap, epic_id)
+    integration.find_epic(snap, epic_id)
     review = latest(snap, epic_id)
     if review is None or review.status != "pending":
         state = f"its latest review {review.id} is {review.status}" if review else \
@@ -330,11 +327,9 @@ def decide(store: Store, epic_id: str, verdict: str, reason: str | None,
                 f"review {review.id} is of {review.tip[:10]} but {review.branch} is now at "
                 f"{(tip or 'nothing')[:10]}: a new review starts with the next feed "
                 f"('git convoy review run {epic_id}')")
-    fix: list[str] = []
     actor = by or store.identity()
 
-    def mutate(tx: Tx) -> None:
-        fix.clear()
+    def mutate(tx: Tx) -> str | None:
         current = tx.objects["reviews"].get(review.id)
         if current is None or current.status != "pending":
             raise ConvoyError(f"review {review.id} is no longer pending")
@@ -342,24 +337,24 @@ def decide(store: Store, epic_id: str, verdict: str, reason: str | None,
         if verdict == "approve":
             tx.put(touched(current, status="approved", reason=reason, decided_by=actor))
             tx.put(_with_label(epic, "approved"))
-            return
+            return None
         bead = create_bead(tx, BeadSpec(
             title=f"Fix review findings: {epic.title}"[:500], type="task",
             priority=epic.priority, parent=epic_id,
             description=_fix_description(current, reason),
             labels=["review-fix"]), actor)
-        fix.append(bead.id)
         convoy = refinery.convoy_of(tx.convoys, epic_id)
         if convoy is not None and convoy.status == "open":
             tx.put(touched(convoy, tracks=sorted(set(convoy.tracks) | {bead.id})))
         tx.put(touched(current, status="rejected", reason=reason, decided_by=actor,
                        fix_bead=bead.id))
         tx.put(_with_label(tx.bead(epic_id), "rejected"))
+        return bead.id
 
     word = "approved" if verdict == "approve" else "rejected"
-    store.transact(mutate, f"review {word} {epic_id}: {review.id}")
+    fix = store.transact(mutate, f"review {word} {epic_id}: {review.id}")
     done = store.snapshot().objects["reviews"][review.id]
-    return Decided(done, fix[0] if fix else None)
+    return Decided(done, fix)
 
 
 def _fix_description(review: Review, reason: str | None) -> str:
@@ -383,13 +378,23 @@ def require_approved(store: Store, epic_id: str, branch: str, base: str, tip: st
                           f"convoy review show {epic_id}'")
 
 
-# --- the feeder's gate step -------------------------------------------------------------
+# --- the gate step (sequenced by gitconvoy.cycle after a feed) -------------------------
 
 
-def gate(store: Store, awaiting: list[tuple[str, str]]) -> list[tuple[str, str]]:
+@dataclass
+class GateEvent:
+    """What the gate did for one epic: the line to print, and what the cycle must follow up
+    (a fix task to dispatch, a landed epic whose dependents may now start)."""
+    epic: str
+    line: str
+    fix_bead: str | None = None
+    landed: bool = False
+
+
+def gate(store: Store, awaiting: list[tuple[str, str]]) -> list[GateEvent]:
     """For each epic whose children are all in its branch: start its review, or land it
-    once the review of its current tip is approved. (epic, line) for what happened."""
-    out: list[tuple[str, str]] = []
+    once the review of its current tip is approved."""
+    out: list[GateEvent] = []
     for epic_id, branch in awaiting:
         epic = store.snapshot().beads.get(epic_id)
         if epic is None or epic.done or not enabled(store, epic.target or "main"):
@@ -397,38 +402,48 @@ def gate(store: Store, awaiting: list[tuple[str, str]]) -> list[tuple[str, str]]
         try:
             started = start(store, epic_id)
         except ConvoyError as exc:
-            out.append((epic_id, f"epic {epic_id}: no review: {exc.message}"))
+            out.append(GateEvent(epic_id, f"epic {epic_id}: no review: {exc.message}"))
             continue
         review = started.review
         if started.new:
-            out.append((epic_id, f"epic {epic_id}: review {review.id} of {branch} started "
-                                 f"({len(review.findings)} finding(s)); see 'git convoy "
-                                 f"review show {epic_id}'"))
-        out.append((epic_id, _next_line(store, review, started.new)))
+            out.append(GateEvent(epic_id, f"epic {epic_id}: review {review.id} of {branch} "
+                                          f"started ({len(review.findings)} finding(s)); see "
+                                          f"'git convoy review show {epic_id}'"))
+        out.append(_next(store, review, started.new))
     return out
 
 
-def _next_line(store: Store, review: Review, new: bool) -> str:
+def _next(store: Store, review: Review, new: bool) -> GateEvent:
     epic_id = review.epic
     if review.status == "approved":
         if review.note:
-            return f"epic {epic_id}: approved but not landed: {review.note}"
-        return land_approved(store, review)
+            return GateEvent(epic_id, f"epic {epic_id}: approved but not landed: {review.note}")
+        landed, line = land_approved(store, review)
+        return GateEvent(epic_id, line, landed=landed)
     if review.status == "rejected":
         if new:
-            return f"epic {epic_id}: review rejected; fix task {review.fix_bead}"
-        return (f"epic {epic_id}: review {review.id} of this tip was rejected and nothing "
-                f"changed since; 'git convoy review run {epic_id}' reviews it again")
+            return GateEvent(epic_id, f"epic {epic_id}: review rejected; fix task "
+                                      f"{review.fix_bead}", fix_bead=review.fix_bead)
+        return GateEvent(epic_id, f"epic {epic_id}: review {review.id} of this tip was "
+                                  f"rejected and nothing changed since; 'git convoy review "
+                                  f"run {epic_id}' reviews it again")
     if new:
-        return ""
-    return (f"epic {epic_id}: review {review.id} pending: 'git convoy review approve|reject "
-            f"{epic_id}'")
+        return GateEvent(epic_id, "")
+    return GateEvent(epic_id, f"epic {epic_id}: review {review.id} pending: 'git convoy "
+                              f"review approve|reject {epic_id}'")
 
 
-def land_approved(store: Store, review: Review) -> str:
-    """Land an approved epic; a failure is recorded on the review so feeds do not retry it."""
+def land_epic(store: Store, epic_id: str) -> integration.LandReport:
+    """The one way an epic lands: with the gate on, only the approved tip."""
+    return integration.land(store, epic_id, guard=lambda st, tip: require_approved(
+        store, epic_id, st.branch, st.base, tip))
+
+
+def land_approved(store: Store, review: Review) -> tuple[bool, str]:
+    """Land an approved epic; a failure is recorded on the review so feeds do not retry it.
+    (landed?, the line that says what happened)."""
     try:
-        landed = integration.land(store, review.epic)
+        landed = land_epic(store, review.epic)
     except ConvoyError as exc:
         message = exc.message
 
@@ -438,6 +453,6 @@ def land_approved(store: Store, review: Review) -> str:
                 tx.put(touched(current, note=f"land failed: {message}"))
 
         store.transact(note, f"review {review.id}: land failed")
-        return f"epic {review.epic}: approved but did not land: {message}"
-    return (f"epic {review.epic}: approved review {review.id}; landed {landed.branch} on "
-            f"{landed.base} as {landed.sha[:12]}")
+        return False, f"epic {review.epic}: approved but did not land: {message}"
+    return True, (f"epic {review.epic}: approved review {review.id}; landed {landed.branch} "
+                  f"on {landed.base} as {landed.sha[:12]}")

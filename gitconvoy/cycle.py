@@ -1,0 +1,77 @@
+"""The one place that sequences a step: land → feed → review gate → feed.
+
+Each step below it returns what it did and never calls the next one: the refinery returns
+what it landed, the feeder what it closed, dispatched and found waiting to land, the review
+gate what it decided (a fix task to hand out, an epic that landed). This module reads those
+results and runs what follows, so "what happens after a landing" is written here once, and
+no step can re-enter another. The loop is bounded: each round needs something new to have
+happened (an epic landed, a fix task filed), and a plan has finitely many epics.
+"""
+
+from __future__ import annotations
+
+from gitconvoy.flow import feeder
+from gitconvoy.flow.feeder import FeedReport
+from gitconvoy.land import integration, refinery, review
+from gitconvoy.state.store import Store
+
+MAX_ROUNDS = 8
+
+
+def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
+    """One feeder step, then the review gate for epics whose children are all in their
+    integration branch; a landed epic or a filed fix task feeds again."""
+    report = feeder.feed(store, dispatch=dispatch)
+    if not dispatch:
+        return report
+    gated: set[str] = set()
+    for _ in range(MAX_ROUNDS):
+        waiting = [(e, b) for e, b in report.awaiting_land if e not in gated]
+        if not waiting:
+            break
+        gated.update(e for e, _ in waiting)
+        events = review.gate(store, waiting)
+        report.reviews += [(e.epic, e.line) for e in events]
+        if not any(e.fix_bead or e.landed for e in events):
+            break
+        report.absorb(feeder.feed(store))
+    return report
+
+
+def _feed_lines(store: Store) -> list[str]:
+    return feed(store).lines()
+
+
+def land_queue(store: Store, *, once: bool = False) -> refinery.RunReport:
+    """`refinery run`: land the queue; after each landing, feed (dependents start from the
+    new target before the next MR lands)."""
+    return refinery.run(store, once=once, on_landed=lambda: _feed_lines(store))
+
+
+def retry(store: Store, mr_id: str) -> refinery.RunReport:
+    """`refinery retry`: requeue one MR, land it, feed."""
+    return refinery.retry(store, mr_id, on_landed=lambda: _feed_lines(store))
+
+
+def land_epic(store: Store, epic_id: str) -> integration.LandReport:
+    """`integration land`: through the review gate's guard, then feed."""
+    landed = review.land_epic(store, epic_id)
+    landed.fed = _feed_lines(store)
+    return landed
+
+
+def approve(store: Store, epic_id: str, reason: str | None, *, land: bool
+            ) -> tuple[review.Decided, bool | None, str, list[str]]:
+    """`review approve`: record the approval; land it unless asked not to; feed.
+    (decision, landed? (None when not tried), the landing's line, feed lines)."""
+    done = review.decide(store, epic_id, "approve", reason)
+    if not land:
+        return done, None, "", []
+    landed, line = review.land_approved(store, done.review)
+    return done, landed, line, _feed_lines(store) if landed else []
+
+
+def reject(store: Store, epic_id: str, reason: str | None) -> tuple[review.Decided, list[str]]:
+    """`review reject`: file the fix task and dispatch it."""
+    done = review.decide(store, epic_id, "reject", reason)
+    return done, _feed_lines(store)
