@@ -26,7 +26,8 @@ from gen_state import generate  # noqa: E402
 
 from gitconvoy.plan import graph  # noqa: E402
 from gitconvoy.state.model import Bead, Rig, now, touched  # noqa: E402
-from gitconvoy.state.store import Store, Tx  # noqa: E402
+from gitconvoy.state.store import Store  # noqa: E402
+from gitconvoy.state.tx import Tx  # noqa: E402
 
 
 def median_ms(cmd: list[str], cwd: Path, runs: int) -> float:

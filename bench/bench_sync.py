@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gitconvoy.git import revs
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_state import generate  # noqa: E402
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # The merge step alone: our tree walk vs pygit2's merge_trees on the same commits.
         remote_tip = git("rev-parse", REF, cwd=root / "remote.git")
-        base = store.merge_base(start_b, start_remote)
+        base = revs.merge_base(store, start_b, start_remote)
         t0 = time.perf_counter()
         notes: list[str] = []
         counter = [0]

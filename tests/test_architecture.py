@@ -153,5 +153,6 @@ def test_the_checker_names_an_upward_import(edges, expected):
 
 def test_the_checker_finds_a_loop_of_four():
     loop = ["flow.feeder", "land.review", "land.integration", "land.refinery"]
-    edges = {f"gitconvoy.{a}": {f"gitconvoy.{b}"} for a, b in zip(loop, loop[1:] + loop[:1], strict=True)}
+    pairs = zip(loop, loop[1:] + loop[:1], strict=True)
+    edges = {f"gitconvoy.{a}": {f"gitconvoy.{b}"} for a, b in pairs}
     assert cycles(edges) == [sorted(edges)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import STATE_REF, convoy, git, ok, ref_of
 
-from gitconvoy.state.store import object_path
+from gitconvoy.state.layout import object_path
 
 
 def refused(repo: Path | None, args: list[str], message: str, code: int = 1) -> None:

@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gitconvoy.state.codec import dump_yaml, load_yaml
+from gitconvoy.state.layout import object_path
 from gitconvoy.state.merge import (
     SET_FIELDS,
     Unmergeable,
@@ -15,7 +17,6 @@ from gitconvoy.state.merge import (
     merge_object,
 )
 from gitconvoy.state.model import Bead, Config
-from gitconvoy.state.store import dump_yaml, load_yaml, object_path
 
 T0, T1, T2, T3 = (f"2026-01-01T00:00:0{i}.000000Z" for i in range(4))
 

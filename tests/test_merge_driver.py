@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import git, ok
 
-from gitconvoy.state.store import dump_yaml, load_yaml, object_path
+from gitconvoy.state.codec import dump_yaml, load_yaml
+from gitconvoy.state.layout import object_path
 
 
 def register_driver(repo: Path) -> None:

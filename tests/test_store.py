@@ -12,8 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitconvoy.errors import LostRace, SchemaError
+from gitconvoy.state import cache as state_cache
+from gitconvoy.state.codec import dump_yaml, load_yaml
+from gitconvoy.state.layout import object_path
 from gitconvoy.state.model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Bead, Dep
-from gitconvoy.state.store import Store, dump_yaml, load_yaml, object_path
+from gitconvoy.state.snapshot import parse_all
+from gitconvoy.state.store import Store
 
 
 def test_init_writes_convoy_yaml_and_gitattributes_on_an_orphan_commit(repo):
@@ -99,7 +103,7 @@ def test_single_lookups_do_not_load_the_whole_state(state_repo, monkeypatch):
     def refuse(*_: object) -> None:
         raise AssertionError("loaded everything")
 
-    monkeypatch.setattr(Store, "_load_all", refuse)
+    monkeypatch.setattr(state_cache, "load_all", refuse)
     assert ok("bead", "show", bead_id).startswith(bead_id)
     ok("bead", "update", bead_id, "-l", "x", "--status", "in_progress")
     ok("bead", "close", bead_id)
@@ -114,13 +118,13 @@ def test_the_cache_serves_reads_and_follows_writes(state_repo, monkeypatch):
     cache = state_repo / ".git" / "convoy" / "cache" / "snapshot.pickle"
     assert cache.exists()
     parsed: list[str] = []
-    original = Store._parse_all
+    original = state_cache.parse_all
 
-    def counting(self: Store, tree: object) -> object:
+    def counting(repo: object, tree: object) -> object:
         parsed.append(str(tree))
-        return original(self, tree)
+        return original(repo, tree)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Store, "_parse_all", counting)
+    monkeypatch.setattr(state_cache, "parse_all", counting)
     assert len(ok("bead", "list").splitlines()) == 5
     ok("bead", "update", ids[0], "--title", "renamed")
     ok("bead", "delete", ids[1])
@@ -128,15 +132,15 @@ def test_the_cache_serves_reads_and_follows_writes(state_repo, monkeypatch):
     assert parsed == []  # served from the cache, patched by a tree diff
     assert len(rows) == 4 and any("renamed" in r for r in rows)
     patched = Store.open().snapshot()
-    fresh = Store.open()._parse_all(patched._source.tree)  # type: ignore[union-attr]
+    fresh = parse_all(patched._source.repo, patched._source.tree)  # type: ignore[union-attr]
     assert patched.beads == fresh.objects["beads"]
     # a corrupt cache is ignored and rebuilt
     cache.write_bytes(b"not a pickle")
     assert len(ok("bead", "list").splitlines()) == 4
-    assert len(parsed) == 2
-    from gitconvoy.state.store import _cache_key
+    assert len(parsed) == 1
+    from gitconvoy.state.cache import cache_key
 
-    assert pickle.loads(cache.read_bytes())["key"] == _cache_key()
+    assert pickle.loads(cache.read_bytes())["key"] == cache_key()
 
 
 def test_broken_files_survive_the_cache(state_repo):
@@ -246,7 +250,7 @@ def test_the_patched_cache_always_equals_a_fresh_parse(tmp_path_factory, ops):
         else:
             store.transact(lambda tx, i=bead_id: tx.remove("beads", i), f"remove {bead_id}")
         snap = Store.open(str(path)).snapshot()
-        fresh = Store.open(str(path))._parse_all(snap._source.tree)  # type: ignore[union-attr]
+        fresh = parse_all(snap._source.repo, snap._source.tree)  # type: ignore[union-attr]
         assert snap.beads == fresh.objects["beads"]
 
 
@@ -263,6 +267,6 @@ def test_a_cache_written_for_another_model_shape_is_ignored(state_repo):
     data["key"] = ("an older gitconvoy",)
     cache.write_bytes(pickle.dumps(data))
     assert ok("bead", "list").split()[0] == bead
-    from gitconvoy.state.store import _cache_key
+    from gitconvoy.state.cache import cache_key
 
-    assert pickle.loads(cache.read_bytes())["key"] == _cache_key()
+    assert pickle.loads(cache.read_bytes())["key"] == cache_key()

@@ -274,6 +274,7 @@ def worker(clone_dir: str, number: int, seed: int, log_path: str) -> None:
     import random
     import subprocess
 
+    from gitconvoy.git import sync
     from gitconvoy.state.store import Store
 
     rng = random.Random(seed)
@@ -294,7 +295,9 @@ def worker(clone_dir: str, number: int, seed: int, log_path: str) -> None:
 
     mine_labels: list[tuple[str, str]] = []
     for step in range(STEPS):
-        beads = Store.open(clone_dir).snapshot(fresh=True).beads
+        store = Store.open(clone_dir)
+        sync.adopt_remote_state(store)  # a fresh clone takes origin's state, as commands do
+        beads = store.snapshot(fresh=True).beads
         live = sorted(b for b, x in beads.items() if x.status != "tombstone")
         open_ = sorted(b for b in live if beads[b].status != "closed")
         action = rng.choice(["create", "create", "dep", "dep", "status", "close", "reopen",

@@ -12,8 +12,9 @@ from gitconvoy.errors import ConvoyError
 from gitconvoy.plan import edits, graph
 from gitconvoy.render.shapes import bead_json
 from gitconvoy.render.text import bead_detail, bead_line
+from gitconvoy.state.codec import load_yaml
 from gitconvoy.state.model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Dep
-from gitconvoy.state.store import Tx, load_yaml
+from gitconvoy.state.tx import Tx
 
 
 def parse_dep(text: str) -> Dep:

@@ -13,7 +13,9 @@ from gitconvoy.plan.waves import plan_waves
 from gitconvoy.render.plan import gated_lines, plan_lines, tree_lines, wave_lines
 from gitconvoy.render.shapes import bead_json, convoy_json
 from gitconvoy.state.model import Convoy, touched
-from gitconvoy.state.store import Snapshot, Store, Tx
+from gitconvoy.state.snapshot import Snapshot
+from gitconvoy.state.store import Store
+from gitconvoy.state.tx import Tx
 
 
 def _branch_exists(store: Store) -> object:

@@ -17,7 +17,7 @@ import click
 from gitconvoy import hookrun
 from gitconvoy.commands.io import open_store, print_json
 from gitconvoy.errors import ConvoyError
-from gitconvoy.git import hookinstall, settings, watch
+from gitconvoy.git import hookinstall, revs, settings, watch
 from gitconvoy.git.gitcli import run_git
 from gitconvoy.state.store import Store
 
@@ -86,10 +86,10 @@ def _counts(store: Store, local: str, remote: str) -> tuple[int, int]:
 
 
 def check_remote(store: Store) -> Check:
-    remote = store.default_remote()
+    remote = revs.default_remote(store)
     if store.config_get(f"remote.{remote}.url") is None:
         return Check("remote", "ok", f"no remote '{remote}': the state is local to this clone")
-    candidates = [store.remote_tracking_ref(remote), f"refs/convoy/remote/{remote}"]
+    candidates = [revs.remote_tracking_ref(store, remote), f"refs/convoy/remote/{remote}"]
     tips = [(ref, store.head_of(ref)) for ref in candidates]
     known = [(ref, tip) for ref, tip in tips if tip]
     local = store.state_commit()
@@ -133,7 +133,7 @@ def check_config(store: Store) -> list[Check]:
         out.append(Check("config", "warn", "no rigs: add one with 'git convoy rig add NAME "
                          "--target BRANCH' so beads can be dispatched"))
     for rig in sorted(snap.config.rigs.values(), key=lambda r: r.name):
-        remote = store.default_remote()
+        remote = revs.default_remote(store)
         if not (store.head_of(f"refs/heads/{rig.target}")
                 or store.head_of(f"refs/remotes/{remote}/{rig.target}")):
             out.append(Check("config", "warn", f"rig {rig.name}: target branch {rig.target!r} "
@@ -184,7 +184,7 @@ def run_checks(store: Store) -> list[Check]:
 def doctor(as_json: bool, clear_errors: bool) -> int:
     """Check hooks, merge driver, state ref, remote, hook errors and config (exit 1 on a
     failed check)."""
-    store = open_store()
+    store = open_store(adopt=False)
     if clear_errors:
         path = hookrun.errors_log(store)
         if path and os.path.exists(path):

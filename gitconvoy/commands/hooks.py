@@ -26,7 +26,7 @@ def install(directory: str | None) -> int:
     from gitconvoy.commands.io import open_store
     from gitconvoy.git import hookinstall
 
-    store = open_store()
+    store = open_store(adopt=False)
     done = hookinstall.install(store, directory)
     for line in done:
         click.echo(line)
@@ -42,7 +42,7 @@ def uninstall(directory: str | None) -> int:
     from gitconvoy.commands.io import open_store
     from gitconvoy.git import hookinstall
 
-    done = hookinstall.uninstall(open_store(), directory)
+    done = hookinstall.uninstall(open_store(adopt=False), directory)
     for line in done:
         click.echo(line)
     if not done:
@@ -68,7 +68,7 @@ def status(directory: str | None, as_json: bool) -> int:
     from gitconvoy.commands.io import open_store, print_json
     from gitconvoy.git import hookinstall
 
-    found = hookinstall.status(open_store(), directory)
+    found = hookinstall.status(open_store(adopt=False), directory)
     if as_json:
         print_json(found.to_dict())
         return 0 if found.current else 1

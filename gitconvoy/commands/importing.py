@@ -17,7 +17,9 @@ from gitconvoy.importers.prd import parse_prd
 from gitconvoy.plan.waves import WavePlan, plan_waves
 from gitconvoy.render.plan import gated_lines, wave_lines
 from gitconvoy.state.model import Bead, Convoy, now
-from gitconvoy.state.store import Snapshot, Store, Tx
+from gitconvoy.state.snapshot import Snapshot
+from gitconvoy.state.store import Store
+from gitconvoy.state.tx import Tx
 
 FORMATS = {".md": "prd", ".markdown": "prd", ".yaml": "plan", ".yml": "plan", ".jsonl": "beads"}
 ACTION_MARK = {"create": "+", "update": "~", "same": "=", "deleted": "x"}

@@ -7,13 +7,22 @@ from typing import Any
 
 import click
 
-from gitconvoy.state.store import Snapshot, Store
+from gitconvoy.state.snapshot import Snapshot
+from gitconvoy.state.store import Store
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/json.md).")
 
 
-def open_store() -> Store:
-    return Store.open()
+def open_store(*, adopt: bool = True) -> Store:
+    """The repository's store; a fresh clone first takes the state its remote has (an
+    explicit write at the command's edge, so reads below never write). Commands that only
+    diagnose or set up (doctor, hooks) pass adopt=False."""
+    store = Store.open()
+    if adopt and not store.exists():
+        from gitconvoy.git import sync
+
+        sync.adopt_remote_state(store)
+    return store
 
 
 def print_json(data: Any) -> None:

@@ -10,7 +10,7 @@ import click
 from gitconvoy.commands.io import json_option, open_store, print_json
 from gitconvoy.errors import ConvoyError
 from gitconvoy.state.model import Rig
-from gitconvoy.state.store import Tx
+from gitconvoy.state.tx import Tx
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
 

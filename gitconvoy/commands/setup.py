@@ -6,9 +6,10 @@ import re
 
 import click
 
-from gitconvoy.commands.io import open_store
 from gitconvoy.errors import ConvoyError
+from gitconvoy.git import revs, sync
 from gitconvoy.state.model import Config
+from gitconvoy.state.store import Store
 
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
@@ -22,13 +23,13 @@ def init(prefix: str) -> int:
             f"prefix {prefix!r} is not valid: use 1–16 lower-case letters and digits, "
             "starting with a letter"
         )
-    store = open_store()
+    store = Store.open()  # not open_store(): adopting the remote's state is reported here
     if store.exists():
         click.echo(f"{store.ref} already exists; nothing to do")
         return 0
-    adopted = store.adopt_remote_state()
+    adopted = sync.adopt_remote_state(store)
     if adopted:
-        click.echo(f"took {store.default_remote()}'s state: {store.ref} at {adopted[:10]}")
+        click.echo(f"took {revs.default_remote(store)}'s state: {store.ref} at {adopted[:10]}")
         return 0
     commit = store.initialise(Config(prefix=prefix))
     click.echo(f"initialised {store.ref} at {commit[:10]} (prefix {prefix})")

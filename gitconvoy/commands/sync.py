@@ -21,7 +21,7 @@ def sync(remote: str | None, quiet: bool, no_feed: bool) -> int:
     sync moves the local ref in memory, which fires no git hook."""
     from gitconvoy.git.sync import sync as run_sync
 
-    store = open_store()
+    store = open_store(adopt=False)  # sync adopts, and reports it
     report = run_sync(store, remote)
     for note in report.notes:
         click.echo(f"note: {note}", err=True)

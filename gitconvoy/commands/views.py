@@ -10,6 +10,7 @@ import click
 
 from gitconvoy.commands.io import open_store, print_json
 from gitconvoy.errors import ConvoyError
+from gitconvoy.git import revs
 from gitconvoy.render.markdown import diff_markdown
 from gitconvoy.state.statediff import diff_files
 from gitconvoy.state.store import Store
@@ -23,7 +24,7 @@ def _commit(store: Store, rev: str) -> str:
             raise ConvoyError(f"no gitconvoy state in this repository ({store.ref} does not "
                               "exist): run 'git convoy init' or name both revisions")
         return found
-    found = store.resolve_commit(rev)
+    found = revs.resolve_commit(store, rev)
     if found is None:
         raise ConvoyError(f"unknown revision '{rev}': expected a commit of the state branch "
                           "(e.g. convoy/state~1, origin/convoy/state, a commit id)")
@@ -39,12 +40,12 @@ def resolve_range(store: Store, spec: str | None) -> tuple[str | None, str, str]
     if spec is None:
         after = _commit(store, "")
         name = store.ref.removeprefix("refs/heads/")
-        parent = store.first_parent(after)
+        parent = revs.first_parent(store, after)
         return parent, after, f"{name}~1..{name}" if parent else f"(empty)..{name}"
     if "..." in spec:
         left, _, right = spec.partition("...")
         one, two = _commit(store, left), _commit(store, right)
-        base = store.merge_base(one, two)
+        base = revs.merge_base(store, one, two)
         if base is None:
             raise ConvoyError(f"'{left or store.ref}' and '{right or store.ref}' have no "
                               "common history: use A..B to compare them directly")

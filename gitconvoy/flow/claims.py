@@ -27,7 +27,7 @@ from gitconvoy.flow.dispatch import (
     branch_tip,
     in_flight,
 )
-from gitconvoy.git import gitcli
+from gitconvoy.git import gitcli, revs
 from gitconvoy.git.sync import (
     QUIET_HOOKS,
     SyncReport,
@@ -40,7 +40,9 @@ from gitconvoy.plan import graph
 from gitconvoy.plan.edits import with_status
 from gitconvoy.plan.targets import rig_for
 from gitconvoy.state.model import Bead, Convoy, now, touched
-from gitconvoy.state.store import Snapshot, Store, Tx
+from gitconvoy.state.snapshot import Snapshot
+from gitconvoy.state.store import Store
+from gitconvoy.state.tx import Tx
 
 DEFAULT_TTL = 3600
 CLAIM_ROUNDS = 12  # beads tried (each lost push costs one) before giving up with exit 3
@@ -93,7 +95,7 @@ def claim_ttl(store: Store) -> int:
 def shared_remote(store: Store) -> str | None:
     """The remote claims go through: convoy.remote (or the state branch's remote, or origin)
     when it is configured; None works on this clone alone."""
-    remote = store.default_remote()
+    remote = revs.default_remote(store)
     is_url = any(c in remote for c in "/:") or remote.startswith(".")
     if is_url or store.config_get(f"remote.{remote}.url") is not None:
         return remote
@@ -209,11 +211,11 @@ def _publish(store: Store, remote: str, mine: Bead) -> str | None:
         remote_commit = store.head_of(into) if found else None
         local = store.state_commit() or ""
         if remote_commit is not None:
-            if store.is_ancestor(local, remote_commit):  # our claim is on the remote
+            if revs.is_ancestor(store, local, remote_commit):  # our claim is on the remote
                 if remote_commit != local:
                     store.cas_ref(store.ref, local, remote_commit, f"claim: take {remote}'s")
                 return None
-            if not store.is_ancestor(remote_commit, local):
+            if not revs.is_ancestor(store, remote_commit, local):
                 lost = _lost_on(store.read_commit(remote_commit), mine)
                 if lost:
                     return lost
@@ -233,7 +235,7 @@ def _publish(store: Store, remote: str, mine: Bead) -> str | None:
 def _concede(store: Store, mine: Bead, claim_commit: str, remote: str) -> None:
     """Take back a claim that never reached the remote, leaving no trace to merge: reset the
     ref when nothing was written on top, else give the bead the remote's exact version."""
-    parent = store.first_parent(claim_commit)
+    parent = revs.first_parent(store, claim_commit)
     if parent and store.cas_ref(store.ref, claim_commit, parent, f"claim: concede {mine.id}"):
         return
     theirs = None

@@ -17,12 +17,14 @@ from datetime import UTC, datetime, timedelta
 
 from gitconvoy import faults
 from gitconvoy.errors import ConvoyError
-from gitconvoy.git import localconfig, watch
+from gitconvoy.git import localconfig, revs, watch
 from gitconvoy.plan import graph
 from gitconvoy.plan.edits import with_status
 from gitconvoy.plan.targets import rig_for, target_for
 from gitconvoy.state.model import Bead, Convoy, Rig, now, touched
-from gitconvoy.state.store import Snapshot, Store, Tx
+from gitconvoy.state.snapshot import Snapshot
+from gitconvoy.state.store import Store
+from gitconvoy.state.tx import Tx
 
 IN_FLIGHT = frozenset({"hooked", "in_progress"})
 BRANCH_TEMPLATE = "convoy/{id}"
@@ -59,7 +61,7 @@ def branch_tip(store: Store, branch: str) -> str | None:
     tip = store.head_of(f"refs/heads/{branch}")
     remote = store.config_get("convoy.remote") or "origin"
     tracking = store.head_of(f"refs/remotes/{remote}/{branch}")
-    if tip is None or (tracking and tracking != tip and store.is_ancestor(tip, tracking)):
+    if tip is None or (tracking and tracking != tip and revs.is_ancestor(store, tip, tracking)):
         return tracking
     return tip
 
@@ -139,7 +141,7 @@ def _ensure_branch(store: Store, branch: str, tip: str) -> None:
     if current is None:
         if not store.cas_ref(ref, None, tip, f"dispatch: create {branch}"):
             raise ConvoyError(f"branch {branch} appeared while dispatching")
-    elif not store.is_ancestor(tip, current) and not store.is_ancestor(current, tip):
+    elif not revs.is_ancestor(store, tip, current) and not revs.is_ancestor(store, current, tip):
         raise ConvoyError(f"branch {branch} exists and has diverged from its target")
 
 

@@ -33,11 +33,13 @@ from gitconvoy.flow.dispatch import (
     dispatch_bead,
     in_flight,
 )
+from gitconvoy.git import revs
 from gitconvoy.plan import epics, graph
 from gitconvoy.plan.edits import with_status
 from gitconvoy.plan.targets import rig_for
 from gitconvoy.state.model import Bead, now, touched
-from gitconvoy.state.store import Store, Tx
+from gitconvoy.state.store import Store
+from gitconvoy.state.tx import Tx
 
 TRAILER_RE = re.compile(r"^Convoy-Bead:\s*(\S+)\s*$", re.MULTILINE | re.IGNORECASE)
 TRAILER_SCAN_LIMIT = 2000
@@ -132,17 +134,18 @@ def observe_work(store: Store, beads: dict[str, Bead]) -> tuple[dict[str, str], 
             work = branch_tip(store, bead.branch) if bead.branch else None
             has_work = (
                 work is not None and work != bead.base_commit
-                and store.is_ancestor(bead.base_commit or "", work)
+                and revs.is_ancestor(store, bead.base_commit or "", work)
             )
             if has_work:
                 started.add(bead.id)
-                if store.is_ancestor(work or "", tip):
+                if revs.is_ancestor(store, work or "", tip):
                     landed[bead.id] = tip
                     continue
             if trailers is None:
                 trailers = _trailer_hits(store, tip, {b.id for b in group})
             hit = trailers.get(bead.id)
-            if hit and hit != bead.base_commit and store.is_ancestor(bead.base_commit or "", hit):
+            base = bead.base_commit or ""
+            if hit and hit != base and revs.is_ancestor(store, base, hit):
                 landed[bead.id] = hit
     return landed, started
 

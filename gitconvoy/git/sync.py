@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from gitconvoy import faults
 from gitconvoy.errors import ConvoyError, LostRace
-from gitconvoy.git import gitcli
+from gitconvoy.git import gitcli, revs
 from gitconvoy.state import merge
 from gitconvoy.state.store import Store
 
@@ -87,16 +87,16 @@ def resolver(notes: list[str], counter: list[int]) -> Resolve:
 def merge_into_local(store: Store, local: str, remote_commit: str, remote: str,
                      report: SyncReport) -> str | None:
     """Bring the fetched commit into the local ref; the new local commit (None: lost race)."""
-    if store.is_ancestor(remote_commit, local):
+    if revs.is_ancestor(store, remote_commit, local):
         return local
-    if store.is_ancestor(local, remote_commit):
+    if revs.is_ancestor(store, local, remote_commit):
         if store.cas_ref(store.ref, local, remote_commit, f"sync: fast-forward to {remote}"):
             report.action = "fast-forward"
             return remote_commit
         return None
     notes: list[str] = []
     counter = [0]
-    base = store.merge_base(local, remote_commit)
+    base = revs.merge_base(store, local, remote_commit)
     tree = store.merge_state_trees(base, local, remote_commit, resolver(notes, counter))
     message = f"sync: merge {remote}'s state"
     if notes:
@@ -112,7 +112,7 @@ def merge_into_local(store: Store, local: str, remote_commit: str, remote: str,
 
 def sync(store: Store, remote: str | None = None, *, rounds: int = MAX_ROUNDS) -> SyncReport:
     """One full round trip with the remote; raises LostRace when it never settles."""
-    remote = remote or store.default_remote()
+    remote = remote or revs.default_remote(store)
     check_remote(store, remote)
     git_dir = store.common_dir
     into = private_ref(remote)
@@ -172,19 +172,32 @@ def absorb_fetched_state(store: Store, attempts: int = 5) -> list[str]:
     """A `git fetch`/`pull` brought the remote's state branch: merge it into the local state
     ref in memory (the same field merge as `sync`, no network, no push), or adopt it when
     this clone has none yet. A lost race is left to the next hook."""
-    remote = store.default_remote()
-    fetched = store.head_of(store.remote_tracking_ref(remote))
+    remote = revs.default_remote(store)
+    fetched = store.head_of(revs.remote_tracking_ref(store, remote))
     local = store.state_commit()
     if fetched is None or fetched == local:
         return []
     if local is None:
-        adopted = store.adopt_remote_state(remote)
+        adopted = adopt_remote_state(store, remote)
         return [f"took {remote}'s state ({adopted[:10]})"] if adopted else []
     for _ in range(attempts):
         local = store.state_commit()
-        if local is None or store.is_ancestor(fetched, local):
+        if local is None or revs.is_ancestor(store, fetched, local):
             return []
         report = SyncReport(remote, "up-to-date", local)
         if merge_into_local(store, local, fetched, remote, report) is not None:
             return [report.summary()]
     return []
+
+
+def adopt_remote_state(store: Store, remote: str | None = None) -> str | None:
+    """A clone without a local state ref takes the remote's (as fetched by git clone).
+    Called where a write belongs: a command's edge (commands.io), a hook, `init`, `sync`."""
+    if store.state_commit() is not None:
+        return store.state_commit()
+    found = store.head_of(revs.remote_tracking_ref(store, remote or revs.default_remote(store)))
+    if found is None:
+        return None
+    if not store.cas_ref(store.ref, None, found, "adopt the remote's state"):
+        return store.state_commit()
+    return found

@@ -28,7 +28,8 @@ from gitconvoy.git.hookgate import (  # noqa: F401  (re-exported: one name for e
     WATCH_FILE,
     InFlight,
 )
-from gitconvoy.state.store import Snapshot, Store
+from gitconvoy.state.snapshot import Snapshot
+from gitconvoy.state.store import Store
 
 WORK_BRANCHES = "convoy/*"
 

@@ -25,7 +25,8 @@ from gitconvoy.land import checks, landing, refinery
 from gitconvoy.plan import graph, targets
 from gitconvoy.plan.edits import with_status
 from gitconvoy.state.model import Bead, touched
-from gitconvoy.state.store import Store, Tx
+from gitconvoy.state.store import Store
+from gitconvoy.state.tx import Tx
 
 DEFAULT_TEMPLATE = "integration/{epic}-{slug}"
 PENDING = frozenset({"queued", "conflict", "rejected", "push_failed"})

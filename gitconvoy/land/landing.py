@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pygit2
 
 from gitconvoy import faults
-from gitconvoy.git import gitcli
+from gitconvoy.git import gitcli, revs
 from gitconvoy.land.checks import CheckResult
 from gitconvoy.state.store import Store
 
@@ -101,9 +101,9 @@ def merge_in_memory(store: Store, base: str, source: str, strategy: str,
                     message: str) -> Merged:
     """Combine `source` into `base` without a working tree; write the commit if any."""
     repo = store.repo
-    if store.is_ancestor(source, base):
+    if revs.is_ancestor(store, source, base):
         return Merged("already", base)
-    fast_forward = store.is_ancestor(base, source)
+    fast_forward = revs.is_ancestor(store, base, source)
     if strategy == "ff-only":
         return Merged("ff", source) if fast_forward else Merged("not_ff")
     source_commit = repo[source].peel(pygit2.Commit)
@@ -224,9 +224,9 @@ def land(store: Store, plan: Plan) -> Landed:
             remote_tip = _fetch_tip(store, *upstream)
             fetched = True
         if remote_tip is not None and remote_tip != local:
-            if store.is_ancestor(local, remote_tip):
+            if revs.is_ancestor(store, local, remote_tip):
                 base = remote_tip
-            elif not store.is_ancestor(remote_tip, local):
+            elif not revs.is_ancestor(store, remote_tip, local):
                 remote, rref = upstream or ("", "")
                 return Landed(
                     "push_failed", base=local,
@@ -284,7 +284,7 @@ def _keep_local(store: Store, plan: Plan, ref: str, local: str, candidate: str, 
     """The push kept failing: keep the checked landing on the local branch (when it is a
     fast-forward of it) so nothing is lost; the caller records push_failed."""
     notes: list[str] = []
-    if store.is_ancestor(local, candidate) and local != candidate:
+    if revs.is_ancestor(store, local, candidate) and local != candidate:
         clean = {p: _is_clean(p) for p in checked_out_in(store, plan.target)}
         if store.cas_ref(ref, local, candidate, f"{plan.reflog}: land locally on {plan.target}"):
             notes = _bring_along(store, plan.target, local, candidate, clean)

@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitconvoy.errors import ConvoyError
-from gitconvoy.git import localconfig
+from gitconvoy.git import localconfig, revs
 from gitconvoy.land import checks, landing
 from gitconvoy.plan import targets
 from gitconvoy.plan.edits import with_status
 from gitconvoy.state import ids
 from gitconvoy.state.model import MAX_TITLE, Bead, Convoy, Dep, MergeRequest, Rig, now, touched
-from gitconvoy.state.store import Snapshot, Store, Tx
+from gitconvoy.state.snapshot import Snapshot
+from gitconvoy.state.store import Store
+from gitconvoy.state.tx import Tx
 
 DEFAULTS: dict[str, str] = {
     "convoy.done.warnBehind": "50",
@@ -290,7 +292,7 @@ def reconcile(store: Store) -> list[str]:
     advanced = {
         mr.id: tip for mr in mrs_of(snap).values()
         if mr.status == "conflict" and (tip := tips.get(mr.branch)) and tip != mr.commit
-        and store.is_ancestor(mr.commit, tip)
+        and revs.is_ancestor(store, mr.commit, tip)
     }
 
     def mutate(tx: Tx) -> list[str]:
@@ -396,7 +398,7 @@ def land_mr(store: Store, mr_id: str) -> Step:
 
 def _in_target(store: Store, mr: MergeRequest) -> bool:
     tip = store.head_of(f"refs/heads/{mr.target}")
-    return bool(tip and mr.commit in store.repo and store.is_ancestor(mr.commit, tip))
+    return bool(tip and mr.commit in store.repo and revs.is_ancestor(store, mr.commit, tip))
 
 
 def _record(store: Store, mr: MergeRequest, step: Step,
@@ -635,7 +637,7 @@ def anomalies(store: Store, snap: Snapshot, at: str | None = None) -> list[dict[
         if tip is None or tip == bead.base_commit:
             continue
         target_tip = store.head_of(f"refs/heads/{bead.target}") if bead.target else None
-        if target_tip and store.is_ancestor(tip, target_tip):
+        if target_tip and revs.is_ancestor(store, tip, target_tip):
             continue  # landed without the refinery: the feeder closes it
         when = store.repo[tip].commit_time
         stamp = _dt.datetime.fromtimestamp(when, _dt.UTC).isoformat()

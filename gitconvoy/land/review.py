@@ -25,11 +25,12 @@ from typing import Any
 import pygit2
 
 from gitconvoy.errors import ConvoyError
-from gitconvoy.git import gitcli, localconfig
+from gitconvoy.git import gitcli, localconfig, revs
 from gitconvoy.land import checks, formulas, integration, refinery
 from gitconvoy.plan.edits import BeadSpec, create_bead
 from gitconvoy.state.model import Bead, Review, now, touched
-from gitconvoy.state.store import Store, Tx
+from gitconvoy.state.store import Store
+from gitconvoy.state.tx import Tx
 
 DEFAULT_FORMULA = "mol-integration-review"
 LABEL = "review:"
@@ -101,7 +102,7 @@ class Outcome:
 
 def _changed(store: Store, ctx: Context) -> tuple[str, list[str]]:
     """Diffstat and the files present at the tip that the combined change touched."""
-    since = store.merge_base(ctx.base_tip, ctx.tip) or ctx.base_tip
+    since = revs.merge_base(store, ctx.base_tip, ctx.tip) or ctx.base_tip
     stat = gitcli.run_git(["diff", "--stat=120", "--no-color", since, ctx.tip],
                           git_dir=store.common_dir).out.rstrip()
     names = gitcli.run_git(["diff", "--name-only", "-z", "--diff-filter=d", since, ctx.tip],

@@ -10,7 +10,7 @@ from gitconvoy.errors import ConvoyError
 from gitconvoy.plan.staging import StagePlan
 from gitconvoy.state import ids
 from gitconvoy.state.model import Convoy, now, touched
-from gitconvoy.state.store import Tx
+from gitconvoy.state.tx import Tx
 
 
 def open_overlaps(tx: Tx, bead_ids: list[str], except_id: str | None = None) -> list[str]:

@@ -23,7 +23,7 @@ from gitconvoy.state.model import (
     touched,
     validate_id,
 )
-from gitconvoy.state.store import Tx
+from gitconvoy.state.tx import Tx
 
 
 @dataclass

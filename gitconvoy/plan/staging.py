@@ -15,7 +15,7 @@ from gitconvoy.plan import graph
 from gitconvoy.plan.targets import rig_for, target_for
 from gitconvoy.plan.waves import WavePlan, plan_waves
 from gitconvoy.state.model import Convoy
-from gitconvoy.state.store import Snapshot
+from gitconvoy.state.snapshot import Snapshot
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from gitconvoy.plan import graph, staging
 from gitconvoy.plan.waves import WavePlan
 from gitconvoy.state.model import Convoy
+from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.statediff import KIND_ORDER, Event, StateDiff
-from gitconvoy.state.store import Snapshot
 
 MARKER = "<!-- gitconvoy:diff -->"
 FOLD_AFTER = 30  # a group longer than this is folded into <details>

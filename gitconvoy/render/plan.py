@@ -5,7 +5,7 @@ from __future__ import annotations
 from gitconvoy.plan.staging import StagePlan
 from gitconvoy.plan.waves import WavePlan
 from gitconvoy.state.model import Bead
-from gitconvoy.state.store import Snapshot
+from gitconvoy.state.snapshot import Snapshot
 
 MARK = {"closed": "✓", "in_progress": "▶", "hooked": "▶", "tombstone": "✗"}
 

@@ -201,7 +201,7 @@ class Unmergeable(ConvoyError):
 
 def _class_for(path: str) -> Any:
     from gitconvoy.state import model
-    from gitconvoy.state.store import KINDS
+    from gitconvoy.state.layout import KINDS
 
     if path == "convoy.yaml":
         return model.Config
@@ -211,7 +211,7 @@ def _class_for(path: str) -> Any:
 
 
 def _parse(raw: bytes | None, path: str) -> Mapping | None:
-    from gitconvoy.state.store import load_yaml
+    from gitconvoy.state.codec import load_yaml
 
     if raw is None or not raw.strip():
         return None
@@ -224,7 +224,7 @@ def _parse(raw: bytes | None, path: str) -> Mapping | None:
 def _serialise(path: str, data: Mapping) -> bytes:
     """Through the model class when the kind is known: validated, and in the exact layout a
     command would write, so the next edit of the object does not reorder its lines."""
-    from gitconvoy.state.store import dump_yaml
+    from gitconvoy.state.codec import dump_yaml
 
     cls = _class_for(path)
     if cls is None:
@@ -238,7 +238,7 @@ def _serialise(path: str, data: Mapping) -> bytes:
 def merge_file(path: str, base: bytes | None, ours: bytes | None,
                theirs: bytes | None) -> FileMerge:
     """Merge one state file's three versions; raises Unmergeable when a side is not YAML."""
-    from gitconvoy.state.store import KINDS, object_path
+    from gitconvoy.state.layout import KINDS, object_path
 
     if ours == theirs:
         return FileMerge(ours)

@@ -1,0 +1,299 @@
+"""A parsed state at one commit: lazy single-file lookups, and full loads (through the cache)
+that keep every broken file as the SchemaError naming what is wrong with it."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pygit2
+
+from gitconvoy.errors import ConvoyError, SchemaError
+from gitconvoy.state import model
+from gitconvoy.state.codec import load_yaml
+from gitconvoy.state.layout import KINDS, kind_of_path, object_path
+from gitconvoy.state.trees import walk_yaml
+
+
+def parse_file(repo: pygit2.Repository, path: str, blob_id: Any) -> Any:
+    """The object in one state file, or the SchemaError that names what is wrong with it."""
+    kind = kind_of_path(path)
+    if kind is None:
+        return None
+    obj_id = os.path.basename(path)[: -len(".yaml")]
+    try:
+        got = KINDS[kind].cls.from_dict(load_yaml(repo[blob_id].data, path), path)
+    except SchemaError as exc:
+        return exc
+    except ConvoyError as exc:
+        return SchemaError(path, None, exc.message)
+    if getattr(got, "id", obj_id) != obj_id:
+        return SchemaError(path, "id", f"is {got.id!r} but the file is named {obj_id}")
+    if object_path(kind, obj_id) != path:
+        return SchemaError(path, None, f"is misplaced: it belongs at {object_path(kind, obj_id)}")
+    return got
+
+
+def parse_config(repo: pygit2.Repository, tree: pygit2.Tree) -> model.Config | SchemaError:
+    if "convoy.yaml" not in tree:
+        return model.Config()
+    try:
+        return model.Config.from_dict(
+            load_yaml(repo[tree["convoy.yaml"].id].data, "convoy.yaml"), "convoy.yaml"
+        )
+    except SchemaError as exc:
+        return exc
+    except ConvoyError as exc:
+        return SchemaError("convoy.yaml", None, exc.message)
+
+
+@dataclass
+class Loaded:
+    """Everything in one state tree, parsed; what the cache stores."""
+
+    tree: str
+    config: model.Config
+    objects: dict[str, dict[str, Any]]
+    errors: dict[str, SchemaError]  # by path
+
+
+class Snapshot:
+    """The parsed state at one commit. Objects are shared with the cache: never mutate them.
+
+    Built either from ready objects (`objects` given) or lazily over a tree (`source`):
+    `bead(id)` then parses one file, while `beads`, `objects` and `errors` load everything.
+    """
+
+    def __init__(
+        self, commit: str | None, tree: str | None, config: model.Config | None = None,
+        objects: dict[str, Any] | None = None, errors: list[SchemaError] | None = None,
+        error_ids: dict[str, SchemaError] | None = None, *, source: Source | None = None,
+        errors_from: Snapshot | None = None,
+    ) -> None:
+        self.commit = commit
+        self.tree = tree
+        self._config = config
+        self._objects = objects
+        self._errors = errors
+        self._error_ids = error_ids
+        self._source = source
+        self._errors_from = errors_from  # a transaction's view: broken files are the base's
+
+    def _load(self) -> None:
+        if self._source is None:
+            self._objects = self._objects or {name: {} for name in KINDS}
+            self._errors, self._error_ids = self._errors or [], self._error_ids or {}
+            return
+        loaded = self._source.load_all()
+        if self._objects is None:
+            self._objects = loaded.objects
+        if self._config is None:
+            self._config = loaded.config
+        if self._errors is None:
+            self._errors = [loaded.errors[p] for p in sorted(loaded.errors)]
+            self._error_ids = {
+                os.path.basename(p)[: -len(".yaml")]: e for p, e in loaded.errors.items()
+                if p != "convoy.yaml"
+            }
+
+    @property
+    def config(self) -> model.Config:
+        if self._config is None:
+            if self._source is None:
+                self._config = model.Config()
+            else:
+                got = self._source.config()
+                self._config = got if isinstance(got, model.Config) else model.Config()
+        return self._config
+
+    @config.setter
+    def config(self, value: model.Config) -> None:
+        self._config = value
+
+    @property
+    def objects(self) -> dict[str, Any]:
+        if self._objects is None:
+            self._load()
+        assert self._objects is not None
+        return self._objects
+
+    @property
+    def errors(self) -> list[SchemaError]:
+        if self._errors_from is not None:
+            return self._errors_from.errors
+        if self._errors is None:
+            self._load()
+        return self._errors or []
+
+    @property
+    def error_ids(self) -> dict[str, SchemaError]:
+        if self._errors_from is not None:
+            return self._errors_from.error_ids
+        if self._error_ids is None:
+            self._load()
+        return self._error_ids or {}
+
+    @property
+    def beads(self) -> dict[str, model.Bead]:
+        return self.objects["beads"]
+
+    @property
+    def convoys(self) -> dict[str, model.Convoy]:
+        return self.objects["convoys"]
+
+    def lookup(self, kind: str, obj_id: str) -> Any:
+        """One object or None, parsing only its own file when nothing is loaded yet."""
+        if self._objects is not None or self._source is None:
+            return self.objects.get(kind, {}).get(obj_id)
+        got = self._source.load_one(kind, obj_id)
+        return None if isinstance(got, SchemaError) else got
+
+    def error_for(self, kind: str, obj_id: str) -> SchemaError | None:
+        """Why the file of `obj_id` could not be read, if it exists and is broken."""
+        if self._errors_from is not None:
+            return self._errors_from.error_for(kind, obj_id)
+        if self._error_ids is not None or self._source is None:
+            return self.error_ids.get(obj_id)
+        got = self._source.load_one(kind, obj_id)
+        return got if isinstance(got, SchemaError) else None
+
+    def count(self, kind: str) -> int:
+        """How many files of a kind exist (cheap: counts tree entries, parses nothing)."""
+        if self._objects is not None or self._source is None:
+            objs = self.objects.get(kind, {})
+            counted = getattr(objs, "count", None)  # a transaction's overlay counts lazily
+            return counted() if callable(counted) else len(objs)
+        return self._source.count(kind)
+
+    def _get(self, kind: str, obj_id: str, what: str, hint: str) -> Any:
+        found = self.lookup(kind, obj_id)
+        if found is not None:
+            return found
+        broken = self.error_for(kind, obj_id)
+        if broken is not None:
+            raise broken
+        raise ConvoyError(f"unknown {what} '{obj_id}': see '{hint}'")
+
+    def bead(self, bead_id: str) -> model.Bead:
+        return self._get("beads", bead_id, "bead", "git convoy bead list")
+
+    def convoy(self, convoy_id: str) -> model.Convoy:
+        return self._get("convoys", convoy_id, "convoy", "git convoy list --all")
+
+
+class Source:
+    """One state tree: single files parsed on demand, everything through `load_all` (the
+    store passes the cache)."""
+
+    def __init__(self, repo: pygit2.Repository, tree: pygit2.Tree,
+                 load_all: Callable[[pygit2.Tree], Loaded]) -> None:
+        self.repo = repo
+        self._load_all = load_all
+        self.tree = tree
+        self._one: dict[tuple[str, str], Any] = {}
+
+    def config(self) -> model.Config | SchemaError:
+        return parse_config(self.repo, self.tree)
+
+    def load_one(self, kind: str, obj_id: str) -> Any:
+        key = (kind, obj_id)
+        if key not in self._one:
+            found = None
+            if obj_id and "/" not in obj_id and ".." not in obj_id and kind in KINDS:
+                path = object_path(kind, obj_id)
+                try:
+                    entry = self.tree[path]
+                except (KeyError, ValueError, pygit2.GitError):
+                    entry = None
+                if entry is not None and entry.type_str == "blob":
+                    found = parse_file(self.repo, path, entry.id)
+            self._one[key] = found
+        return self._one[key]
+
+    def count(self, kind: str) -> int:
+        spec = KINDS[kind]
+        if spec.folder not in self.tree:
+            return 0
+        return sum(1 for _ in walk_yaml(self.repo, self.tree[spec.folder], spec.folder))
+
+    def load_all(self) -> Loaded:
+        return self._load_all(self.tree)
+
+
+@contextlib.contextmanager
+def no_cycle_collector() -> Iterator[None]:
+    """Load many small objects without the cycle collector, then freeze what was made.
+
+    A snapshot holds no reference cycles; without this, building 10k beads triggers repeated
+    collections that scan every object made so far (about half of the load time), and the
+    first allocation after re-enabling scans them all once more. Freezing (only after a big
+    load) moves them out of the collector's sight for the rest of this short-lived process.
+    """
+    enabled = gc.isenabled()
+    before = gc.get_count()[0]
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            if gc.get_count()[0] - before > 20_000:
+                gc.freeze()
+            gc.enable()
+
+
+def parse_all(repo: pygit2.Repository, tree: pygit2.Tree) -> Loaded:
+    """Every object of a tree, parsed afresh."""
+    config = parse_config(repo, tree)
+    errors: dict[str, SchemaError] = {}
+    if isinstance(config, SchemaError):
+        errors["convoy.yaml"] = config
+        config = model.Config()
+    objects: dict[str, dict[str, Any]] = {name: {} for name in KINDS}
+    with no_cycle_collector():
+        for name, spec in KINDS.items():
+            if spec.folder not in tree:
+                continue
+            for path, blob_id in walk_yaml(repo, tree[spec.folder], spec.folder):
+                got = parse_file(repo, path, blob_id)
+                if isinstance(got, SchemaError):
+                    errors[path] = got
+                elif got is not None:
+                    objects[name][got.id] = got
+    return Loaded(str(tree.id), config, objects, errors)
+
+
+def patch(repo: pygit2.Repository, loaded: Loaded, tree: pygit2.Tree,
+          changed: list[str]) -> Loaded:
+    """Bring a cached load up to `tree`, re-reading only the files that changed."""
+    for path in changed:
+        if path == "convoy.yaml":
+            config = parse_config(repo, tree)
+            loaded.errors.pop(path, None)
+            if isinstance(config, SchemaError):
+                loaded.errors[path] = config
+                config = model.Config()
+            loaded.config = config
+            continue
+        kind = kind_of_path(path)
+        if kind is None or not path.endswith(".yaml"):
+            continue
+        obj_id = os.path.basename(path)[: -len(".yaml")]
+        objs = loaded.objects.setdefault(kind, {})
+        loaded.errors.pop(path, None)
+        if object_path(kind, obj_id) == path:
+            objs.pop(obj_id, None)
+        try:
+            entry = tree[path]
+        except KeyError:
+            continue
+        got = parse_file(repo, path, entry.id)
+        if isinstance(got, SchemaError):
+            loaded.errors[path] = got
+        elif got is not None:
+            objs[got.id] = got
+    loaded.tree = str(tree.id)
+    return loaded
