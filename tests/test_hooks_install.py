@@ -292,7 +292,7 @@ def test_doctor_reports_each_check(state_repo):
     res = convoy("doctor")
     assert res.code == 0
     lines = res.out.splitlines()
-    assert lines[0].startswith("ok    hooks: 5 hooks installed and current")
+    assert lines[0].startswith("ok    hooks: 6 hooks installed and current")
     assert "ok    merge driver: registered: git convoy merge-driver %O %A %B %P" in lines
     assert any(ln.startswith("ok    config: rig app: target main") for ln in lines)
     assert not any("stale" in ln for ln in lines)

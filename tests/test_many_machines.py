@@ -101,3 +101,70 @@ def test_a_plain_fetch_of_state_changes_feeds(pair: Pair):
     proc = run("fetch", "-q", cwd=pair.bob)
     assert pair.bead_on(pair.bob, pair.b)["status"] == "hooked", proc.stderr
     assert pair.bob_log.read_text().split() == [pair.b]
+
+
+# --- every landing path is seen: the work commit names its bead --------------------------
+
+
+@pytest.fixture
+def slung(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    """One repository with hooks, bead A dispatched on its work branch by the default
+    dispatch (which only creates the branch)."""
+    repo = make_repo(tmp_path / "repo")
+    monkeypatch.chdir(repo)
+    ok("init", "--prefix", "t")
+    ok("rig", "add", "app", "--target", "main")
+    ok("hooks", "install")
+    a = ok("bead", "create", "task A")
+    ok("sling", a)
+    assert (repo / ".git" / "convoy" / "work-branches").read_text() == \
+        f"refs/heads/convoy/{a} {a}\n"
+    return repo, a
+
+
+def commit(repo: Path, name: str, message: str, *extra: str) -> str:
+    (repo / name).write_text(f"{message}\n")
+    run("add", name, cwd=repo)
+    run("commit", "-q", *extra, "-m", message, cwd=repo)
+    return git("log", "-1", "--format=%B", cwd=repo)
+
+
+def test_a_commit_on_a_work_branch_names_its_bead_once(slung: tuple[Path, str]):
+    repo, a = slung
+    run("switch", "-q", f"convoy/{a}", cwd=repo)
+    assert commit(repo, "a.txt", "A: the work").splitlines()[-1] == f"Convoy-Bead: {a}"
+    (repo / "a.txt").write_text("amended\n")
+    run("commit", "-q", "-a", "--amend", "--no-edit", cwd=repo)
+    assert git("log", "-1", "--format=%B", cwd=repo).count("Convoy-Bead:") == 1
+    run("switch", "-q", "main", cwd=repo)
+    assert "Convoy-Bead" not in commit(repo, "m.txt", "on main: not a bead's work")
+
+
+def test_a_cherry_picked_landing_is_seen(slung: tuple[Path, str]):
+    """No merge, no shared commit: only the trailer tells the feeder A's work landed."""
+    repo, a = slung
+    run("switch", "-q", f"convoy/{a}", cwd=repo)
+    commit(repo, "a.txt", "A: the work")
+    run("switch", "-q", "main", cwd=repo)
+    proc = run("cherry-pick", f"convoy/{a}", cwd=repo)
+    bead = json.loads(ok("bead", "show", a, "--json"))
+    assert bead["status"] == "closed" and bead["close_reason"].startswith("landed in "), \
+        proc.stderr
+    picked = git("rev-parse", "main", cwd=repo)
+    assert bead["close_reason"] == f"landed in {picked[:10]}"
+
+
+def test_picking_or_rebasing_adds_no_trailer_to_someone_elses_commits(slung: tuple[Path, str]):
+    repo, a = slung
+    run("switch", "-q", "-c", "theirs", "main", cwd=repo)
+    commit(repo, "t.txt", "their commit")
+    run("switch", "-q", f"convoy/{a}", cwd=repo)
+    commit(repo, "a.txt", "A: the work")
+    run("cherry-pick", "theirs", cwd=repo)  # their commit, picked onto A's branch
+    assert "Convoy-Bead" not in git("log", "-1", "--format=%B", cwd=repo)
+    run("switch", "-q", "main", cwd=repo)
+    commit(repo, "m.txt", "main moved on")
+    run("switch", "-q", f"convoy/{a}", cwd=repo)
+    run("rebase", "-q", "main", cwd=repo)
+    messages = git("log", "--format=%B%x00", "main..HEAD", cwd=repo).split("\0")
+    assert [m.count("Convoy-Bead:") for m in messages if m.strip()] == [0, 1]

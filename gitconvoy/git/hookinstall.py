@@ -34,6 +34,7 @@ HOOKS: dict[str, str] = {
     "post-checkout": "post.sh",
     "post-commit": "post.sh",
     "reference-transaction": "reference-transaction.sh",
+    "prepare-commit-msg": "trailer.sh",
 }
 BEGIN = "# >>> gitconvoy"
 END = "# <<< gitconvoy <<<\n"
@@ -277,7 +278,7 @@ def uninstall(store: Store, directory: str | None = None) -> list[str]:
     _save_manifest(store, [])
     done += settings.uninstall_settings(store)
     for runtime in (watch.WATCH_FILE, watch.SEEN_FILE, watch.FEED_DUE_FILE, watch.ERRORS_FILE,
-                    watch.INFLIGHT_FILE):
+                    watch.INFLIGHT_FILE, watch.WORK_BRANCHES_FILE):
         path = os.path.join(watch.convoy_dir(store), runtime)
         if os.path.exists(path):
             os.remove(path)

@@ -32,6 +32,8 @@ from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 
 WORK_BRANCHES = "convoy/*"
+# `<ref> <bead>` per live work branch: the prepare-commit-msg shim adds the bead's trailer.
+WORK_BRANCHES_FILE = "work-branches"
 
 
 def convoy_dir(store: Store) -> str:
@@ -126,7 +128,22 @@ def write_watch(store: Store, snap: Snapshot | None = None) -> list[str]:
     folder = convoy_dir(store)
     _write_if_changed(os.path.join(folder, INFLIGHT_FILE), in_flight(snap).render())
     _write_if_changed(os.path.join(folder, WATCH_FILE), "".join(f"{p}\n" for p in patterns))
+    _write_if_changed(os.path.join(folder, WORK_BRANCHES_FILE), work_branches(snap))
     return patterns
+
+
+def work_branches(snap: Snapshot | None) -> str:
+    """`refs/heads/<branch> <bead>` for every bead not yet done that has a work branch (pure).
+    A branch that is also a target or an integration branch is left out: commits there are
+    not one bead's work."""
+    if snap is None:
+        return ""
+    shared = {b.target for b in snap.beads.values() if b.target}
+    shared |= {b.integration_branch for b in snap.beads.values() if b.integration_branch}
+    shared |= {rig.target for rig in snap.config.rigs.values()}
+    rows = sorted(f"refs/heads/{b.branch} {b.id}\n" for b in snap.beads.values()
+                  if b.branch and not b.done and b.slingable and b.branch not in shared)
+    return "".join(rows)
 
 
 def refresh_if_installed(store: Store) -> None:
