@@ -42,10 +42,18 @@ def _feed_lines(store: Store) -> list[str]:
     return feed(store).lines()
 
 
-def land_queue(store: Store, *, once: bool = False) -> refinery.RunReport:
-    """`refinery run`: land the queue; after each landing, feed (dependents start from the
-    new target before the next MR lands)."""
-    return refinery.run(store, once=once, on_landed=lambda: _feed_lines(store))
+def land_queue(store: Store, *, once: bool = False, only: set[str] | None = None
+               ) -> refinery.RunReport:
+    """`refinery run` (and `done` with onDone, and `refinery watch`): land the queue; after
+    each landing, feed (dependents start from the new target before the next MR lands)."""
+    return refinery.run(store, once=once, only=only, on_landed=lambda: _feed_lines(store))
+
+
+def lands_on_done(store: Store) -> bool:
+    """`convoy.refinery.onDone` (local git config only: it decides that this machine runs
+    checks): `done` lands its MR at once instead of leaving it to a lander."""
+    value = (store.config_get("convoy.refinery.onDone") or "").strip().lower()
+    return value in ("1", "true", "yes", "on")
 
 
 def retry(store: Store, mr_id: str) -> refinery.RunReport:

@@ -49,6 +49,12 @@ def git(*args: str, cwd: Path | str | None = None, check: bool = True,
     return proc.stdout.strip()
 
 
+def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
+    """`git merge-base --is-ancestor` answers by exit code (its output is always empty)."""
+    return subprocess.run(["git", "merge-base", "--is-ancestor", ancestor, descendant],
+                          cwd=repo, capture_output=True).returncode == 0
+
+
 def ref_of(repo: Path, ref: str = STATE_REF) -> str | None:
     proc = subprocess.run(["git", "rev-parse", "-q", "--verify", ref], cwd=repo,
                           capture_output=True, text=True)
@@ -113,6 +119,13 @@ def ok(*args: str) -> str:
     """Run a command that must succeed; its stdout, stripped."""
     res = convoy(*args)
     assert res.code == 0, f"git convoy {' '.join(args)} -> {res.code}: {res.err}{res.out}"
+    return res.out.strip()
+
+
+def stuck(*args: str) -> str:
+    """Run a refinery command that must leave an MR in conflict or push_failed: exit 3."""
+    res = convoy(*args)
+    assert res.code == 3, f"git convoy {' '.join(args)} -> {res.code}: {res.err}{res.out}"
     return res.out.strip()
 
 

@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("plan", "git"),
     ("flow", "land", "importers", "render"),
     ("cycle",),
-    ("hookrun",),
+    ("hookrun", "lander"),
     ("commands", "demo"),
     ("cli",),
     ("manpage", "__main__"),

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import STATE_REF, git, git_convoy, make_repo, ok, workdir_state
+from conftest import STATE_REF, git, git_convoy, is_ancestor, make_repo, ok, workdir_state
 from test_refinery_helpers import add_rig, hand_dispatch, worker_commit
 
 from gitconvoy.faults import CRASH_CODE
@@ -253,8 +253,7 @@ def test_crash_after_the_target_moved_is_finished_by_the_next_run(state_repo):
     old_main = git("rev-parse", "main", cwd=state_repo)
     crash(state_repo, "landing.after_cas", "refinery", "run")
     moved = git("rev-parse", "main", cwd=state_repo)
-    assert moved != old_main and git("merge-base", "--is-ancestor", tip, moved,
-                                     cwd=state_repo, check=False) == ""
+    assert moved != old_main and is_ancestor(state_repo, tip, moved)
     store = assert_consistent(state_repo)
     [mr] = store.snapshot().objects["mrs"].values()
     assert mr.status == "queued"  # the landing happened; its record did not
@@ -310,7 +309,7 @@ def test_crash_around_the_push_is_finished_by_the_next_run(state_repo, point):
     assert git("rev-parse", "main", cwd=bare) == main
     if point == "landing.after_push":
         assert main == pushed  # the pushed landing is adopted, not merged a second time
-    assert git("merge-base", "--is-ancestor", tip, main, cwd=state_repo, check=False) == ""
+    assert is_ancestor(state_repo, tip, main)
     [mr] = assert_consistent(state_repo).snapshot().objects["mrs"].values()
     assert (mr.status, mr.merged_as) == ("merged", main)
     assert bead_of(state_repo, bead)["status"] == "closed"

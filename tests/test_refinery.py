@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import convoy, git, ok, workdir_state
+from conftest import convoy, git, is_ancestor, ok, workdir_state
 from test_refinery_helpers import (
     add_rig,
     bead_json,
@@ -211,7 +211,7 @@ fi
     main = git("rev-parse", "main", cwd=state_repo)
     log = git("log", "--format=%s", "main", cwd=state_repo).splitlines()
     assert log[0].startswith(f"Merge {branch} into main") and "concurrent" in log
-    assert git("merge-base", "--is-ancestor", tip, main, cwd=state_repo, check=False) == ""
+    assert is_ancestor(state_repo, tip, main)
     assert bead_json(bead)["status"] == "closed"
 
 

@@ -3,7 +3,7 @@ conflicts escalate once."""
 
 from __future__ import annotations
 
-from conftest import git, ok
+from conftest import git, ok, stuck
 from test_refinery_helpers import (
     add_rig,
     bead_json,
@@ -35,7 +35,7 @@ def _conflict_of(second):
 
 def test_conflict_makes_a_blocking_conflict_bead(state_repo):
     first, second, _ = _two_conflicting(state_repo)
-    out = ok("refinery", "run")
+    out = stuck("refinery", "run")
     assert "conflict" in out
     mr = _conflict_of(second)
     assert mr.status == "conflict" and mr.conflict_files == ["config.ini"]
@@ -55,7 +55,7 @@ def test_conflict_makes_a_blocking_conflict_bead(state_repo):
 
 def test_resolving_and_closing_the_conflict_bead_retries_the_mr(state_repo):
     first, second, branch = _two_conflicting(state_repo)
-    ok("refinery", "run")
+    stuck("refinery", "run")
     mr = _conflict_of(second)
     wt = state_repo.parent / ("wt-" + branch.replace("/", "-"))
     git("merge", "-q", "main", cwd=wt, check=False)
@@ -75,7 +75,7 @@ def test_resolving_and_closing_the_conflict_bead_retries_the_mr(state_repo):
 
 def test_done_after_resolving_supersedes_and_closes_the_conflict_bead(state_repo):
     first, second, branch = _two_conflicting(state_repo)
-    ok("refinery", "run")
+    stuck("refinery", "run")
     mr = _conflict_of(second)
     wt = state_repo.parent / ("wt-" + branch.replace("/", "-"))
     git("merge", "-q", "main", cwd=wt, check=False)
@@ -93,7 +93,7 @@ def test_done_after_resolving_supersedes_and_closes_the_conflict_bead(state_repo
 
 def test_old_conflicts_escalate_once(state_repo, monkeypatch):
     first, second, _ = _two_conflicting(state_repo)
-    ok("refinery", "run")
+    stuck("refinery", "run")
     mr = _conflict_of(second)
     git("config", "convoy.refinery.escalateAfter", "2h", cwd=state_repo)
     monkeypatch.setenv("CONVOY_NOW", "2099-01-01T00:00:00.000000Z")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import dulwich_remote, git, git_convoy, ok
+from conftest import dulwich_remote, git, git_convoy, ok, stuck
 from test_refinery_helpers import (
     add_rig,
     bead_json,
@@ -69,8 +69,8 @@ def test_push_failed_keeps_everything_and_the_recovery_command_lands_it(state_re
     git("checkout", "-q", "-b", "mine", cwd=state_repo)
     bead = _queued(state_repo, "Stuck")
     remote_before = git("rev-parse", "main", cwd=bare)
-    proc = git_convoy("refinery", "run", cwd=state_repo)
-    assert "push_failed" in proc.stdout
+    proc = git_convoy("refinery", "run", cwd=state_repo, check=False)
+    assert proc.returncode == 3 and "push_failed" in proc.stdout, proc
     [mr] = mrs().values()
     assert mr.status == "push_failed"
     assert mr.recovery == f"git convoy refinery retry {mr.id} (or by hand: git push origin " \
@@ -174,7 +174,7 @@ def test_diverged_target_is_reported_with_the_steps_that_recover_it(state_repo, 
     git("commit", "-q", "-m", "local only", cwd=state_repo)
     bead = _queued(state_repo, "Between")
     main = git("rev-parse", "main", cwd=state_repo)
-    ok("refinery", "run")
+    stuck("refinery", "run")
     [mr] = mrs().values()
     assert mr.status == "push_failed" and "have diverged" in mr.reason
     assert mr.recovery == (f"git pull --no-rebase origin main (on main), then git convoy "

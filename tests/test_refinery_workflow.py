@@ -16,8 +16,10 @@ from gitconvoy.state.store import Store
 pytestmark = pytest.mark.slow
 
 
-def gc(repo: Path, *args: str) -> str:
-    return git_convoy(*args, cwd=repo).stdout.strip()
+def gc(repo: Path, *args: str, code: int = 0) -> str:
+    proc = git_convoy(*args, cwd=repo, check=False)
+    assert proc.returncode == code, f"git convoy {' '.join(args)} -> {proc.returncode}: {proc}"
+    return proc.stdout.strip()
 
 
 def show(repo: Path, bead: str) -> dict:
@@ -108,7 +110,7 @@ def test_workflow_a_with_a_conflict_that_is_resolved(repo):
     gc(repo, "sling", t1, t2, t3)
     work(repo, t1, {"shared.txt": "from one\n"})
     wt3 = work(repo, t3, {"shared.txt": "from three\n"})
-    out = gc(repo, "refinery", "run")
+    out = gc(repo, "refinery", "run", code=3)
     assert "conflict" in out
     status = json.loads(gc(repo, "refinery", "status", "--json"))
     [row] = status["conflicts"]

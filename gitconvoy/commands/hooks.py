@@ -21,13 +21,15 @@ def hooks() -> None:
 
 @hooks.command("install")
 @dir_option
-def install(directory: str | None) -> int:
+@click.option("--server", is_flag=True,
+              help="On a bare remote: a post-receive hook that lands the MRs clients queue.")
+def install(directory: str | None, server: bool) -> int:
     """Install the hook shims, the merge driver and the watch list (twice is a no-op)."""
     from gitconvoy.commands.io import open_store
     from gitconvoy.git import hookinstall
 
     store = open_store(adopt=False)
-    done = hookinstall.install(store, directory)
+    done = (hookinstall.install_server if server else hookinstall.install)(store, directory)
     for line in done:
         click.echo(line)
     if not done:

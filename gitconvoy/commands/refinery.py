@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from gitconvoy import cycle
 from gitconvoy.commands.io import json_option, open_store, print_json, warn_broken
-from gitconvoy.errors import ConvoyError
+from gitconvoy.errors import EXIT_RACE, ConvoyError
 from gitconvoy.land import refinery as engine
 
 
@@ -33,11 +35,16 @@ def done(bead: str | None, target: str | None, branch: str | None, as_json: bool
         click.echo(f"{mr.id} already queued for {mr.branch} @ {mr.commit[:10]} "
                    f"({mr.status}): {hint}")
         return 0
+    land_now = cycle.lands_on_done(store)
     click.echo(f"queued {mr.id}: {mr.branch} @ {mr.commit[:10]} → {mr.target} "
-               f"(bead {mr.bead}); land it with 'git convoy refinery run'")
+               f"(bead {mr.bead})" + ("" if land_now else
+                                      "; land it with 'git convoy refinery run'"))
     for old in queued.superseded:
         click.echo(f"superseded {old}")
-    return 0
+    if not land_now:
+        return 0
+    click.echo(f"landing {mr.id} now (convoy.refinery.onDone): merge, check, push …")
+    return _print_report(cycle.land_queue(store, only={mr.id}), False, [])
 
 
 @click.group("refinery")
@@ -66,6 +73,60 @@ def run_cmd(once: bool, adopt: bool, as_json: bool) -> int:
     return _print_report(report, as_json, adopted)
 
 
+@refinery_group.command("watch")
+@click.option("--interval", type=float, default=1.0, show_default=True,
+              help="Seconds between two looks at the state ref.")
+@click.option("--retry-every", type=float, default=60.0, show_default=True,
+              help="Land again after this many seconds even if nothing moved.")
+@click.option("--rounds", type=int, default=None, help="Stop after this many landing rounds.")
+def watch_cmd(interval: float, retry_every: float, rounds: int | None) -> int:
+    """Keep landing: whatever is queued, then again whenever the state moves.
+
+    One lander per repository (a lock the kernel drops if it dies). Ctrl-C or SIGTERM stops
+    it after the landing in progress; a second one stops it at once.
+    """
+    import signal
+
+    from gitconvoy import lander
+
+    store = open_store()
+    stopping: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stopping:
+            raise KeyboardInterrupt
+        stopping.append(signum)
+        click.echo("refinery watch: stopping after the landing in progress", err=True)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+
+    def report(run: engine.RunReport) -> None:
+        if run.steps or run.notices or run.fed:
+            _print_report(run, False, [])
+
+    options = lander.WatchOptions(interval=max(interval, 0.05), retry_every=retry_every,
+                                  max_rounds=rounds)
+    def started() -> None:
+        click.echo(f"refinery watch: landing {store.ref}'s queue (pid {os.getpid()}); "
+                   "Ctrl-C stops", err=True)
+
+    done_rounds = lander.watch(store, options, report, lambda: bool(stopping), started)
+    click.echo(f"refinery watch: stopped after {done_rounds} round(s)", err=True)
+    return 0
+
+
+@refinery_group.command("serve", hidden=True)
+def serve_cmd() -> int:
+    """Run by the server's post-receive hook: land while pushes keep queueing, then exit."""
+    from gitconvoy import lander
+
+    store = open_store()
+    rounds = lander.serve(store, lambda run: _print_report(run, False, []))
+    click.echo(f"refinery serve: {rounds} round(s)", err=True)
+    return 0
+
+
 @refinery_group.command("retry")
 @click.argument("mr")
 @json_option
@@ -75,7 +136,10 @@ def retry_cmd(mr: str, as_json: bool) -> int:
 
 
 def _print_report(report: engine.RunReport, as_json: bool, adopted: list[str]) -> int:
+    """Print a run; exit 3 (docs: lost race or conflict) when an MR ended in conflict or
+    push_failed, so a script or CI job sees that the queue did not land."""
     landed = sum(1 for s in report.steps if s.outcome in ("landed", "already"))
+    stuck = [s for s in report.steps if s.outcome in ("conflict", "push_failed")]
     if as_json:
         print_json({
             "adopted": adopted,
@@ -83,7 +147,7 @@ def _print_report(report: engine.RunReport, as_json: bool, adopted: list[str]) -
                        "detail": s.detail, "notes": s.notes} for s in report.steps],
             "notices": report.notices, "fed": report.fed,
         })
-        return 0
+        return EXIT_RACE if stuck else 0
     for mr_id in adopted:
         click.echo(f"queued idle work as {mr_id}")
     for notice in report.notices:
@@ -98,7 +162,7 @@ def _print_report(report: engine.RunReport, as_json: bool, adopted: list[str]) -
         click.echo("refinery: nothing queued")
     else:
         click.echo(f"refinery: {landed} of {len(report.steps)} landed")
-    return 0
+    return EXIT_RACE if stuck else 0
 
 
 @refinery_group.command("status")

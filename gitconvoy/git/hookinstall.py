@@ -26,7 +26,7 @@ from pathlib import Path
 from gitconvoy.errors import ConvoyError
 from gitconvoy.git import settings, watch
 from gitconvoy.git.gitcli import run_git
-from gitconvoy.state.store import Store
+from gitconvoy.state.store import DEFAULT_REF, Store
 
 HOOKS: dict[str, str] = {
     "post-merge": "post.sh",
@@ -36,6 +36,8 @@ HOOKS: dict[str, str] = {
     "reference-transaction": "reference-transaction.sh",
     "prepare-commit-msg": "trailer.sh",
 }
+# `hooks install --server`, on the bare repository clients push to.
+SERVER_HOOKS: dict[str, str] = {"post-receive": "post-receive.sh"}
 BEGIN = "# >>> gitconvoy"
 END = "# <<< gitconvoy <<<\n"
 JOINED = " (newline added)"
@@ -63,11 +65,13 @@ def template_dir() -> Path:
     raise ConvoyError("the hook templates are missing from this installation: reinstall gitconvoy")
 
 
-def render_block(name: str, python: str | None = None) -> str:
+def render_block(name: str, python: str | None = None, state_ref: str = DEFAULT_REF) -> str:
     """The block for hook `name`, calling this interpreter directly (no PATH or shim lookup)."""
-    text = (template_dir() / HOOKS[name]).read_text(encoding="utf-8")
+    template = HOOKS.get(name) or SERVER_HOOKS[name]
+    text = (template_dir() / template).read_text(encoding="utf-8")
     interpreter = python if python is not None else sys.executable
     text = text.replace("@HOOK@", name).replace("@PYTHON@", shlex.quote(interpreter))
+    text = text.replace("@STATE_REF@", shlex.quote(state_ref))
     return text if text.endswith("\n") else text + "\n"
 
 
@@ -206,22 +210,44 @@ def _save_manifest(store: Store, dirs: list[str]) -> None:
         fh.write("".join(f"{d}\n" for d in sorted(set(dirs))))
 
 
-def hook_states(directory: str, python: str | None = None) -> list[HookState]:
+def hook_states(directory: str, python: str | None = None, names: dict[str, str] = HOOKS,
+                state_ref: str = DEFAULT_REF) -> list[HookState]:
     states = []
-    for name in HOOKS:
+    for name in names:
         path = os.path.join(directory, name)
         text = _read(path)
         executable = text is not None and os.access(path, os.X_OK)
-        states.append(classify(name, path, text, executable, render_block(name, python)))
+        block = render_block(name, python, state_ref)
+        states.append(classify(name, path, text, executable, block))
     return states
 
 
 def install(store: Store, directory: str | None = None) -> list[str]:
     """Install every shim, the settings and the watch list; lines saying what changed."""
     directory = directory or hooks_dir()
+    done = _install_blocks(store, directory, HOOKS)
+    _save_manifest(store, [*_manifest(store), directory])
+    done += settings.install_settings(store)
+    patterns = watch.write_watch(store)
+    watch.record_seen(store, patterns)
+    return done
+
+
+def install_server(store: Store, directory: str | None = None) -> list[str]:
+    """On a bare repository: the post-receive shim that lands MRs its clients queue."""
+    if not store.repo.is_bare:
+        raise ConvoyError("hooks install --server is for the bare repository clients push to; "
+                          "in a clone, use 'git convoy hooks install'")
+    directory = directory or hooks_dir(store.repo.path)
+    done = _install_blocks(store, directory, SERVER_HOOKS)
+    _save_manifest(store, [*_manifest(store), directory])
+    return done
+
+
+def _install_blocks(store: Store, directory: str, names: dict[str, str]) -> list[str]:
     os.makedirs(directory, exist_ok=True)
     done: list[str] = []
-    for state in hook_states(directory):
+    for state in hook_states(directory, names=names, state_ref=store.ref):
         path = state.path
         if state.state == "current":
             continue
@@ -239,17 +265,13 @@ def install(store: Store, directory: str | None = None) -> list[str]:
             done.append(f"skipped {path}: not executable, so git ignores it; chmod +x it or "
                         "remove it, then install again")
             continue
-        new_text = plan_install(existing, render_block(state.name))
+        new_text = plan_install(existing, render_block(state.name, None, store.ref))
         if new_text is None:
             continue
         _write(path, new_text, new=existing is None)
         verb = {"absent": "created", "missing": "appended a block to",
                 "outdated": "updated the block in"}[state.state]
         done.append(f"{verb} {path}")
-    _save_manifest(store, [*_manifest(store), directory])
-    done += settings.install_settings(store)
-    patterns = watch.write_watch(store)
-    watch.record_seen(store, patterns)
     return done
 
 
@@ -263,7 +285,7 @@ def uninstall(store: Store, directory: str | None = None) -> list[str]:
         if folder in seen:
             continue
         seen.add(folder)
-        for name in HOOKS:
+        for name in [*HOOKS, *SERVER_HOOKS]:
             path = os.path.join(folder, name)
             text = _read(path)
             if text is None or find_block(text) is None:
@@ -320,7 +342,7 @@ def status(store: Store, directory: str | None = None) -> Status:
     others = [d for d in _manifest(store) if d != directory]
     return Status(
         directory=directory,
-        hooks=hook_states(directory),
+        hooks=hook_states(directory, state_ref=store.ref),
         settings_current=settings.settings_current(store),
         included=settings.included(store),
         merge_driver=settings.merge_driver_registered(store),
