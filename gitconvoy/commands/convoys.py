@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from gitconvoy.commands.io import json_option, open_store, print_json, warn_broken
-from gitconvoy.errors import ConvoyError
+from gitconvoy.errors import EXIT_USER, ConvoyError
 from gitconvoy.flow.dispatch import Dispatched, dispatch_bead
+from gitconvoy.land import integration
 from gitconvoy.plan import convoys, graph, staging
 from gitconvoy.plan.targets import rig_for
 from gitconvoy.plan.waves import plan_waves
@@ -121,13 +122,21 @@ def launch(convoy_id: str, force: bool, as_json: bool) -> int:
         raise ConvoyError(f"rig {', '.join(parked)} is parked: unpark it before launching "
                           f"{convoy_id} (nothing was changed)")
     store.transact(lambda tx: convoys.launch(tx, convoy_id, force), f"launch {convoy_id}")
+    epics = [b for b in convoy.tracks if b in snap.beads and snap.beads[b].type == "epic"]
+    cut = integration.create_planned(store, epics)  # before anything is dispatched from them
     report = feed(store)
     snap = store.snapshot()
     waves = plan_waves(snap.beads, snap.convoys[convoy_id].tracks)
+    # asked to start work, started none: a failure a script must see (docs/convoys.md)
+    failed = bool(report.dispatched) and not any(r.ok for r in report.dispatched)
     if as_json:
         print_json({"convoy": convoy_id, "waves": waves.waves,
+                    "integration_branches": [{"epic": c.epic, "branch": c.branch,
+                                              "base": c.base, "commit": c.commit} for c in cut],
                     "dispatched": [r.__dict__ for r in report.dispatched]})
-        return 0
+        return EXIT_USER if failed else 0
+    for c in cut:
+        click.echo(f"created {c.branch} from {c.base} @ {c.commit[:10]} for {c.epic}")
     click.echo(f"launched {convoy_id}: {len(waves.waves)} wave(s) left, "
                f"{len(waves.done)} bead(s) done")
     click.echo("\n".join(wave_lines(snap, waves, {})))
@@ -135,7 +144,10 @@ def launch(convoy_id: str, force: bool, as_json: bool) -> int:
     _dispatch_lines(report.dispatched)
     if not report.dispatched:
         click.echo("  (nothing ready)")
-    return 0
+    if failed:
+        click.echo(f"error: launched {convoy_id}, but no dispatch succeeded: fix what each ✗ "
+                   "line names; the feeder retries them", err=True)
+    return EXIT_USER if failed else 0
 
 
 def _progress(snap: Snapshot, convoy: Convoy) -> dict[str, int]:

@@ -19,9 +19,25 @@ def integration_group() -> None:
 @click.option("--base", help="Branch to cut from (default: the epic's target).")
 @click.option("--name", help="Branch name (default: convoy.integration.template, "
                              "integration/{epic}-{slug}).")
+@click.option("--all", "every", is_flag=True,
+              help="Every sub-epic under EPIC that has children and no branch yet.")
 @json_option
-def create(epic: str, base: str | None, name: str | None, as_json: bool) -> int:
+def create(epic: str, base: str | None, name: str | None, every: bool, as_json: bool) -> int:
     """Create the epic's integration branch; its tasks are dispatched from it and land on it."""
+    if every:
+        if base or name:
+            raise click.UsageError("--all takes no --base or --name: each sub-epic branches "
+                                   "from its own target, named by the template")
+        made_all = engine.create_all(open_store(), epic)
+        if as_json:
+            print_json([{"epic": m.epic, "branch": m.branch, "base": m.base,
+                         "commit": m.commit} for m in made_all])
+            return 0
+        for m in made_all:
+            click.echo(f"created {m.branch} from {m.base} @ {m.commit[:10]} for {m.epic}")
+        if not made_all:
+            click.echo(f"every sub-epic under {epic} already has its branch; nothing to do")
+        return 0
     made = engine.create(open_store(), epic, base=base, name=name)
     if as_json:
         print_json({"epic": made.epic, "branch": made.branch, "base": made.base,

@@ -17,6 +17,7 @@ from typing import Any
 from gitconvoy.errors import ConvoyError
 from gitconvoy.importers.outline import ImportFailure, Node, Outline, Ref, slugify
 from gitconvoy.plan import graph
+from gitconvoy.plan.targets import NO_INTEGRATION
 from gitconvoy.state import ids
 from gitconvoy.state.model import BEAD_TYPES, DEP_TYPES, MAX_TITLE, Bead, Dep, validate_id
 
@@ -246,6 +247,8 @@ def build_import(outline: Outline, existing: Mapping[str, Bead], *, prefix: str,
             deps.add(Dep(on, ref.type))
         integration = _integration(node, bead_id, parent, outline)
         labels = sorted(set(outline.labels) | set(node.labels))
+        if integration is None and node.kind == "epic" and parent is not None:
+            labels = sorted({*labels, NO_INTEGRATION})  # a choice, not an oversight: no warning
         parent_id = ids_of[id(parent)] if parent is not None else None
         if old is None:
             closed = node.closed and bead_type != "epic"

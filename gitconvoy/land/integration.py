@@ -111,6 +111,53 @@ def create(store: Store, epic_id: str, *, base: str | None = None,
     return Created(epic_id, branch, base, tip)
 
 
+def create_planned(store: Store, epic_ids: list[str]) -> list[Created]:
+    """Cut the integration branches an import planned (recorded, never cut), parents first,
+    so a nested sub-epic's branch starts from its parent's. `launch` calls it before it
+    dispatches anything; `integration create --all` for a whole tree."""
+    snap = store.snapshot()
+    made = []
+    for epic_id in sorted(epic_ids, key=lambda e: (_depth(snap.beads, e), e)):
+        epic = store.snapshot().beads.get(epic_id)
+        if (epic is None or epic.type != "epic" or epic.done or not epic.integration_branch
+                or epic.base_commit
+                or store.head_of(f"refs/heads/{epic.integration_branch}") is not None):
+            continue
+        made.append(create(store, epic_id))
+    return made
+
+
+def create_all(store: Store, root_id: str) -> list[Created]:
+    """`integration create --all <root>`: every sub-epic under the root that has children and
+    no branch yet gets one (the planned name, else the template), parents first; sub-epics
+    marked `integration:none` are left alone."""
+    snap = store.snapshot()
+    find_epic(snap, root_id)
+    index = graph.Index(snap.beads)
+    wanted = [e for e in index.descendants(root_id)
+              if snap.beads[e].type == "epic" and not snap.beads[e].done
+              and index.children.get(e) and targets.NO_INTEGRATION not in snap.beads[e].labels]
+    made = []
+    for epic_id in sorted(wanted, key=lambda e: (_depth(snap.beads, e), e)):
+        epic = store.snapshot().beads[epic_id]
+        if epic.integration_branch and (epic.base_commit or store.head_of(
+                f"refs/heads/{epic.integration_branch}") is not None):
+            continue
+        made.append(create(store, epic_id))
+    return made
+
+
+def _depth(beads: Any, bead_id: str) -> int:
+    seen = {bead_id}
+    parent = beads[bead_id].parent if bead_id in beads else None
+    depth = 0
+    while parent and parent not in seen and parent in beads:
+        seen.add(parent)
+        depth += 1
+        parent = beads[parent].parent
+    return depth
+
+
 @dataclass
 class Status:
     epic: str

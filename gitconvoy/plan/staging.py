@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitconvoy.plan import graph
-from gitconvoy.plan.targets import rig_for, target_for
+from gitconvoy.plan.targets import NO_INTEGRATION, rig_for, target_for
 from gitconvoy.plan.waves import WavePlan, plan_waves
 from gitconvoy.state.model import Convoy
 from gitconvoy.state.snapshot import Snapshot
@@ -39,6 +39,8 @@ class StagePlan:
     targets: dict[str, str] = field(default_factory=dict)
     errors: list[Finding] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
+    # (epic, branch) planned by an import and not cut yet: `launch` cuts them (docs/import.md)
+    planned_branches: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -180,15 +182,20 @@ def _warn(snap: Snapshot, plan: StagePlan, index: graph.Index,
         if not children:
             continue
         if not bead.integration_branch:
+            if NO_INTEGRATION in bead.labels:
+                continue
             plan.warnings.append(Finding(
                 "missing-branch", f"sub-epic {bead_id} has {len(children)} children and no "
                 f"integration branch (git convoy integration create {bead_id})",
             ))
-        elif not branch_exists(bead.integration_branch):
-            plan.warnings.append(Finding(
+        elif not branch_exists(bead.integration_branch) and bead.base_commit:
+            plan.warnings.append(Finding(  # it was cut once and is gone: launch cannot help
                 "missing-branch", f"integration branch {bead.integration_branch} of "
-                f"{bead_id} does not exist (git convoy integration create {bead_id})",
+                f"{bead_id} does not exist (it was cut from {bead.base_commit[:10]}; "
+                f"'git branch {bead.integration_branch} {bead.base_commit[:10]}' restores it)",
             ))
+        elif not branch_exists(bead.integration_branch):
+            plan.planned_branches.append((bead_id, bead.integration_branch))
 
 
 def plan_json(snap: Snapshot, plan: StagePlan, convoy: Convoy | None) -> dict[str, Any]:
@@ -210,4 +217,5 @@ def plan_json(snap: Snapshot, plan: StagePlan, convoy: Convoy | None) -> dict[st
         "done": list(plan.waves.done),
         "errors": [f.to_json() for f in plan.errors],
         "warnings": [f.to_json() for f in plan.warnings],
+        "planned_branches": [{"epic": e, "branch": b} for e, b in plan.planned_branches],
     }

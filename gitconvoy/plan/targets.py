@@ -10,6 +10,10 @@ from __future__ import annotations
 from gitconvoy.plan.graph import Beads
 from gitconvoy.state.model import Bead, Config, Convoy, Rig
 
+# On a sub-epic: its tasks land on its parent's branch by choice (`integration: false` in a
+# PRD or plan, or `integration create` never wanted), so stage does not warn about it.
+NO_INTEGRATION = "integration:none"
+
 
 def integration_ancestor(beads: Beads, bead: Bead) -> Bead | None:
     """The nearest ancestor epic that has an integration branch."""

@@ -45,6 +45,9 @@ def plan_lines(snap: Snapshot, plan: StagePlan) -> list[str]:
         out += ["", "Gated (blocked by work outside the convoy)"] + gated_lines(plan.waves)
     if plan.waves.done:
         out += ["", f"Done: {', '.join(plan.waves.done)}"]
+    if plan.planned_branches:
+        out += ["", "Integration branches launch creates"]
+        out += [f"  {branch} (epic {epic})" for epic, branch in plan.planned_branches]
     if plan.warnings:
         out += ["", "Warnings"] + [f"  {f.code}: {f.message}" for f in plan.warnings]
     if plan.errors:
