@@ -119,7 +119,7 @@ def merge_in_memory(store: Store, base: str, source: str, strategy: str,
         author = source_commit.author
         parents = [pygit2.Oid(hex=base)]
     else:
-        author = committer
+        author = store.signature("author")
         parents = [pygit2.Oid(hex=base), source_commit.id]
     oid = repo.create_commit(None, author, committer, message, tree_id, parents)
     return Merged("merged", str(oid))

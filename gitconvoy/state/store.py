@@ -22,7 +22,7 @@ import pygit2
 
 from gitconvoy import faults
 from gitconvoy.errors import ConvoyError, LostRace
-from gitconvoy.state import cache, model
+from gitconvoy.state import cache, identity, model
 from gitconvoy.state.codec import dump_yaml
 from gitconvoy.state.layout import GITATTRIBUTES, KINDS
 from gitconvoy.state.snapshot import Snapshot, Source, parse_config, parse_file
@@ -138,10 +138,12 @@ class Store:
         with open(path) as fh:
             return fh.read().strip()
 
-    def signature(self) -> pygit2.Signature:
-        name = self.config_get("user.name") or "git-convoy"
-        email = self.config_get("user.email") or "git-convoy@localhost"
-        return pygit2.Signature(name, email)
+    def signature(self, role: str = "committer") -> pygit2.Signature:
+        """The author or committer, with git's precedence (gitconvoy.state.identity)."""
+        who = identity.resolve(role, self.config_get)
+        if who.time is None:
+            return pygit2.Signature(who.name, who.email)
+        return pygit2.Signature(who.name, who.email, who.time, who.offset or 0)
 
     def head_of(self, refname: str) -> str | None:
         try:
@@ -224,8 +226,8 @@ class Store:
         base_tree = repo[base.tree] if base.tree else None
         tree_id = apply_changes(repo, base_tree, changes)
         parents = [pygit2.Oid(hex=base.commit)] if base.commit else []
-        sig = self.signature()
-        oid = repo.create_commit(None, sig, sig, msg + "\n", tree_id, parents)
+        oid = repo.create_commit(None, self.signature("author"), self.signature(), msg + "\n",
+                                 tree_id, parents)
         return str(oid)
 
     def _compare_and_swap(self, old: str | None, new: str, message: str) -> bool:
@@ -302,9 +304,9 @@ class Store:
         return str(apply_entries(repo, trees[1], edits))
 
     def write_merge_commit(self, tree: str, parents: list[str], message: str) -> str:
-        sig = self.signature()
         oid = self.repo.create_commit(
-            None, sig, sig, message + "\n", pygit2.Oid(hex=tree),
+            None, self.signature("author"), self.signature(), message + "\n",
+            pygit2.Oid(hex=tree),
             [pygit2.Oid(hex=p) for p in parents],
         )
         return str(oid)
