@@ -106,6 +106,16 @@ def local_commit_on_main(w: World, n: int) -> None:
     run("commit", "-q", "-m", "alice: local change", cwd=w.alice, quiet=True)
 
 
+def push_after_landing_locally(w: World, proc: subprocess.CompletedProcess[str]
+                               ) -> subprocess.CompletedProcess[str]:
+    """main tracks origin/main: a landing only this clone has is 'landed locally (not
+    pushed)', A stays open and B waits; the push that puts it on the remote moves them on."""
+    assert f"gitconvoy: {w.a}: landed locally in" in proc.stderr, proc.stderr
+    assert "(not pushed): origin/main lacks it" in proc.stderr
+    assert w.bead(w.a)["status"] != "closed" and w.bead(w.b)["status"] == "open"
+    return run("push", "-q", "origin", "main", cwd=w.alice)
+
+
 def assert_moved_on(w: World, proc: subprocess.CompletedProcess[str]) -> None:
     """A closed as landed, B dispatched — and the user saw it in the git command's output."""
     a = w.bead(w.a)
@@ -148,12 +158,19 @@ def test_a_pull_that_brings_landed_work(world, how, local_commits):
 def test_merging_a_work_branch(world):
     work_on_a(world)
     proc = run("merge", "--no-ff", "-m", "merge A", f"convoy/{world.a}", cwd=world.alice)
-    assert_moved_on(world, proc)
+    assert_moved_on(world, push_after_landing_locally(world, proc))
 
 
 def test_a_fast_forward_merge_of_a_work_branch(world):
     work_on_a(world)
     proc = run("merge", "--ff-only", f"convoy/{world.a}", cwd=world.alice)
+    assert_moved_on(world, push_after_landing_locally(world, proc))
+
+
+def test_a_local_landing_on_a_target_without_upstream_lands_at_once(world):
+    run("branch", "--unset-upstream", "main", cwd=world.alice, quiet=True)
+    work_on_a(world)
+    proc = run("merge", "--no-ff", "-m", "merge A", f"convoy/{world.a}", cwd=world.alice)
     assert_moved_on(world, proc)
 
 
@@ -162,7 +179,7 @@ def test_a_squash_merge_with_a_trailer(world):
     run("merge", "-q", "--squash", f"convoy/{world.a}", cwd=world.alice)
     assert world.bead(world.a)["status"] != "closed"  # nothing committed on main yet
     proc = run("commit", "-q", "-m", f"Task A\n\nConvoy-Bead: {world.a}", cwd=world.alice)
-    assert_moved_on(world, proc)
+    assert_moved_on(world, push_after_landing_locally(world, proc))
 
 
 def test_a_forge_squash_merge_fetched_back(world):
@@ -229,10 +246,12 @@ def test_the_feeders_own_git_calls_do_not_re_trigger_it(world, tmp_path, monkeyp
     assert "updated the block" in ok("hooks", "install")
     work_on_a(world)
     proc = run("merge", "--no-ff", "-m", "merge A", f"convoy/{world.a}", cwd=world.alice)
+    proc = push_after_landing_locally(world, proc)
     assert_moved_on(world, proc)
     assert git("rev-parse", "--verify", "-q", f"convoy/{world.b}-notes", cwd=world.alice)
+    # once for the merge, once for the push; never for the feeder's own git calls
     assert spy_log.read_text().splitlines() == [
-        "-P -m gitconvoy hook reference-transaction committed"]
+        "-P -m gitconvoy hook reference-transaction committed"] * 2
     assert proc.stderr.count(f"{world.a}: landed in") == 1
     log = world.alice / ".git" / "convoy" / "hook-errors.log"
     assert not log.exists(), log.read_text()
@@ -246,7 +265,7 @@ def test_hooks_fire_in_a_linked_worktree(world, tmp_path):
     proc = run("commit", "-q", "-m", "A: the work", cwd=wt)
     assert world.bead(world.a)["status"] == "in_progress", proc.stderr
     proc = run("merge", "--no-ff", "-m", "merge A", f"convoy/{world.a}", cwd=world.alice)
-    assert_moved_on(world, proc)
+    assert_moved_on(world, push_after_landing_locally(world, proc))
 
 
 def test_a_clone_without_state_adopts_the_fetched_one(world):
@@ -265,6 +284,7 @@ def test_a_clone_without_state_adopts_the_fetched_one(world):
 
 def test_a_failing_feed_warns_once_and_is_recorded(world):
     git("config", "convoy.branchTemplate", "bad name/{id}", cwd=world.alice)
+    run("branch", "--unset-upstream", "main", cwd=world.alice, quiet=True)  # lands at once
     work_on_a(world)
     proc = run("merge", "--no-ff", "-m", "merge A", f"convoy/{world.a}", cwd=world.alice)
     warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: gitconvoy")]

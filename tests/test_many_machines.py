@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import git, make_repo, ok
+from conftest import convoy, git, make_repo, ok
 
 pytestmark = pytest.mark.slow
 
@@ -168,3 +168,45 @@ def test_picking_or_rebasing_adds_no_trailer_to_someone_elses_commits(slung: tup
     run("rebase", "-q", "main", cwd=repo)
     messages = git("log", "--format=%B%x00", "main..HEAD", cwd=repo).split("\0")
     assert [m.count("Convoy-Bead:") for m in messages if m.strip()] == [0, 1]
+
+
+# --- landed means on the target's upstream ------------------------------------------------
+
+
+def test_a_landing_whose_push_failed_is_not_landed_and_its_convoy_stays_open(tmp_path: Path,
+                                                                            monkeypatch):
+    """The refinery lands A on the local main but the remote refuses the push: the next feed
+    says 'landed locally (not pushed)', A stays open, B is not dispatched, the convoy stays
+    open; once main reaches the remote, A closes and B is dispatched."""
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", str(remote))
+    repo = make_repo(tmp_path / "repo")
+    git("remote", "add", "origin", str(remote), cwd=repo)
+    git("push", "-q", "-u", "origin", "main", cwd=repo)
+    monkeypatch.chdir(repo)
+    ok("init", "--prefix", "t")
+    ok("rig", "add", "app", "--target", "main")
+    a = ok("bead", "create", "A")
+    b = ok("bead", "create", "B")
+    ok("dep", "add", b, a)
+    ok("sling", a, b)
+    run("switch", "-q", f"convoy/{a}", cwd=repo)
+    commit(repo, "a.txt", "A: the work")
+    run("switch", "-q", "main", cwd=repo)
+    ok("done", a)
+    refuse = remote / "hooks" / "pre-receive"
+    refuse.write_text("#!/bin/sh\necho 'main is frozen' >&2\nexit 1\n")
+    refuse.chmod(0o755)
+    res = convoy("refinery", "run")
+    assert res.code == 3 and "push_failed" in res.out, res
+    out = ok("feed")
+    assert f"{a}: landed locally in" in out and "(not pushed): origin/main lacks it" in out
+    assert "landed: every tracked bead is closed" not in out
+    assert json.loads(ok("bead", "show", a, "--json"))["status"] != "closed"
+    assert json.loads(ok("bead", "show", b, "--json"))["status"] == "open"
+    feed = json.loads(ok("feed", "--json"))
+    assert [u["id"] for u in feed["unpushed"]] == [a]
+    refuse.unlink()
+    run("push", "-q", "origin", "main", cwd=repo, quiet=True)
+    out = ok("feed")
+    assert f"{a}: landed in" in out and f"✓ {b}" in out, out

@@ -21,6 +21,7 @@ def feed(as_json: bool) -> int:
             "dispatched": [r.__dict__ for r in report.dispatched],
             "closed_convoys": report.closed_convoys,
             "stranded": report.stranded,
+            "unpushed": [{"id": b, "sha": s, "missing_on": r} for b, s, r in report.unpushed],
         })
         return 0
     for line in report.lines():

@@ -58,11 +58,12 @@ class FeedReport:
     repaired: list[str] = field(default_factory=list)
     reviews: list[tuple[str, str]] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
+    unpushed: list[tuple[str, str, str]] = field(default_factory=list)
 
     def absorb(self, later: FeedReport) -> None:
         """Add what a later step of the same cycle did; what both saw is kept once."""
         for name in ("landed", "started", "epics", "closed_convoys", "dispatched",
-                     "awaiting_land", "repaired", "reviews", "expired"):
+                     "awaiting_land", "repaired", "reviews", "expired", "unpushed"):
             mine = getattr(self, name)
             mine += [x for x in getattr(later, name) if x not in mine]
         self.stranded = list(later.stranded)
@@ -72,6 +73,9 @@ class FeedReport:
         out += [f"{b}: claim expired (no heartbeat within convoy.claimTTL); back to open"
                 for b in self.expired]
         out += [f"{b}: landed in {sha[:10]}" for b, sha in self.landed]
+        out += [f"{b}: landed locally in {sha[:10]} (not pushed): "
+                f"{ref.removeprefix('refs/remotes/')} lacks it; push the target, the bead "
+                "closes when the remote has it" for b, sha, ref in self.unpushed]
         out += [f"{b}: work started" for b in self.started]
         out += [f"epic {e}: {s}" for e, s in self.epics]
         out += [d.line() for d in self.dispatched]
@@ -117,10 +121,32 @@ def interrupted_dispatches(store: Store, beads: dict[str, Bead]) -> set[str]:
     return found
 
 
-def observe_work(store: Store, beads: dict[str, Bead]) -> tuple[dict[str, str], set[str]]:
-    """From the refs: {bead: landing sha} for landed work, and beads whose branch has work."""
-    landed: dict[str, str] = {}
-    started: set[str] = set()
+@dataclass
+class Observed:
+    """What the refs say about work in flight."""
+    landed: dict[str, str] = field(default_factory=dict)  # bead -> landing commit
+    started: set[str] = field(default_factory=set)  # beads whose branch has work of its own
+    # bead -> (commit, remote-tracking ref): on the local target, not yet on its remote
+    unpushed: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def _on_remote(store: Store, target: str, work: str) -> str | None:
+    """None when the target's remote has `work` (or the target has no remote); else the
+    remote-tracking ref that lacks it. Landed means on the target's upstream: a landing
+    that only this clone has is not one its dependents may start from elsewhere."""
+    tracking = revs.upstream_tracking(store, target)
+    if tracking is None:
+        return None
+    tip = store.head_of(tracking)
+    if tip is not None and revs.is_ancestor(store, work, tip):
+        return None
+    return tracking
+
+
+def observe_work(store: Store, beads: dict[str, Bead]) -> Observed:
+    """From the refs: landed work, started work, and landings not yet on the remote."""
+    seen = Observed()
+    landed, started = seen.landed, seen.started
     by_target: dict[str, list[Bead]] = {}
     for bead in beads.values():
         if bead.status in IN_FLIGHT and bead.target and bead.base_commit:
@@ -139,15 +165,23 @@ def observe_work(store: Store, beads: dict[str, Bead]) -> tuple[dict[str, str], 
             if has_work:
                 started.add(bead.id)
                 if revs.is_ancestor(store, work or "", tip):
-                    landed[bead.id] = tip
+                    missing = _on_remote(store, target, work or "")
+                    if missing is None:
+                        landed[bead.id] = tip
+                    else:
+                        seen.unpushed[bead.id] = (tip, missing)
                     continue
             if trailers is None:
                 trailers = _trailer_hits(store, tip, {b.id for b in group})
             hit = trailers.get(bead.id)
             base = bead.base_commit or ""
             if hit and hit != base and revs.is_ancestor(store, base, hit):
-                landed[bead.id] = hit
-    return landed, started
+                missing = _on_remote(store, target, hit)
+                if missing is None:
+                    landed[bead.id] = hit
+                else:
+                    seen.unpushed[bead.id] = (hit, missing)
+    return seen
 
 
 def _reconcile(tx: Tx, landed: dict[str, str], started: set[str], report: FeedReport,
@@ -194,7 +228,9 @@ def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
         b.status in IN_FLIGHT for b in snap.beads.values()
     ):
         return report
-    landed, started = observe_work(store, snap.beads)
+    seen = observe_work(store, snap.beads)
+    landed, started = seen.landed, seen.started
+    report.unpushed = sorted((b, sha, ref) for b, (sha, ref) in seen.unpushed.items())
     interrupted = interrupted_dispatches(store, snap.beads)
     expired = claims.expired_claims(store, snap.beads)  # pull claims without a heartbeat
 

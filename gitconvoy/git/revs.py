@@ -48,3 +48,23 @@ def remote_tracking_ref(store: Store, remote: str) -> str:
     """Where a plain `git fetch`/`git clone` keeps the remote's state branch."""
     name = store.ref[len("refs/heads/"):] if store.ref.startswith("refs/heads/") else store.ref
     return f"refs/remotes/{remote}/{name}"
+
+
+def upstream_of(store: Store, branch: str) -> tuple[str, str] | None:
+    """(remote, remote ref) from branch.<name>.remote/.merge; None for a local-only branch."""
+    remote = store.config_get(f"branch.{branch}.remote")
+    merge = store.config_get(f"branch.{branch}.merge")
+    if not remote or not merge or remote == ".":
+        return None
+    return remote, merge if merge.startswith("refs/") else f"refs/heads/{merge}"
+
+
+def upstream_tracking(store: Store, branch: str) -> str | None:
+    """The remote-tracking ref that says what the remote has of a target: its upstream's,
+    else `convoy.remote`'s copy of the same name; None for a target that stays local."""
+    upstream = upstream_of(store, branch)
+    if upstream is not None:
+        remote, ref = upstream
+        return f"refs/remotes/{remote}/{ref.removeprefix('refs/heads/')}"
+    remote = store.config_get("convoy.remote")
+    return f"refs/remotes/{remote}/{branch}" if remote else None

@@ -128,15 +128,6 @@ def merge_in_memory(store: Store, base: str, source: str, strategy: str,
 # --- remotes and worktrees --------------------------------------------------------------
 
 
-def upstream_of(store: Store, branch: str) -> tuple[str, str] | None:
-    """(remote, remote ref) from branch.<name>.remote/.merge; None for a local-only target."""
-    remote = store.config_get(f"branch.{branch}.remote")
-    merge = store.config_get(f"branch.{branch}.merge")
-    if not remote or not merge or remote == ".":
-        return None
-    return remote, merge if merge.startswith("refs/") else f"refs/heads/{merge}"
-
-
 def _fetch_tip(store: Store, remote: str, ref: str) -> str | None:
     """Fetch the remote's ref into refs/remotes/<remote>/<branch>; its tip, or None."""
     short = ref.removeprefix("refs/heads/")
@@ -209,7 +200,7 @@ def _push(store: Store, remote: str, commit: str, ref: str) -> tuple[bool, str]:
 def land(store: Store, plan: Plan) -> Landed:
     """Merge, check, CAS the target and push; re-merge on a moved target or remote."""
     ref = f"refs/heads/{plan.target}"
-    upstream = upstream_of(store, plan.target)
+    upstream = revs.upstream_of(store, plan.target)
     push_left = max(plan.push_attempts, 1)
     checked: dict[str, CheckResult] = {}
     remote_tip: str | None = None
