@@ -74,8 +74,24 @@ def cli() -> None:
     """
 
 
+def _undecodable(args: list[str]) -> int | None:
+    """The position of an argument that was not valid UTF-8 (Python keeps such bytes as
+    lone surrogates), which no field of the state may hold."""
+    for number, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return number
+    return None
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Run the CLI: user mistakes print one line and exit non-zero, never a traceback."""
+    bad = _undecodable(sys.argv[1:] if argv is None else argv)
+    if bad is not None:
+        click.echo(f"error: argument {bad} is not valid UTF-8: state files hold text only",
+                   err=True)
+        sys.exit(EXIT_USER)
     try:
         rc = cli.main(args=argv, prog_name="git convoy", standalone_mode=False)
     except ConvoyError as exc:
