@@ -61,7 +61,7 @@ def test_workflow_a_batch_sling_respects_deps(rig_repo):
     assert sorted(dispatched(rig_repo)) == sorted([t1, t3])
     assert only_convoy()["tracks"] == sorted([t1, t2, t3])
     ok("feed")
-    assert dispatched(rig_repo) == sorted([t1, t3]) or set(dispatched(rig_repo)) == {t1, t3}
+    assert sorted(dispatched(rig_repo)) == sorted([t1, t3])  # nothing handed out twice
     land(t1)
     out = ok("feed")
     assert f"{t1}: landed in" in out
@@ -134,7 +134,7 @@ def test_staged_target_stage_launch_feed_to_the_end(rig_repo):
     assert convoy("launch", cid).code == 1  # staged_warnings needs --force
     ok("launch", cid, "--force")
     assert sorted(dispatched(rig_repo)) == sorted([ta[0], ta[2]])
-    assert status_of(a) == "in_progress" or ok("feed") is not None
+    assert status_of(a) == "in_progress"  # launch's feed rolled the dispatch up to A
     assert status_of(root) == "in_progress" and status_of(b) == "open"
     for _ in range(10):
         flying = [x for x in ta + tb if status_of(x) in ("hooked", "in_progress")]
