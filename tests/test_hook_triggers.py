@@ -209,7 +209,8 @@ def test_a_fetch_that_moves_the_state_ref(world):
     assert world.bead(world.a)["status"] == "closed"
     assert world.bead(world.b)["status"] == "hooked", proc.stderr
     assert world.dispatched.read_text().split()[-2:] == [world.b, f"convoy/{world.b}"]
-    assert "merged origin's state" in proc.stderr or "fast-forwarded" in proc.stderr
+    # alice's state is what bob started from: a fast-forward, no merge
+    assert "gitconvoy: sync: fast-forwarded to origin's state" in proc.stderr, proc.stderr
 
 
 def test_reset_hard_to_a_target_that_contains_the_work(world):
