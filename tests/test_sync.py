@@ -443,7 +443,9 @@ def run_clones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str,
         for bead_id in r["closed"]:
             if bead_id not in reopened:
                 assert beads[bead_id].status == "closed", bead_id
-    assert sum(len(r["created"]) for r in records) >= CLONES
+    made = {k: sum(len(r[k]) for r in records)
+            for k in ("created", "deps", "labels_added", "labels_removed", "closed")}
+    assert made["created"] >= CLONES and all(made.values()), made  # the loops above checked
     for bead in beads.values():
         assert (bead.status == "closed") == (bead.closed_at is not None)
 
