@@ -475,5 +475,5 @@ def test_writers_killed_at_random_lose_nothing_they_acknowledged(state_repo):
     for commit in [sample[0], *rng.sample(sample, min(25, len(sample)))]:
         old = store.read_commit(commit)
         assert old.errors == [], (commit, old.errors)
-        assert old.beads is not None
+        assert set(old.beads) <= set(snap.beads), commit  # the soak deletes nothing
     assert workdir_state(state_repo) == before_wd
