@@ -132,10 +132,10 @@ def test_beads_of_open_convoys_come_first(state_repo):
     ok("rig", "add", "app", "--default")
     ok("bead", "create", "urgent loose", "--priority", "0")
     tracked = ok("bead", "create", "tracked", "--priority", "3")
-    ok("create", "wave", tracked)
+    cid = ok("create", "wave", tracked)
     snap = Store.open().snapshot()
     first, convoy_of = candidates(snap, None, "9999")[0]
-    assert first.id == tracked and convoy_of is not None
+    assert (first.id, convoy_of.id) == (tracked, cid)
     assert json.loads(ok("claim", "--json"))["bead"] == tracked
 
 

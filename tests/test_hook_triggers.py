@@ -136,20 +136,37 @@ def assert_moved_on(w: World, proc: subprocess.CompletedProcess[str]) -> None:
     ["pull", "--ff-only"],
     ["pull", "--no-rebase"],
     ["pull", "--rebase"],
-])
-@pytest.mark.parametrize("local_commits", [False, True])
+], ids=["ff-only", "merge", "rebase"])
+@pytest.mark.parametrize("local_commits", [False, True], ids=["clean", "local-commits"])
 def test_a_pull_that_brings_landed_work(world, how, local_commits):
-    if how[1] == "--ff-only" and local_commits:
-        pytest.skip("a fast-forward-only pull refuses to run over local commits")
     work_on_a(world, push=True)
     bob_lands_a(world)
     if local_commits:
         for n in range(2):
             local_commit_on_main(world, n)
-    proc = run(*how, "-q", cwd=world.alice)
+    if how[1] == "--ff-only" and local_commits:
+        refused_fast_forward_lands_nothing(world)
+        proc = run("rebase", "origin/main", cwd=world.alice)  # the user's way out
+    else:
+        proc = run(*how, "-q", cwd=world.alice)
     assert_moved_on(world, proc)
-    if local_commits and how[1] == "--rebase":
+    if local_commits and how[1] in ("--rebase", "--ff-only"):
         assert git("log", "-1", "--format=%s", cwd=world.alice) == "alice: local change"
+
+
+def refused_fast_forward_lands_nothing(w: World) -> None:
+    """`pull --ff-only` over local commits fetches (origin/main now holds A's work), then
+    refuses. This clone's main has diverged and lacks A's work, so A has not landed here —
+    not in the pull, nor in a feed run now: B must not start from a main without A's work."""
+    proc = subprocess.run(["git", "pull", "--ff-only", "-q"], cwd=w.alice, capture_output=True,
+                          text=True)
+    assert proc.returncode != 0 and "fast-forward" in proc.stderr, proc.stderr
+    assert "landed" not in proc.stderr  # the fetch woke the feeder: A's work started, no more
+    assert git("merge-base", "--is-ancestor", f"convoy/{w.a}", "origin/main", cwd=w.alice) == ""
+    os.chdir(w.alice)
+    assert "landed" not in ok("feed")  # its branch has work; it is not in main
+    assert (w.bead(w.a)["status"], w.bead(w.b)["status"]) == ("in_progress", "open")
+    assert w.dispatched.read_text().split() == [w.a, f"convoy/{w.a}"]
 
 
 # --- local merges --------------------------------------------------------------------------
@@ -209,7 +226,8 @@ def test_a_fetch_that_moves_the_state_ref(world):
     assert world.bead(world.a)["status"] == "closed"
     assert world.bead(world.b)["status"] == "hooked", proc.stderr
     assert world.dispatched.read_text().split()[-2:] == [world.b, f"convoy/{world.b}"]
-    assert "merged origin's state" in proc.stderr or "fast-forwarded" in proc.stderr
+    # alice's state is what bob started from: a fast-forward, no merge
+    assert "gitconvoy: sync: fast-forwarded to origin's state" in proc.stderr, proc.stderr
 
 
 def test_reset_hard_to_a_target_that_contains_the_work(world):
@@ -350,3 +368,4 @@ def test_the_gate_feeds_when_the_state_or_a_work_branch_moved(world):
     os.chdir(world.alice)
     ok("bead", "create", "moves the state ref")
     assert gate(world) is True
+

@@ -1,12 +1,13 @@
-"""Migrating a beads issues.jsonl export: every mapping rule, the real export, bad lines."""
+"""Migrating a beads issues.jsonl export: every mapping rule, an export in the real shapes,
+bad lines."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import convoy, git, ok, ref_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,7 +16,7 @@ from gitconvoy.importers.beads_jsonl import merge_into, parse_export
 from gitconvoy.state.model import Bead, Convoy
 from gitconvoy.state.store import Store
 
-REAL_EXPORT = Path("/work/shared/data/beads-issues.jsonl")
+EXPORT = Path(__file__).parent / "data" / "beads-export.jsonl"
 T0 = "2026-01-01T00:00:00Z"
 
 
@@ -173,28 +174,72 @@ def test_the_text_report(state_repo):
     assert ok("import", str(export), "--quiet") == ""
 
 
-@pytest.mark.skipif(not REAL_EXPORT.exists(), reason="the shared beads export is not here")
-def test_the_real_beads_export_imports(state_repo):
-    report = json.loads(ok("import", "--from", "beads", str(REAL_EXPORT), "--json"))
-    assert report["lines"] == 704 and report["bad"] == []
-    assert report["imported"] == {"bug": 34, "chore": 3, "convoy": 2, "epic": 167,
-                                  "feature": 14, "task": 474}
-    assert report["skipped"] == {"agent": 9, "message": 1}
-    assert report["mapped"] == {"status pinned → deferred + label pinned": 3}
-    assert report["dropped"] == {"convoy tracks an id not in the file": 2,
-                                 "dep on an id not in the file": 28}
-    assert report["written"] == {"created": 694}
-    assert report["cycles"] == []
+def test_an_export_in_the_shapes_of_the_real_one(state_repo):
+    """tests/data/beads-export.jsonl: hand-written, in the exact shapes of the beads project's
+    own export (tests/data/README.md): molecules of ephemeral steps, agents and a message,
+    pinned standing orders, convoys tracking external ids, deps on ids not in the file, a
+    bead with two parents and one whose only parent is gone."""
+    report = json.loads(ok("import", "--from", "beads", str(EXPORT), "--json"))
+    assert report == {
+        "source": str(EXPORT), "dry_run": False, "lines": 69,
+        "imported": {"bug": 6, "chore": 3, "convoy": 2, "epic": 9, "feature": 3, "task": 41},
+        "skipped": {"agent": 4, "message": 1},
+        "mapped": {"second parent → related": 1,
+                   "status pinned → deferred + label pinned": 3},
+        "dropped": {"convoy tracks an id not in the file": 2,
+                    "dep on an id not in the file": 7},  # 4 blocks, 2 parents, 1 discovered
+        "bad": [], "written": {"created": 64}, "cycles": [],
+    }
     snap = Store.open().snapshot(fresh=True)
-    assert len(snap.beads) == 692 and len(snap.convoys) == 2 and not snap.errors
-    blocks = sum(1 for b in snap.beads.values() for d in b.deps if d.type == "blocks")
-    parents = sum(1 for b in snap.beads.values() if b.parent)
-    # 21 blocks deps point outside the file; 4 beads lose every parent they had (one had two)
-    assert (blocks, parents) == (377 - 21, 358 - 4)
-    assert ok("ready", "--json") and ok("blocked", "--json")
+    beads, convoys = snap.beads, snap.convoys
+    assert (len(beads), sorted(convoys), snap.errors) == (62, ["hq-cv-a1b2c", "hq-cv-d3e4f"], [])
+    assert Counter(b.status for b in beads.values()) == {
+        "open": 25, "closed": 30, "hooked": 3, "in_progress": 1, "deferred": 3}
+    assert Counter(d.type for b in beads.values() for d in b.deps) == {
+        "blocks": 24, "discovered-from": 2, "related": 1}
+    assert sum(1 for b in beads.values() if b.parent) == 39
+
+    replay = beads["nb-k2v.3"]  # hooked work keeps its worker and gets a start time
+    assert (replay.status, replay.assignee, replay.started_at, replay.parent) == (
+        "in_progress", "notes/workers/amber", "2026-03-05T10:02:00Z", "nb-k2v")
+    assert [(d.on, d.type) for d in replay.deps] == [("nb-k2v.1", "blocks"),
+                                                    ("nb-k2v.2", "blocks")]
+    assert replay.description == ("attached_molecule: nb-wisp-s6b2n\n"
+                                  "attached_formula: mol-worker-work")
+    assert [(d.on, d.type) for d in beads["nb-k2v.6"].deps] == [("nb-k2v.5", "blocks")]
+    epic = beads["nb-k2v"]
+    assert (epic.type, epic.status, epic.created_by) == ("epic", "open", "lead")
+    assert epic.description.endswith("\n\n## Design\n\n## Approach\n\nAn operation log per "
+                                     "device, replayed on reconnect; conflicts resolved per "
+                                     "field, newest edit wins.")
+    two_parents = beads["nb-q3h.2"]  # the earlier parent-child dep wins; the other is related
+    assert two_parents.parent == "nb-q3h"
+    assert [(d.on, d.type) for d in two_parents.deps] == [("nb-k2v", "related"),
+                                                         ("nb-q3h.1", "blocks")]
+    assert beads["nb-q3h.1"].parent == "nb-q3h"  # its older parent is not in the file
+    orphan = beads["nb-d1s"]
+    assert (orphan.parent, orphan.status, orphan.closed_at, orphan.close_reason) == (
+        None, "closed", "2026-02-23T10:00:00Z", "burned: worker nuked")
+    for pinned, kind in (("nb-triage", "task"), ("nb-deps", "task"), ("nb-wisp-p9c3d", "epic")):
+        assert (beads[pinned].type, beads[pinned].status, beads[pinned].labels) == (
+            kind, "deferred", ["pinned"])
+    assert beads["nb-wisp-a5l0c"].labels == ["plugin:nightly-backup", "result:success",
+                                             "type:plugin-run"]
+    assert not any(b.startswith("nb-notes-worker-") or b == "hq-m4q" for b in beads)
+    assert (convoys["hq-cv-a1b2c"].status, convoys["hq-cv-a1b2c"].tracks) == ("open", [])
+    assert convoys["hq-cv-d3e4f"].tracks == ["nb-k2v.5", "nb-k2v.6"]
+
+    assert [b["id"] for b in json.loads(ok("ready", "--json"))] == [
+        "nb-7dw", "hq-x7k", "ops-4ar", "nb-q3h.1",
+        "nb-wisp-f2w7j", "nb-wisp-0a7re", "nb-wisp-b3f8q", "nb-8qm"]
+    assert sorted(b["id"] for b in json.loads(ok("blocked", "--json"))) == sorted(
+        ["nb-k2v.5", "nb-k2v.6", "nb-q3h.2", "nb-q3h.3",
+         "nb-wisp-3kd9s", "nb-wisp-6tq2b", "nb-wisp-9hv5m", "nb-wisp-c8n1x",  # worker patrol
+         "nb-wisp-j5r0t", "nb-wisp-n8y3g",  # merge patrol
+         "nb-wisp-e6j1v", "nb-wisp-h9n4z", "nb-wisp-k2r7c", "nb-wisp-n5u0g", "nb-wisp-q8x3l"])
     before = ref_of(state_repo)
-    again = json.loads(ok("import", "--from", "beads", str(REAL_EXPORT), "--json"))
-    assert again["written"] == {"unchanged": 694}
+    again = json.loads(ok("import", "--from", "beads", str(EXPORT), "--json"))
+    assert again["written"] == {"unchanged": 64}
     assert ref_of(state_repo) == before
 
 

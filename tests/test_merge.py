@@ -48,9 +48,15 @@ def test_same_field_both_sides_later_updated_at_wins():
 
 
 def test_same_field_same_stamp_has_a_symmetric_tie_break():
+    """Equal updated_at: the side whose canonical text is larger wins ("cy" > "bob"), and the
+    winner is the same whichever side is ours."""
     base = bead()
-    out = merged(base, bead(assignee="bob", updated_at=T1), bead(assignee="cy", updated_at=T1))
-    assert out["assignee"] in ("bob", "cy")
+    bob, cy = bead(assignee="bob", updated_at=T1), bead(assignee="cy", updated_at=T1)
+    assert merge_object(base, bob, cy).value["assignee"] == "cy"
+    assert merge_object(base, cy, bob).value["assignee"] == "cy"
+    ann = bead(assignee="ann", updated_at=T1)
+    assert merge_object(base, ann, bob).value["assignee"] == "bob"
+    assert merge_object(base, bob, ann).value["assignee"] == "bob"
 
 
 def test_labels_merge_as_sets():
@@ -185,13 +191,24 @@ def test_merge_request_counters_grow_and_merged_beats_a_stale_retry():
                   {**base, "retries": 2, "updated_at": T2})["retries"] == 3
 
 
-def test_unparseable_side_is_unmergeable_for_the_driver_and_picked_whole_for_sync():
+@pytest.mark.parametrize("bad,larger", [
+    (b"title: [unclosed\n", "bad"),  # sorts after good's "id: t-1…"
+    (b"a: [unclosed\n", "good"),  # sorts before it
+])
+def test_unparseable_side_is_unmergeable_for_the_driver_and_picked_whole_for_sync(bad, larger):
+    """The driver leaves git's conflict; sync keeps the larger text whole, whichever side is
+    ours, so two clones that merge the same pair pick the same side."""
     path = object_path("beads", "t-1")
+    base = dump_yaml(bead())
     good = dump_yaml(bead(title="x", updated_at=T1))
-    with pytest.raises(Unmergeable, match="beads/.*t-1.yaml"):
-        merge_file(path, dump_yaml(bead()), good, b"title: [unclosed\n")
-    picked = merge_file_or_pick(path, dump_yaml(bead()), good, b"title: [unclosed\n")
-    assert picked.data in (good, b"title: [unclosed\n") and picked.notes
+    assert good.startswith(b"id: t-1\n")
+    want = bad if larger == "bad" else good
+    note = f"{path}: line 2: did not find expected ',' or ']': kept one side whole"
+    for ours, theirs in ((good, bad), (bad, good)):
+        with pytest.raises(Unmergeable, match="beads/.*t-1.yaml"):
+            merge_file(path, base, ours, theirs)
+        picked = merge_file_or_pick(path, base, ours, theirs)
+        assert (picked.data, picked.notes, picked.extra) == (want, [note], {})
 
 
 # --- properties -------------------------------------------------------------------------

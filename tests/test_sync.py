@@ -15,11 +15,42 @@ from gitconvoy.errors import LostRace
 from gitconvoy.git.sync import sync as run_sync
 from gitconvoy.state.store import Store
 
+# Appends "old new ref" per updated ref to pushes.log; git's receive-pack and dulwich's server
+# both run post-receive (dulwich without a final newline; one printf keeps lines whole).
+PUSH_LOG_HOOK = """#!/bin/sh
+lines=$(cat)
+printf '%s\\n' "$lines" >> "$GIT_DIR/pushes.log"
+"""
+ZERO = "0" * 40
+
 
 def bare_remote(tmp_path: Path) -> Path:
+    """A bare remote that records every ref update it takes: a reflog (bare repositories keep
+    none unless asked) and a post-receive log that dulwich's server writes too."""
     remote = tmp_path / "remote.git"
     git("init", "-q", "--bare", str(remote))
+    git("config", "core.logAllRefUpdates", "always", cwd=remote)
+    hook = remote / "hooks" / "post-receive"
+    hook.write_text(PUSH_LOG_HOOK)
+    hook.chmod(0o755)
     return remote
+
+
+def pushes(remote: Path, ref: str = STATE_REF) -> list[tuple[str, str]]:
+    """(old, new) of every push the remote took for `ref`, in the order they were logged."""
+    log = remote / "pushes.log"
+    rows = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+    return [(old, new) for old, new, name in (r for r in rows if r) if name == ref]
+
+
+def is_ancestor(repo: Path, old: str, new: str) -> bool:
+    return subprocess.run(["git", "merge-base", "--is-ancestor", old, new],
+                          cwd=repo).returncode == 0
+
+
+def reflog(remote: Path, ref: str = STATE_REF) -> list[str]:
+    """The remote's reflog of `ref`, newest first."""
+    return git("reflog", "show", "--format=%H", ref, cwd=remote).split()
 
 
 def published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -62,10 +93,17 @@ def test_a_new_clone_takes_the_remote_state(tmp_path, monkeypatch):
 def test_sync_with_nothing_changed_pushes_nothing(tmp_path, monkeypatch):
     remote = published(tmp_path, monkeypatch)
     before = ref_of(remote)
+    assert pushes(remote) == [(ZERO, before)] and reflog(remote) == [before]  # the publish
+    log = (remote / "pushes.log").read_text()
     assert ok("sync").startswith("sync: up to date with origin")
     assert ref_of(remote) == before
-    assert git("reflog", "show", "--format=%H", "refs/heads/convoy/state", cwd=remote,
-               check=False) in ("", before)
+    assert (remote / "pushes.log").read_text() == log  # no push at all, to any ref
+    assert reflog(remote) == [before]
+    ok("bead", "create", "something to push")
+    assert ok("sync").startswith("sync: pushed")
+    after = ref_of(remote)
+    assert pushes(remote) == [(ZERO, before), (before, after)]
+    assert reflog(remote) == [after, before]
 
 
 def test_two_clones_converge_with_a_merge_commit(tmp_path, monkeypatch):
@@ -354,7 +392,6 @@ def run_clones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str,
                remote: Path) -> None:
     seed = Path.cwd()
     git("remote", "set-url", "origin", url, cwd=seed)
-    git("config", "core.logAllRefUpdates", "always", cwd=remote)
     clones = [clone_url(url, tmp_path / f"c{n}") for n in range(CLONES)]
     logs = [tmp_path / f"log{n}.json" for n in range(CLONES)]
     procs = [
@@ -374,11 +411,17 @@ def run_clones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str,
     assert len({ref_of(r) for r in repos} | {ref_of(remote)}) == 1
 
     # Every update the remote took was a fast-forward: no push ever discarded another's.
-    history = git("reflog", "show", "--format=%H", "refs/heads/convoy/state", cwd=remote,
-                  check=False).split()
-    assert len(history) > CLONES * 5 or "git://" in url
-    for newer, older in zip(history, history[1:], strict=False):
-        git("merge-base", "--is-ancestor", older, newer, cwd=remote)
+    # (Sync pushes after nearly every one of the 3 × 30 steps; the publish is the first.)
+    taken = pushes(remote)[1:]
+    assert len(taken) > CLONES * 5, taken
+    assert ref_of(remote) in {new for _, new in taken}
+    for old, new in taken:
+        assert is_ancestor(remote, old, new), f"a push replaced {old} by {new}, not its child"
+    if "git://" not in url:  # dulwich's server keeps no reflog; git's does, in order
+        history = reflog(remote)
+        assert len(history) > CLONES * 5
+        for newer, older in zip(history, history[1:], strict=False):
+            assert is_ancestor(remote, older, newer), f"{newer} does not contain {older}"
 
     records = [json.loads(log.read_text()) for log in logs]
     snap = Store.open(str(seed)).snapshot(fresh=True)
@@ -400,7 +443,9 @@ def run_clones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str,
         for bead_id in r["closed"]:
             if bead_id not in reopened:
                 assert beads[bead_id].status == "closed", bead_id
-    assert sum(len(r["created"]) for r in records) >= CLONES
+    made = {k: sum(len(r[k]) for r in records)
+            for k in ("created", "deps", "labels_added", "labels_removed", "closed")}
+    assert made["created"] >= CLONES and all(made.values()), made  # the loops above checked
     for bead in beads.values():
         assert (bead.status == "closed") == (bead.closed_at is not None)
 
