@@ -38,7 +38,7 @@ LEGACY_FILES = ("snapshot.pickle",)  # never read again; removed when a new cach
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 MAX_DEPTH = 32  # deeper free-form values (a bead's dispatch) are re-parsed, not cached
 
-# Fields whose values the model restricts to a list (the rest of a row is checked by type).
+# Fields the model restricts to a fixed set of values (the rest of a row is checked by type).
 ENUMS: dict[tuple[str, str], frozenset[str]] = {
     ("Bead", "type"): frozenset(model.BEAD_TYPES),
     ("Bead", "status"): frozenset(model.BEAD_STATUSES),
@@ -46,6 +46,7 @@ ENUMS: dict[tuple[str, str], frozenset[str]] = {
     ("MergeRequest", "status"): frozenset(model.MR_STATUSES),
     ("Review", "status"): frozenset(model.REVIEW_STATUSES),
 }
+_DEP_TYPES = frozenset(model.DEP_TYPES)
 
 
 class CacheMiss(Exception):
@@ -100,7 +101,8 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value
 
 
-_DEP_MEMO: dict[tuple[str, str], model.Dep] = {}  # Deps are frozen: equal ones are shared
+# Deps are frozen, so equal ones are shared within one load (cleared at each: it stays small).
+_DEP_MEMO: dict[tuple[str, str], model.Dep] = {}
 
 
 def _deps(value: Any) -> list[model.Dep]:
@@ -131,7 +133,6 @@ def _rigs(value: Any) -> dict[str, model.Rig]:
     return rigs
 
 
-_DEP_TYPES = frozenset(model.DEP_TYPES)
 # What each field annotation of the model means in a row: (decode, encode or None).
 _CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any] | None]] = {
     "int": (_an_int, None),
@@ -248,7 +249,7 @@ def encode(loaded: Loaded) -> bytes:
             row = shape.encode(obj)
             try:
                 exact = obj_id == obj.id and shape.decode(list(row)) == obj
-            except (CacheMiss, RecursionError):
+            except (CacheMiss, RecursionError, TypeError, ValueError):
                 exact = False
             if exact:
                 rows.append(row)
@@ -268,6 +269,7 @@ def encode(loaded: Loaded) -> bytes:
 
 def decode(data: bytes, repo: pygit2.Repository) -> Loaded:
     """The load a file holds, or CacheMiss (or any exception from a file gone wrong)."""
+    _DEP_MEMO.clear()
     head, _, body = data.partition(b"\n")
     if head != MAGIC + hashlib.sha256(body).hexdigest().encode("ascii"):
         raise _miss("digest mismatch")
