@@ -94,8 +94,10 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(EXIT_USER)
     try:
         rc = cli.main(args=argv, prog_name="git convoy", standalone_mode=False)
-    except ConvoyError as exc:
-        click.echo(f"error: {exc.message}", err=True)
+    except ConvoyError as exc:  # one line, whatever the state put into the message
+        from gitconvoy.render.text import inert
+
+        click.echo(f"error: {inert(exc.message)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
@@ -110,9 +112,11 @@ def main(argv: list[str] | None = None) -> Any:
     except Exception as exc:  # an internal bug: one line, the traceback on request
         if os.environ.get("CONVOY_DEBUG"):
             raise
+        from gitconvoy.render.text import inert
+
         click.echo(
-            f"internal error: {type(exc).__name__}: {exc} (set CONVOY_DEBUG=1 for details)",
-            err=True,
+            f"internal error: {type(exc).__name__}: {inert(str(exc))} (set CONVOY_DEBUG=1 for "
+            "details)", err=True,
         )
         sys.exit(70)
     sys.exit(rc if isinstance(rc, int) else 0)

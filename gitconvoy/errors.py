@@ -34,7 +34,7 @@ class SchemaError(ConvoyError):
         self.expected = expected
 
     def __reduce__(self) -> tuple[type, tuple[str, str | None, str]]:
-        """Picklable (the snapshot cache keeps broken files' errors, not only good objects)."""
+        """Picklable with its fields (the default passes only the message to __init__)."""
         return (type(self), (self.path, self.field, self.expected))
 
 

@@ -40,9 +40,10 @@ def run_hook(name: str, args: list[str]) -> list[str]:
     except Exception as exc:  # a hook must never fail the user's git operation
         message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         record_error(store, name, message)
-        sys.stderr.write(
-            f"warning: gitconvoy: {name} hook: {message} (recorded; see 'git convoy doctor')\n"
-        )
+        from gitconvoy.render.text import inert
+
+        sys.stderr.write(f"warning: gitconvoy: {name} hook: {inert(message)} (recorded; see "
+                         "'git convoy doctor')\n")
         return []
 
 
@@ -63,8 +64,12 @@ def _gate_says_nothing_landed() -> bool:
 
 def main_hook(name: str, args: list[str]) -> int:
     """`python -m gitconvoy hook NAME ARGS` without click: the report on stderr, exit 0."""
-    for line in run_hook(name, args):
-        sys.stderr.write(f"gitconvoy: {line}\n")
+    lines = run_hook(name, args)
+    if lines:  # feeder lines carry titles and names from the state: printed inert
+        from gitconvoy.render.text import inert
+
+        for line in lines:
+            sys.stderr.write(f"gitconvoy: {inert(line)}\n")
     return 0
 
 

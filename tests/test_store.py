@@ -115,7 +115,7 @@ def test_single_lookups_do_not_load_the_whole_state(state_repo, monkeypatch):
 def test_the_cache_serves_reads_and_follows_writes(state_repo, monkeypatch):
     ids = [ok("bead", "create", f"bead {n}") for n in range(5)]
     ok("bead", "list")
-    cache = state_repo / ".git" / "convoy" / "cache" / "snapshot.pickle"
+    cache = state_repo / ".git" / "convoy" / "cache" / "snapshot.json"
     assert cache.exists()
     parsed: list[str] = []
     original = state_cache.parse_all
@@ -135,12 +135,10 @@ def test_the_cache_serves_reads_and_follows_writes(state_repo, monkeypatch):
     fresh = parse_all(patched._source.repo, patched._source.tree)  # type: ignore[union-attr]
     assert patched.beads == fresh.objects["beads"]
     # a corrupt cache is ignored and rebuilt
-    cache.write_bytes(b"not a pickle")
+    cache.write_bytes(b"not a cache")
     assert len(ok("bead", "list").splitlines()) == 4
     assert len(parsed) == 1
-    from gitconvoy.state.cache import cache_key
-
-    assert pickle.loads(cache.read_bytes())["key"] == cache_key()
+    assert state_cache.load(str(state_repo / ".git"), patched._source.repo) is not None  # type: ignore[union-attr]
 
 
 def test_broken_files_survive_the_cache(state_repo):
@@ -255,18 +253,22 @@ def test_the_patched_cache_always_equals_a_fresh_parse(tmp_path_factory, ops):
 
 
 def test_a_cache_written_for_another_model_shape_is_ignored(state_repo):
-    """After an upgrade the pickled objects may lack new fields: they must not be served."""
-    import pickle
+    """After an upgrade the cached rows may lack new fields: they must not be served."""
+    import hashlib
+    import json
 
     from conftest import ok
 
     bead = ok("bead", "create", "one")
     ok("bead", "list")  # a full read writes the cache
-    cache = state_repo / ".git" / "convoy" / "cache" / "snapshot.pickle"
-    data = pickle.loads(cache.read_bytes())
-    data["key"] = ("an older gitconvoy",)
-    cache.write_bytes(pickle.dumps(data))
+    cache = state_repo / ".git" / "convoy" / "cache" / "snapshot.json"
+    payload = json.loads(cache.read_bytes().partition(b"\n")[2])
+    payload["key"] = ["an older gitconvoy"]
+    payload["objects"]["beads"][0][1] = "a title the state does not have"
+    body = json.dumps(payload).encode()
+    cache.write_bytes(state_cache.MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n"
+                      + body)
     assert ok("bead", "list").split()[0] == bead
-    from gitconvoy.state.cache import cache_key
-
-    assert pickle.loads(cache.read_bytes())["key"] == cache_key()
+    assert "one" in ok("bead", "list")
+    payload = json.loads(cache.read_bytes().partition(b"\n")[2])
+    assert payload["key"] == state_cache.cache_key()

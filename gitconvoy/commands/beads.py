@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gitconvoy.commands.io import json_option, open_store, print_json, warn_broken
+from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines, warn_broken
 from gitconvoy.errors import ConvoyError
 from gitconvoy.plan import edits, graph
 from gitconvoy.render.shapes import bead_json
@@ -128,7 +128,7 @@ def create(title: str | None, bead_type: str, priority: str, description: str | 
         print_json([bead_json(b) for b in made] if batch else bead_json(made[0]))
     else:
         for b in made:
-            click.echo(b.id)
+            say(b.id)
     return 0
 
 
@@ -143,7 +143,7 @@ def show(ids: tuple[str, ...], as_json: bool) -> int:
         print_json(bead_json(beads[0]) if len(beads) == 1 else [bead_json(b) for b in beads])
         return 0
     for b in beads:
-        click.echo("\n".join(bead_detail(b)))
+        say_lines(bead_detail(b))
     return 0
 
 
@@ -179,7 +179,7 @@ def list_beads(statuses: tuple[str, ...], types: tuple[str, ...], assignee: str 
         print_json([bead_json(b) for b in chosen])
     else:
         for b in chosen:
-            click.echo(bead_line(b))
+            say(bead_line(b))
     return 0
 
 
@@ -215,7 +215,7 @@ def update(bead_id: str, as_json: bool, **options: Any) -> int:
     if as_json:
         print_json(bead_json(updated))
     else:
-        click.echo(f"updated {bead_id}")
+        say(f"updated {bead_id}")
     return 0
 
 
@@ -226,7 +226,7 @@ def _each(ids: tuple[str, ...], verb: str, apply: Any, past: str) -> int:
         f"bead {verb} {' '.join(ids)}",
     )
     for b in done:
-        click.echo(f"{past} {b.id}")
+        say(f"{past} {b.id}")
     return 0
 
 
@@ -266,9 +266,9 @@ def ready(as_json: bool, limit: int) -> int:
         print_json([bead_json(b) for b in found])
     else:
         for b in found:
-            click.echo(bead_line(b))
+            say(bead_line(b))
         if not found:
-            click.echo("nothing is ready", err=True)
+            say("nothing is ready", err=True)
     return 0
 
 
@@ -286,9 +286,9 @@ def blocked(as_json: bool) -> int:
         ])
         return 0
     for b, blockers in found:
-        click.echo(bead_line(b))
+        say(bead_line(b))
         if b.status == "blocked":
-            click.echo("    status is blocked (set by hand)")
+            say("    status is blocked (set by hand)")
         for blocker in blockers:
-            click.echo(f"    blocked by {blocker.describe()}")
+            say(f"    blocked by {blocker.describe()}")
     return 0

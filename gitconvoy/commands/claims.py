@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitconvoy.commands.io import open_store, print_json
+from gitconvoy.commands.io import open_store, print_json, say
 from gitconvoy.errors import ConvoyError
 
 
@@ -28,7 +28,7 @@ def claim(rig_name: str | None, worker: str | None, as_json: bool) -> int:
     if as_json:
         print_json(claimed.to_json())
     else:
-        click.echo(claimed.line())
+        say(claimed.line())
     return 0
 
 
@@ -44,6 +44,6 @@ def heartbeat(bead_id: str, quiet: bool) -> int:
     store = open_store()
     bead = beat(store, bead_id)
     if not quiet:
-        click.echo(f"{bead.id}: heartbeat {bead.dispatch.get('heartbeat')} "
-                   f"(expires after {claim_ttl(store)}s without another)")
+        say(f"{bead.id}: heartbeat {bead.dispatch.get('heartbeat')} "
+            f"(expires after {claim_ttl(store)}s without another)")
     return 0

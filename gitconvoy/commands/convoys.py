@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from gitconvoy.commands.io import json_option, open_store, print_json, warn_broken
+from gitconvoy.commands.io import (
+    json_option,
+    open_store,
+    print_json,
+    say,
+    say_lines,
+    say_text,
+    warn_broken,
+)
 from gitconvoy.errors import EXIT_USER, ConvoyError
 from gitconvoy.flow.dispatch import Dispatched, dispatch_bead
 from gitconvoy.land import integration
@@ -50,7 +58,7 @@ def create(title: str, beads: tuple[str, ...], epic: str | None, rig: str | None
                                   source=epic)
 
     made = store.transact(mutate, lambda c: f"convoy create {c.id}: {c.title}")
-    click.echo(made.id)
+    say(made.id)
     return 0
 
 
@@ -62,7 +70,7 @@ def add(convoy_id: str, beads: tuple[str, ...]) -> int:
     store = open_store()
     updated = store.transact(lambda tx: convoys.add(tx, convoy_id, list(beads)),
                              f"convoy add {convoy_id}: {' '.join(beads)}")
-    click.echo(f"convoy {convoy_id} ({updated.status}) tracks {len(updated.tracks)} beads")
+    say(f"convoy {convoy_id} ({updated.status}) tracks {len(updated.tracks)} beads")
     return 0
 
 
@@ -87,11 +95,12 @@ def stage(inputs: tuple[str, ...], title: str | None, as_json: bool) -> int:
     if as_json:
         print_json(staging.plan_json(snap, plan, made))
     else:
-        click.echo("\n".join(plan_lines(snap, plan)))
+        say_lines(plan_lines(snap, plan))
         if made is not None:
-            click.echo(f"\nstaged convoy {made.id} ({made.status}); "
-                       f"launch it with: git convoy launch {made.id}"
-                       + (" --force" if made.status == "staged_warnings" else ""))
+            say()
+            say(f"staged convoy {made.id} ({made.status}); "
+                f"launch it with: git convoy launch {made.id}"
+                + (" --force" if made.status == "staged_warnings" else ""))
     if plan.errors:
         first = plan.errors[0]
         raise ConvoyError(f"{first.code}: {first.message} (nothing was staged)")
@@ -100,7 +109,7 @@ def stage(inputs: tuple[str, ...], title: str | None, as_json: bool) -> int:
 
 def _dispatch_lines(results: list[Dispatched]) -> None:
     for r in results:
-        click.echo(f"  {r.line()}")
+        say(f"  {r.line()}")
 
 
 @click.command()
@@ -136,17 +145,17 @@ def launch(convoy_id: str, force: bool, as_json: bool) -> int:
                     "dispatched": [r.__dict__ for r in report.dispatched]})
         return EXIT_USER if failed else 0
     for c in cut:
-        click.echo(f"created {c.branch} from {c.base} @ {c.commit[:10]} for {c.epic}")
-    click.echo(f"launched {convoy_id}: {len(waves.waves)} wave(s) left, "
-               f"{len(waves.done)} bead(s) done")
-    click.echo("\n".join(wave_lines(snap, waves, {})))
-    click.echo("dispatched:")
+        say(f"created {c.branch} from {c.base} @ {c.commit[:10]} for {c.epic}")
+    say(f"launched {convoy_id}: {len(waves.waves)} wave(s) left, "
+        f"{len(waves.done)} bead(s) done")
+    say_lines(wave_lines(snap, waves, {}))
+    say("dispatched:")
     _dispatch_lines(report.dispatched)
     if not report.dispatched:
-        click.echo("  (nothing ready)")
+        say("  (nothing ready)")
     if failed:
-        click.echo(f"error: launched {convoy_id}, but no dispatch succeeded: fix what each ✗ "
-                   "line names; the feeder retries them", err=True)
+        say(f"error: launched {convoy_id}, but no dispatch succeeded: fix what each ✗ "
+            "line names; the feeder retries them", err=True)
     return EXIT_USER if failed else 0
 
 
@@ -174,7 +183,7 @@ def status(convoy_id: str, as_json: bool, fmt: str) -> int:
     if fmt == "markdown" and not as_json:
         from gitconvoy.render.markdown import status_markdown
 
-        click.echo(status_markdown(snap, convoy, waves, progress), nl=False)
+        say_text(status_markdown(snap, convoy, waves, progress))
         return 0
     if as_json or fmt == "json":
         print_json({**convoy_json(convoy), "progress": progress,
@@ -183,21 +192,21 @@ def status(convoy_id: str, as_json: bool, fmt: str) -> int:
                     "waves": waves.waves,
                     "gated": {b: [x.to_json() for x in v] for b, v in waves.gated.items()}})
         return 0
-    click.echo(f"{convoy.id}  {convoy.status}  {convoy.title}")
-    click.echo(f"  {progress['closed']}/{progress['total']} closed, "
-               f"{progress['in_flight']} in flight")
+    say(f"{convoy.id}  {convoy.status}  {convoy.title}")
+    say(f"  {progress['closed']}/{progress['total']} closed, "
+        f"{progress['in_flight']} in flight")
     tree = staging.member_tree(snap, [t for t in convoy.tracks if t in snap.beads],
                                graph.Index(snap.beads))
     for line, (_, bead_id) in zip(tree_lines(snap, tree, waves), tree, strict=True):
         bead = snap.beads[bead_id]
         who = f"  @{bead.assignee}" if bead.assignee and bead.status != "closed" else ""
         err = bead.dispatch.get("last_error") if bead.status == "open" else None
-        click.echo(f"  {line}{who}" + (f"  (last dispatch failed: {err})" if err else ""))
+        say(f"  {line}{who}" + (f"  (last dispatch failed: {err})" if err else ""))
     if waves.gated:
-        click.echo("Gated")
-        click.echo("\n".join(gated_lines(waves)))
+        say("Gated")
+        say_lines(gated_lines(waves))
     for warning in convoy.warnings:
-        click.echo(f"  warning: {warning}")
+        say(f"  warning: {warning}")
     return 0
 
 
@@ -214,7 +223,7 @@ def list_convoys(show_all: bool, as_json: bool) -> int:
         return 0
     for c in chosen:
         p = _progress(snap, c)
-        click.echo(f"{c.id:<14} {c.status:<16} {p['closed']}/{p['total']}  {c.title}")
+        say(f"{c.id:<14} {c.status:<16} {p['closed']}/{p['total']}  {c.title}")
     return 0
 
 
@@ -227,7 +236,7 @@ def close(convoy_id: str, force: bool, reason: str | None) -> int:
     store = open_store()
     store.transact(lambda tx: convoys.close(tx, convoy_id, force, reason),
                    f"convoy close {convoy_id}")
-    click.echo(f"closed {convoy_id}")
+    say(f"closed {convoy_id}")
     return 0
 
 
@@ -269,7 +278,7 @@ def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
         return convoys.new_convoy(tx, name, fresh, actor, rig=rig)
 
     convoy = store.transact(mutate, lambda c: f"sling {' '.join(beads)} (convoy {c.id})")
-    click.echo(f"convoy {convoy.id} tracks {', '.join(beads)}")
+    say(f"convoy {convoy.id} tracks {', '.join(beads)}")
     snap = store.snapshot()
     index = graph.Index(snap.beads)
     results = []
@@ -278,7 +287,7 @@ def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
         if not index.is_ready(bead):
             why = (bead.status if bead.status != "open"
                    else "blocked by " + ", ".join(x.on for x in index.blockers(bead)))
-            click.echo(f"  … {bead_id}: waits ({why}); the feeder dispatches it later")
+            say(f"  … {bead_id}: waits ({why}); the feeder dispatches it later")
             continue
         owner = snap.convoys.get(convoy.id)
         for c in snap.convoys.values():

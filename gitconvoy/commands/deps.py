@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitconvoy.commands.io import json_option, open_store, print_json, warn_broken
+from gitconvoy.commands.io import json_option, open_store, print_json, say, warn_broken
 from gitconvoy.plan import edits, graph
 from gitconvoy.state.model import DEP_TYPES
 
@@ -27,7 +27,7 @@ def add(bead_id: str, depends_on: str, dep_type: str) -> int:
         lambda tx: edits.add_dep(tx, bead_id, depends_on, dep_type),
         f"dep add {bead_id} {depends_on} ({dep_type})",
     )
-    click.echo(f"{bead_id} depends on {depends_on} ({dep_type})")
+    say(f"{bead_id} depends on {depends_on} ({dep_type})")
     return 0
 
 
@@ -44,7 +44,7 @@ def remove(bead_id: str, depends_on: str, dep_type: str | None) -> int:
         lambda tx: edits.remove_dep(tx, bead_id, depends_on, dep_type),
         f"dep remove {bead_id} {depends_on}",
     )
-    click.echo(f"{bead_id} no longer depends on {depends_on}")
+    say(f"{bead_id} no longer depends on {depends_on}")
     return 0
 
 
@@ -73,9 +73,9 @@ def list_deps(bead_id: str, as_json: bool) -> int:
         return 0
     for d in outgoing:
         status = snap.beads[d.on].status if d.on in snap.beads else "missing"
-        click.echo(f"{bead_id} → {d.on}  ({d.type}, {status})")
+        say(f"{bead_id} → {d.on}  ({d.type}, {status})")
     for other, dep_type in incoming:
-        click.echo(f"{other} → {bead_id}  ({dep_type})")
+        say(f"{other} → {bead_id}  ({dep_type})")
     return 0
 
 
@@ -90,7 +90,7 @@ def cycles(as_json: bool) -> int:
         print_json([{"cycle": c} for c in found])
         return 0
     for c in found:
-        click.echo(graph.format_cycle(c))
+        say(graph.format_cycle(c))
     if not found:
-        click.echo("no cycles")
+        say("no cycles")
     return 1 if found else 0

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import click
 
 from gitconvoy import hookrun
-from gitconvoy.commands.io import open_store, print_json
+from gitconvoy.commands.io import open_store, print_json, say
 from gitconvoy.errors import ConvoyError
 from gitconvoy.git import hookinstall, revs, settings, watch
 from gitconvoy.git.gitcli import run_git
@@ -195,5 +195,5 @@ def doctor(as_json: bool, clear_errors: bool) -> int:
         print_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
     else:
         for check in checks:
-            click.echo(f"{check.level:<5} {check.name}: {check.message}")
+            say(f"{check.level:<5} {check.name}: {check.message}")
     return 1 if failed else 0

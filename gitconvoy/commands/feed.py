@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gitconvoy import cycle
-from gitconvoy.commands.io import json_option, open_store, print_json
+from gitconvoy.commands.io import json_option, open_store, print_json, say
 
 
 @click.command()
@@ -25,5 +25,5 @@ def feed(as_json: bool) -> int:
         })
         return 0
     for line in report.lines():
-        click.echo(line)
+        say(line)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitconvoy.commands.io import json_option, open_store, print_json
+from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines
 from gitconvoy.land import formulas as engine
 from gitconvoy.state.store import Store
 
@@ -42,7 +42,7 @@ def list_formulas(branch: str | None, as_json: bool) -> int:
         print_json([{"formula": n, "origin": o, "source": s} for n, o, s in found])
         return 0
     for name, origin, source in found:
-        click.echo(f"{name:<32} {origin:<8} {source}")
+        say(f"{name:<32} {origin:<8} {source}")
     return 0
 
 
@@ -57,18 +57,18 @@ def show(name: str, branch: str | None, as_json: bool) -> int:
     if as_json:
         print_json(formula.to_json())
         return 0
-    click.echo(f"{formula.name} v{formula.version} ({formula.type}) from {formula.origin}: "
-               f"{formula.source}")
+    say(f"{formula.name} v{formula.version} ({formula.type}) from {formula.origin}: "
+        f"{formula.source}")
     if formula.description:
-        click.echo(f"  {formula.description}")
+        say_lines(f"  {line}" for line in formula.description.rstrip("\n").split("\n"))
     for var in formula.vars.values():
         flag = "required" if var.required else f"default {var.default!r}"
-        click.echo(f"  var {var.name} ({flag}): {var.description}")
+        say(f"  var {var.name} ({flag}): {var.description}")
     for step in formula.steps:
         needs = f" (needs {', '.join(step.needs)})" if step.needs else ""
-        click.echo(f"  step {step.id}: {step.title}{needs}")
+        say(f"  step {step.id}: {step.title}{needs}")
         if step.run:
-            click.echo(f"    run: {step.run}")
+            say(f"    run: {step.run}")
     return 0
 
 

@@ -25,15 +25,15 @@ def hooks() -> None:
               help="On a bare remote: a post-receive hook that lands the MRs clients queue.")
 def install(directory: str | None, server: bool) -> int:
     """Install the hook shims, the merge driver and the watch list (twice is a no-op)."""
-    from gitconvoy.commands.io import open_store
+    from gitconvoy.commands.io import open_store, say
     from gitconvoy.git import hookinstall
 
     store = open_store(adopt=False)
     done = (hookinstall.install_server if server else hookinstall.install)(store, directory)
     for line in done:
-        click.echo(line)
+        say(line)
     if not done:
-        click.echo("hooks already installed and current; nothing to do")
+        say("hooks already installed and current; nothing to do")
     return 0
 
 
@@ -41,14 +41,14 @@ def install(directory: str | None, server: bool) -> int:
 @dir_option
 def uninstall(directory: str | None) -> int:
     """Remove exactly what install added; hook files we did not create stay byte-identical."""
-    from gitconvoy.commands.io import open_store
+    from gitconvoy.commands.io import open_store, say
     from gitconvoy.git import hookinstall
 
     done = hookinstall.uninstall(open_store(adopt=False), directory)
     for line in done:
-        click.echo(line)
+        say(line)
     if not done:
-        click.echo("no gitconvoy hooks installed; nothing to do")
+        say("no gitconvoy hooks installed; nothing to do")
     return 0
 
 
@@ -67,24 +67,24 @@ _STATE_TEXT = {
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(directory: str | None, as_json: bool) -> int:
     """What is installed where, and whether it is current (exit 1 when it is not)."""
-    from gitconvoy.commands.io import open_store, print_json
+    from gitconvoy.commands.io import open_store, print_json, say
     from gitconvoy.git import hookinstall
 
     found = hookinstall.status(open_store(adopt=False), directory)
     if as_json:
         print_json(found.to_dict())
         return 0 if found.current else 1
-    click.echo(f"hooks folder: {found.directory}")
+    say(f"hooks folder: {found.directory}")
     for hook_state in found.hooks:
-        click.echo(f"  {hook_state.name:<22} {_STATE_TEXT[hook_state.state]}")
+        say(f"  {hook_state.name:<22} {_STATE_TEXT[hook_state.state]}")
     driver = found.merge_driver or "not registered"
-    click.echo(f"merge driver: {driver}"
-               + ("" if found.settings_current and found.included else " (settings outdated)"))
-    click.echo(f"watch list: {'present' if found.watch_present else 'missing'}")
+    say(f"merge driver: {driver}"
+        + ("" if found.settings_current and found.included else " (settings outdated)"))
+    say(f"watch list: {'present' if found.watch_present else 'missing'}")
     for other in found.other_dirs:
-        click.echo(f"also installed in: {other} (uninstall removes it there too)")
-    click.echo("status: current" if found.current
-               else "status: not current; run 'git convoy hooks install'")
+        say(f"also installed in: {other} (uninstall removes it there too)")
+    say("status: current" if found.current
+        else "status: not current; run 'git convoy hooks install'")
     return 0 if found.current else 1
 
 
@@ -95,6 +95,10 @@ def hook(name: str, args: tuple[str, ...]) -> int:
     """Run by the hook shims: one feeder step. Always exits 0."""
     from gitconvoy.hookrun import run_hook
 
-    for line in run_hook(name, list(args)):
-        click.echo(f"gitconvoy: {line}", err=True)
+    lines = run_hook(name, list(args))
+    if lines:  # a hook that fed nothing does not pay for the printing module
+        from gitconvoy.commands.io import say
+
+        for line in lines:
+            say(f"gitconvoy: {line}", err=True)
     return 0

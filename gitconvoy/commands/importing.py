@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gitconvoy.commands.io import json_option, open_store, print_json
+from gitconvoy.commands.io import json_option, open_store, print_json, say
 from gitconvoy.errors import ConvoyError
 from gitconvoy.importers.beads_jsonl import Export, merge_into, parse_export
 from gitconvoy.importers.build import BuildResult, Planned, build_import
@@ -110,7 +110,7 @@ def _import_design(store: Store, outline: Outline, prefix: str | None, dry_run: 
         result = store.transact(apply, lambda r: _message(outline.source, r))
     root = result.root.bead.id
     if quiet and not as_json:
-        click.echo(root)
+        say(root)
         return 0
     merged = views[-1]
     members = [p.bead.id for p in result.items if p.action != "deleted"]
@@ -146,31 +146,31 @@ def _print_design(outline: Outline, result: BuildResult, merged: Snapshot, waves
                   dry_run: bool) -> None:
     c = result.counts()
     if not dry_run:
-        click.echo(result.root.bead.id)
+        say(result.root.bead.id)
     names = {p.bead.id: p.node.key or p.node.slug for p in result.items}
     verb = "would import" if dry_run else "imported"
-    click.echo(f"{verb} {outline.source}: {len(result.items)} beads ({c['create']} new, "
-               f"{c['update']} updated, {c['same']} unchanged"
-               + (f", {c['deleted']} deleted here and left alone" if c["deleted"] else "") + ")")
+    say(f"{verb} {outline.source}: {len(result.items)} beads ({c['create']} new, "
+        f"{c['update']} updated, {c['same']} unchanged"
+        + (f", {c['deleted']} deleted here and left alone" if c["deleted"] else "") + ")")
     if dry_run:
-        click.echo("")
-        click.echo("Tree (+ new, ~ updated, = unchanged, x deleted here)")
+        say("")
+        say("Tree (+ new, ~ updated, = unchanged, x deleted here)")
         for item in result.items:
-            click.echo(f"  {_tree_line(item, names)}")
-        click.echo("")
-        click.echo("Waves")
+            say(f"  {_tree_line(item, names)}")
+        say("")
+        say("Waves")
         for line in wave_lines(merged, waves, {}) or ["  (none)"]:
-            click.echo(line)
+            say(line)
         if waves.gated:
-            click.echo("")
-            click.echo("Gated (blocked by work outside this document)")
+            say("")
+            say("Gated (blocked by work outside this document)")
             for line in gated_lines(waves):
-                click.echo(line)
-        click.echo("")
-        click.echo("dry run: nothing was written")
+                say(line)
+        say("")
+        say("dry run: nothing was written")
     if result.stale:
-        click.echo(f"note: {len(result.stale)} bead(s) imported earlier from this document are "
-                   f"no longer in it and were left as they are: {', '.join(result.stale)}")
+        say(f"note: {len(result.stale)} bead(s) imported earlier from this document are "
+            f"no longer in it and were left as they are: {', '.join(result.stale)}")
 
 
 def _design_json(outline: Outline, result: BuildResult, waves: WavePlan,
@@ -236,7 +236,7 @@ def _import_beads(store: Store, path: str, text: str, dry_run: bool, quiet: bool
         print_json({"source": path, "dry_run": dry_run, **export.report.to_json()})
     elif not quiet:
         for line in report_lines(path, export, dry_run):
-            click.echo(line)
+            say(line)
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gitconvoy import cycle
-from gitconvoy.commands.io import json_option, open_store, print_json
+from gitconvoy.commands.io import json_option, open_store, print_json, say
 from gitconvoy.land import integration as engine
 
 
@@ -34,16 +34,16 @@ def create(epic: str, base: str | None, name: str | None, every: bool, as_json: 
                          "commit": m.commit} for m in made_all])
             return 0
         for m in made_all:
-            click.echo(f"created {m.branch} from {m.base} @ {m.commit[:10]} for {m.epic}")
+            say(f"created {m.branch} from {m.base} @ {m.commit[:10]} for {m.epic}")
         if not made_all:
-            click.echo(f"every sub-epic under {epic} already has its branch; nothing to do")
+            say(f"every sub-epic under {epic} already has its branch; nothing to do")
         return 0
     made = engine.create(open_store(), epic, base=base, name=name)
     if as_json:
         print_json({"epic": made.epic, "branch": made.branch, "base": made.base,
                     "commit": made.commit})
     else:
-        click.echo(f"created {made.branch} from {made.base} @ {made.commit[:10]} for {epic}")
+        say(f"created {made.branch} from {made.base} @ {made.commit[:10]} for {epic}")
     return 0
 
 
@@ -56,18 +56,18 @@ def status(epic: str, as_json: bool) -> int:
     if as_json:
         print_json(st.to_json())
         return 0
-    click.echo(f"{st.branch} → {st.base}: {st.ahead} ahead, {st.behind} behind")
+    say(f"{st.branch} → {st.base}: {st.ahead} ahead, {st.behind} behind")
     closed = sum(1 for c in st.children if c["status"] == "closed")
-    click.echo(f"children: {closed}/{len(st.children)} closed")
+    say(f"children: {closed}/{len(st.children)} closed")
     for child in st.children:
-        click.echo(f"  {child['id']:<12} {child['status']:<12} {child['title']}")
-    click.echo(f"merged MRs: {', '.join(st.merged) or 'none'}")
-    click.echo(f"pending MRs: {', '.join(st.pending) or 'none'}")
+        say(f"  {child['id']:<12} {child['status']:<12} {child['title']}")
+    say(f"merged MRs: {', '.join(st.merged) or 'none'}")
+    say(f"pending MRs: {', '.join(st.pending) or 'none'}")
     if st.ready:
-        click.echo(f"ready to land: git convoy integration land {epic}")
+        say(f"ready to land: git convoy integration land {epic}")
     else:
         for reason in st.reasons:
-            click.echo(f"not ready: {reason}")
+            say(f"not ready: {reason}")
     return 0
 
 
@@ -81,12 +81,12 @@ def land(epic: str, as_json: bool) -> int:
         print_json({"epic": report.epic, "branch": report.branch, "base": report.base,
                     "sha": report.sha, "notes": report.notes, "fed": report.fed})
         return 0
-    click.echo(f"landed {report.branch} on {report.base} as {report.sha[:12]}; "
-               f"epic {report.epic} closed")
+    say(f"landed {report.branch} on {report.base} as {report.sha[:12]}; "
+        f"epic {report.epic} closed")
     for note in report.notes:
-        click.echo(f"  {note}")
+        say(f"  {note}")
     for line in report.fed:
-        click.echo(f"feed: {line}")
+        say(f"feed: {line}")
     return 0
 
 

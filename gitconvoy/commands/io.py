@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable
 from typing import Any
 
 import click
 
+from gitconvoy.render.shapes import json_text
+from gitconvoy.render.text import inert
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 
@@ -26,10 +28,28 @@ def open_store(*, adopt: bool = True) -> Store:
 
 
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+    click.echo(json_text(data))
+
+
+def say(line: str = "", *, err: bool = False) -> None:
+    """Print one line for people. Whatever the state put into it is made inert: a control
+    character (a newline too) shows as a visible escape, so no title, name or branch can
+    move the cursor, retitle the terminal or forge a line of its own (docs/views.md)."""
+    click.echo(inert(line), err=err)
+
+
+def say_lines(lines: Iterable[str], *, err: bool = False) -> None:
+    for line in lines:
+        say(line, err=err)
+
+
+def say_text(text: str) -> None:
+    """Print a text built as a whole (markdown) whose fields were escaped where they were
+    placed: its own line breaks stand, anything else is made inert."""
+    say_lines(text.removesuffix("\n").split("\n"))
 
 
 def warn_broken(snap: Snapshot) -> None:
     """Broken state files do not stop a read: each is named once on stderr."""
     for exc in snap.errors:
-        click.echo(f"warning: skipped {exc.message}", err=True)
+        say(f"warning: skipped {exc.message}", err=True)

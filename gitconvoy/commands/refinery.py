@@ -7,7 +7,7 @@ import os
 import click
 
 from gitconvoy import cycle
-from gitconvoy.commands.io import json_option, open_store, print_json, warn_broken
+from gitconvoy.commands.io import json_option, open_store, print_json, say, warn_broken
 from gitconvoy.errors import EXIT_RACE, ConvoyError
 from gitconvoy.land import refinery as engine
 
@@ -22,7 +22,7 @@ def done(bead: str | None, target: str | None, branch: str | None, as_json: bool
     store = open_store()
     queued = engine.queue_mr(store, bead, target=target, branch=branch)
     for warning in queued.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        say(f"warning: {warning}", err=True)
     mr = queued.mr
     if as_json:
         print_json({**engine.mr_json(mr), "new": queued.new, "superseded": queued.superseded})
@@ -32,18 +32,17 @@ def done(bead: str | None, target: str | None, branch: str | None, as_json: bool
         if mr.status == "rejected":
             hint = (f"it was rejected ({mr.reason}); commit a fix and run done again, or "
                     f"'git convoy refinery retry {mr.id}'")
-        click.echo(f"{mr.id} already queued for {mr.branch} @ {mr.commit[:10]} "
-                   f"({mr.status}): {hint}")
+        say(f"{mr.id} already queued for {mr.branch} @ {mr.commit[:10]} "
+            f"({mr.status}): {hint}")
         return 0
     land_now = cycle.lands_on_done(store)
-    click.echo(f"queued {mr.id}: {mr.branch} @ {mr.commit[:10]} → {mr.target} "
-               f"(bead {mr.bead})" + ("" if land_now else
-                                      "; land it with 'git convoy refinery run'"))
+    say(f"queued {mr.id}: {mr.branch} @ {mr.commit[:10]} → {mr.target} "
+        f"(bead {mr.bead})" + ("" if land_now else "; land it with 'git convoy refinery run'"))
     for old in queued.superseded:
-        click.echo(f"superseded {old}")
+        say(f"superseded {old}")
     if not land_now:
         return 0
-    click.echo(f"landing {mr.id} now (convoy.refinery.onDone): merge, check, push …")
+    say(f"landing {mr.id} now (convoy.refinery.onDone): merge, check, push …")
     return _print_report(cycle.land_queue(store, only={mr.id}), False, [])
 
 
@@ -67,8 +66,8 @@ def run_cmd(once: bool, adopt: bool, as_json: bool) -> int:
                 try:
                     adopted.append(engine.queue_mr(store, item["bead"]).mr.id)
                 except ConvoyError as exc:
-                    click.echo(f"warning: could not queue {item['bead']}: {exc.message}",
-                               err=True)
+                    say(f"warning: could not queue {item['bead']}: {exc.message}",
+                        err=True)
     report = cycle.land_queue(store, once=once)
     return _print_report(report, as_json, adopted)
 
@@ -96,7 +95,7 @@ def watch_cmd(interval: float, retry_every: float, rounds: int | None) -> int:
         if stopping:
             raise KeyboardInterrupt
         stopping.append(signum)
-        click.echo("refinery watch: stopping after the landing in progress", err=True)
+        say("refinery watch: stopping after the landing in progress", err=True)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
@@ -107,12 +106,13 @@ def watch_cmd(interval: float, retry_every: float, rounds: int | None) -> int:
 
     options = lander.WatchOptions(interval=max(interval, 0.05), retry_every=retry_every,
                                   max_rounds=rounds)
+
     def started() -> None:
-        click.echo(f"refinery watch: landing {store.ref}'s queue (pid {os.getpid()}); "
-                   "Ctrl-C stops", err=True)
+        say(f"refinery watch: landing {store.ref}'s queue (pid {os.getpid()}); Ctrl-C stops",
+            err=True)
 
     done_rounds = lander.watch(store, options, report, lambda: bool(stopping), started)
-    click.echo(f"refinery watch: stopped after {done_rounds} round(s)", err=True)
+    say(f"refinery watch: stopped after {done_rounds} round(s)", err=True)
     return 0
 
 
@@ -123,7 +123,7 @@ def serve_cmd() -> int:
 
     store = open_store()
     rounds = lander.serve(store, lambda run: _print_report(run, False, []))
-    click.echo(f"refinery serve: {rounds} round(s)", err=True)
+    say(f"refinery serve: {rounds} round(s)", err=True)
     return 0
 
 
@@ -149,19 +149,19 @@ def _print_report(report: engine.RunReport, as_json: bool, adopted: list[str]) -
         })
         return EXIT_RACE if stuck else 0
     for mr_id in adopted:
-        click.echo(f"queued idle work as {mr_id}")
+        say(f"queued idle work as {mr_id}")
     for notice in report.notices:
-        click.echo(f"notice: {notice}")
+        say(f"notice: {notice}")
     for step in report.steps:
-        click.echo(step.line())
+        say(step.line())
         for note in step.notes:
-            click.echo(f"  {note}")
+            say(f"  {note}")
     for line in report.fed:
-        click.echo(f"feed: {line}")
+        say(f"feed: {line}")
     if not report.steps:
-        click.echo("refinery: nothing queued")
+        say("refinery: nothing queued")
     else:
-        click.echo(f"refinery: {landed} of {len(report.steps)} landed")
+        say(f"refinery: {landed} of {len(report.steps)} landed")
     return EXIT_RACE if stuck else 0
 
 
@@ -176,18 +176,18 @@ def status_cmd(as_json: bool) -> int:
         print_json(data)
         return 0
     queue = data["queue"]
-    click.echo(f"queue: {len(queue)} open, {data['merged']} merged")
+    say(f"queue: {len(queue)} open, {data['merged']} merged")
     for row in queue:
         age = engine.format_age(row["age_seconds"])
         extra = f"  {row['reason']}" if row.get("reason") else ""
-        click.echo(f"  {row['id']:<10} {row['bead']:<12} {row['status']:<12} {age:>6}  "
-                   f"retries {row['retries']}  {row['branch']} → {row['target']}{extra}")
+        say(f"  {row['id']:<10} {row['bead']:<12} {row['status']:<12} {age:>6}  "
+            f"retries {row['retries']}  {row['branch']} → {row['target']}{extra}")
     if data["anomalies"]:
-        click.echo("anomalies:")
+        say("anomalies:")
         for item in data["anomalies"]:
             who = item["mr"] or item["bead"]
-            click.echo(f"  {item['kind']} {who}: {item['detail']}")
-            click.echo(f"    → {item['command']}")
+            say(f"  {item['kind']} {who}: {item['detail']}")
+            say(f"    → {item['command']}")
     return 0
 
 

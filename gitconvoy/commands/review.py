@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gitconvoy import cycle
-from gitconvoy.commands.io import json_option, open_store, print_json
+from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines
 from gitconvoy.errors import ConvoyError
 from gitconvoy.land import integration
 from gitconvoy.land import review as gate
@@ -22,22 +22,22 @@ def review_group() -> None:
 
 
 def _print(review: Review, full: bool) -> None:
-    click.echo(f"review {review.id}: {review.status}")
-    click.echo(f"  {review.branch} @ {review.tip[:12]} → {review.base}")
+    say(f"review {review.id}: {review.status}")
+    say(f"  {review.branch} @ {review.tip[:12]} → {review.base}")
     if review.reason:
-        click.echo(f"  reason: {review.reason}")
+        say(f"  reason: {review.reason}")
     if review.fix_bead:
-        click.echo(f"  fix task: {review.fix_bead}")
+        say(f"  fix task: {review.fix_bead}")
     if review.note:
-        click.echo(f"  note: {review.note}")
-    click.echo(f"  findings: {len(review.findings)}")
+        say(f"  note: {review.note}")
+    say(f"  findings: {len(review.findings)}")
     for finding in review.findings:
-        click.echo(f"    {finding}")
+        say(f"    {finding}")
     if full and review.report:
-        click.echo("")
-        click.echo(review.report.rstrip("\n"))
+        say("")  # the report is the state's text: indented, so none of it passes for ours
+        say_lines(f"    {line}" for line in review.report.rstrip("\n").split("\n"))
     elif review.report_path:
-        click.echo(f"  report: {review.report_path}")
+        say(f"  report: {review.report_path}")
 
 
 @review_group.command("show")
@@ -78,13 +78,13 @@ def run(epic: str, as_json: bool) -> int:
 def approve(epic: str, reason: str | None, no_land: bool) -> int:
     """Approve the pending review, then land the integration branch."""
     done, landed, line, fed = cycle.approve(open_store(), epic, reason, land=not no_land)
-    click.echo(f"approved {done.review.id}")
+    say(f"approved {done.review.id}")
     if landed is False:  # approved, recorded; the landing itself failed
         raise ConvoyError(line)
     if line:
-        click.echo(line)
+        say(line)
     for fed_line in fed:
-        click.echo(f"feed: {fed_line}")
+        say(f"feed: {fed_line}")
     return 0
 
 
@@ -94,9 +94,9 @@ def approve(epic: str, reason: str | None, no_land: bool) -> int:
 def reject(epic: str, reason: str | None) -> int:
     """Reject the pending review: a fix task under the epic keeps it from landing."""
     done, fed = cycle.reject(open_store(), epic, reason)
-    click.echo(f"rejected {done.review.id}; fix task {done.fix_bead}")
+    say(f"rejected {done.review.id}; fix task {done.fix_bead}")
     for line in fed:
-        click.echo(f"feed: {line}")
+        say(f"feed: {line}")
     return 0
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import click
 
-from gitconvoy.commands.io import json_option, open_store, print_json
+from gitconvoy.commands.io import json_option, open_store, print_json, say
 from gitconvoy.errors import ConvoyError
 from gitconvoy.state.model import Rig
 from gitconvoy.state.tx import Tx
@@ -70,7 +70,7 @@ def add(name: str, target: str, capacity: int, strategy: str, prefixes: tuple[st
         return new
 
     store.transact(mutate, f"rig add {name}: target {target}, capacity {capacity}")
-    click.echo(f"rig {name}: target {target}, capacity {capacity}, strategy {strategy}")
+    say(f"rig {name}: target {target}, capacity {capacity}, strategy {strategy}")
     return 0
 
 
@@ -90,7 +90,7 @@ def update(name: str, target: str | None, capacity: int | None, strategy: str | 
     if not changes:
         raise ConvoyError("nothing to update: give --target, --capacity, --strategy or --prefix")
     _edit(name, f"rig update {name}", lambda r: replace(r, **changes))
-    click.echo(f"updated rig {name}")
+    say(f"updated rig {name}")
     return 0
 
 
@@ -99,7 +99,7 @@ def update(name: str, target: str | None, capacity: int | None, strategy: str | 
 def park(name: str) -> int:
     """Stop dispatching to a rig (work in flight goes on)."""
     _edit(name, f"rig park {name}", lambda r: replace(r, parked=True))
-    click.echo(f"rig {name} parked")
+    say(f"rig {name} parked")
     return 0
 
 
@@ -108,7 +108,7 @@ def park(name: str) -> int:
 def unpark(name: str) -> int:
     """Dispatch to a parked rig again."""
     _edit(name, f"rig unpark {name}", lambda r: replace(r, parked=False))
-    click.echo(f"rig {name} unparked")
+    say(f"rig {name} unparked")
     return 0
 
 
@@ -131,6 +131,6 @@ def list_rigs(as_json: bool) -> int:
     for row in rows:
         flags = " parked" if row["parked"] else ""
         flags += " default" if row["default"] else ""
-        click.echo(f"{row['name']:<12} → {row['target']:<16} {row['in_flight']}/"
-                   f"{row['capacity']} in flight  {row['strategy']}{flags}")
+        say(f"{row['name']:<12} → {row['target']:<16} {row['in_flight']}/"
+            f"{row['capacity']} in flight  {row['strategy']}{flags}")
     return 0

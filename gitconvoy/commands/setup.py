@@ -6,6 +6,7 @@ import re
 
 import click
 
+from gitconvoy.commands.io import say
 from gitconvoy.errors import ConvoyError
 from gitconvoy.git import revs, sync
 from gitconvoy.state.model import Config
@@ -25,12 +26,12 @@ def init(prefix: str) -> int:
         )
     store = Store.open()  # not open_store(): adopting the remote's state is reported here
     if store.exists():
-        click.echo(f"{store.ref} already exists; nothing to do")
+        say(f"{store.ref} already exists; nothing to do")
         return 0
     adopted = sync.adopt_remote_state(store)
     if adopted:
-        click.echo(f"took {revs.default_remote(store)}'s state: {store.ref} at {adopted[:10]}")
+        say(f"took {revs.default_remote(store)}'s state: {store.ref} at {adopted[:10]}")
         return 0
     commit = store.initialise(Config(prefix=prefix))
-    click.echo(f"initialised {store.ref} at {commit[:10]} (prefix {prefix})")
+    say(f"initialised {store.ref} at {commit[:10]} (prefix {prefix})")
     return 0

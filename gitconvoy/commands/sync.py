@@ -6,7 +6,7 @@ import contextlib
 
 import click
 
-from gitconvoy.commands.io import open_store
+from gitconvoy.commands.io import open_store, say
 from gitconvoy.errors import ConvoyError
 
 
@@ -24,9 +24,9 @@ def sync(remote: str | None, quiet: bool, no_feed: bool) -> int:
     store = open_store(adopt=False)  # sync adopts, and reports it
     report = run_sync(store, remote)
     for note in report.notes:
-        click.echo(f"note: {note}", err=True)
+        say(f"note: {note}", err=True)
     if not quiet:
-        click.echo(report.summary())
+        say(report.summary())
     if report.action in ("fast-forward", "merged", "adopted") and not no_feed:
         from gitconvoy.git.watch import read_watch
 
@@ -35,11 +35,11 @@ def sync(remote: str | None, quiet: bool, no_feed: bool) -> int:
 
             for line in run_hook("sync", []):
                 if not quiet:
-                    click.echo(f"feed: {line}")
+                    say(f"feed: {line}")
             if store.state_commit() != report.commit:  # the feeder wrote: share that too
                 again = run_sync(store, report.remote)
                 if not quiet:
-                    click.echo(again.summary())
+                    say(again.summary())
     return 0
 
 
@@ -66,11 +66,11 @@ def merge_driver(base_file: str, ours_file: str, theirs_file: str, path: str) ->
     try:
         result = merge_file(name, base or None, ours or None, theirs or None)
     except Unmergeable as exc:
-        click.echo(f"warning: git convoy merge-driver: {exc.message}; left as a conflict",
-                   err=True)
+        say(f"warning: git convoy merge-driver: {exc.message}; left as a conflict",
+            err=True)
         return 1
     if result.extra:
-        click.echo(
+        say(
             f"warning: git convoy merge-driver: {name}: {result.notes[0]}; a file merge cannot "
             "rename it, run 'git convoy sync' (or merge with it) instead; left as a conflict",
             err=True,
@@ -80,7 +80,7 @@ def merge_driver(base_file: str, ours_file: str, theirs_file: str, path: str) ->
         fh.write(result.data or b"")
     _mark_feed_due()
     for note in result.notes:
-        click.echo(f"note: {note}", err=True)
+        say(f"note: {note}", err=True)
     return 0
 
 

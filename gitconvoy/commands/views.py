@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from gitconvoy.commands.io import open_store, print_json
+from gitconvoy.commands.io import open_store, print_json, say, say_lines, say_text
 from gitconvoy.errors import ConvoyError
 from gitconvoy.git import revs
 from gitconvoy.render.markdown import diff_markdown
@@ -75,10 +75,9 @@ def diff(revs: str | None, fmt: str) -> int:
     if fmt == "json":
         print_json({"range": label, **result.to_json()})
     elif fmt == "markdown":
-        click.echo(diff_markdown(result, f"{label}" + (f" ({span})" if label != span else "")),
-                   nl=False)
+        say_text(diff_markdown(result, f"{label}" + (f" ({span})" if label != span else "")))
     elif not result.events:
-        click.echo(f"no state changes in {label} ({span})")
+        say(f"no state changes in {label} ({span})")
     else:
-        click.echo("\n".join(e.text() for e in result.events))
+        say_lines(e.text() for e in result.events)
     return 0

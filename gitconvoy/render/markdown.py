@@ -7,8 +7,11 @@ reads as syntax, and every label goes through one escaper.
 
 from __future__ import annotations
 
+import re
+
 from gitconvoy.plan import graph, staging
 from gitconvoy.plan.waves import WavePlan
+from gitconvoy.render.text import inert
 from gitconvoy.state.model import Convoy
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.statediff import KIND_ORDER, Event, StateDiff
@@ -36,16 +39,28 @@ OUTSIDE_STYLE = "fill:#fff8c5,stroke:#9a6700,color:#4d2d00,stroke-dasharray:5 5"
 
 
 def md_text(text: str) -> str:
-    """Inline text that markdown shows as written (no HTML, links, emphasis or table breaks)."""
-    out = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Inline text that markdown shows as written (no HTML, links, emphasis or table breaks)
+    and a terminal shows inert (control characters as visible escapes, render.text.inert)."""
+    out = inert(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     for ch in "\\`*_[]|#":
         out = out.replace(ch, "\\" + ch)
     return " ".join(out.split())
 
 
+def md_code(text: str) -> str:
+    """Inline code showing `text` as written: fenced by more backticks than any run inside
+    it (CommonMark), so an id or a file name cannot close the span and inject markup."""
+    shown = inert(text)
+    longest = max((len(run) for run in re.findall("`+", shown)), default=0)
+    if not longest:
+        return f"`{shown}`"
+    fence = "`" * (longest + 1)
+    return f"{fence} {shown} {fence}"
+
+
 def mermaid_label(text: str) -> str:
     """Text for a quoted mermaid label: entity codes for the characters that end or inject."""
-    out = text.replace("#", "#35;").replace('"', "#quot;").replace("<", "#lt;")
+    out = inert(text).replace("#", "#35;").replace('"', "#quot;").replace("<", "#lt;")
     return " ".join(out.replace(">", "#gt;").replace("`", "'").split())
 
 
@@ -123,7 +138,7 @@ def status_markdown(snap: Snapshot, convoy: Convoy, waves: WavePlan,
     filled = round(10 * done / total) if total else 0
     bar = "█" * filled + "░" * (10 - filled)
     out = [
-        f"### Convoy `{convoy.id}`: {md_text(convoy.title)}",
+        f"### Convoy {md_code(convoy.id)}: {md_text(convoy.title)}",
         "",
         f"**{done}/{total} closed** `{bar}` · {progress['in_flight']} in flight · "
         f"status `{convoy.status}` · {len(waves.waves)} wave(s) left"
@@ -134,7 +149,7 @@ def status_markdown(snap: Snapshot, convoy: Convoy, waves: WavePlan,
     ]
     for bead_id in members:
         bead = snap.beads[bead_id]
-        out.append(f"| `{bead_id}` | {md_text(bead.title)} | {bead.type} | {bead.status} | "
+        out.append(f"| {md_code(bead_id)} | {md_text(bead.title)} | {bead.type} | {bead.status} | "
                    f"{md_text(bead.assignee) if bead.assignee else ''} | "
                    f"{_wave_cell(bead_id, snap, waves)} |")
     dag = mermaid_dag(snap, members)
@@ -174,7 +189,7 @@ def diff_markdown(diff: StateDiff, label: str, limit: int = MAX_EVENTS) -> str:
     """The events grouped by kind under a marker a CI job can find to update its comment.
     A long group folds into <details>; past `limit` lines the rest is counted, not listed,
     so a big import still fits in one PR comment (GitHub takes 65,536 characters)."""
-    out = [MARKER, f"### gitconvoy state changes `{label}`", ""]
+    out = [MARKER, f"### gitconvoy state changes {md_code(label)}", ""]
     if not diff.events:
         out.append("No changes to beads, convoys, rigs or merge requests.")
         return "\n".join(out) + "\n"
@@ -190,7 +205,7 @@ def diff_markdown(diff: StateDiff, label: str, limit: int = MAX_EVENTS) -> str:
         fold = len(events) > FOLD_AFTER
         out.append(f"<details><summary>{heading} ({len(events)} changes)</summary>\n"
                    if fold else f"**{heading}**")
-        out += [f"- `{e.subject}`: {md_text(e.describe())}" for e in shown]
+        out += [f"- {md_code(e.subject)}: {md_text(e.describe())}" for e in shown]
         if len(shown) < len(events):
             out.append(f"- … {len(events) - len(shown)} more: run "
                        f"`git convoy diff {label.split(' ')[0]}` to see them all")

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from gitconvoy.state.model import Bead, Convoy
+
+# What json.dumps(ensure_ascii=False) leaves raw that a terminal acts on (it escapes only
+# C0): DEL, C1 controls, line/paragraph separators, bidi overrides, lone surrogates.
+_RAW_IN_JSON = re.compile(r"[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def json_text(data: Any) -> str:
+    """Indented JSON that parses to exactly `data` and is inert on a terminal: readable
+    non-ASCII stays as it is, every control character is a \\u escape."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def bead_json(bead: Bead) -> dict[str, Any]:

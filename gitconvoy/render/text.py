@@ -1,8 +1,34 @@
-"""Text views for people: one line per bead, aligned and short."""
+"""Text views for people: one line per bead, aligned and short; and `inert`, which every
+line printed for people goes through."""
 
 from __future__ import annotations
 
+import re
+
 from gitconvoy.state.model import Bead
+
+# What a terminal (or a pager, or a log viewer) acts on instead of showing: the C0 controls
+# (TAB, LF, CR and ESC, which starts CSI and OSC sequences, among them), DEL, the C1 controls
+# (U+009B is a one-character CSI), the Unicode line and paragraph separators, the
+# bidirectional embeddings, overrides and isolates that reorder what is shown ("Trojan
+# Source"), and lone surrogates (which cannot be printed at all).
+UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _SHORT.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def inert(text: str) -> str:
+    """`text` with every character a terminal would act on shown as a visible escape
+    (`\\x1b`, `\\r`, `\\n`, `\\x9b`, `\\u202e`); printable Unicode is kept as it is, and so is
+    a backslash (text output is for people: `--json` carries the exact strings)."""
+    if UNSAFE.search(text) is None:
+        return text
+    return UNSAFE.sub(_escape, text)
 
 
 def bead_line(bead: Bead) -> str:
@@ -31,5 +57,5 @@ def bead_detail(bead: Bead) -> list[str]:
     for name, text in (("description", bead.description), ("acceptance", bead.acceptance)):
         if text:
             lines.append(f"  {name}:")
-            lines += [f"    {line}" for line in text.splitlines()]
+            lines += [f"    {line}" for line in text.rstrip("\n").split("\n")]
     return lines
