@@ -28,7 +28,6 @@ pytestmark = pytest.mark.slow
 QUIET = {"CONVOY_IN_HOOK": "1"}  # scene-setting git commands must not wake the hooks
 
 # The attacks as they stood before the fixes (issue 16); each fix removes its mark.
-HOLE_COMMANDS = pytest.mark.xfail(strict=True, reason="commands read from a state-named branch")
 HOLE_CHECKS = pytest.mark.xfail(strict=True, reason="the check follows the state-chosen rig")
 HOLE_HISTORY = pytest.mark.xfail(strict=True, reason="any history lands as work")
 HOLE_PUSH = pytest.mark.xfail(strict=True, reason="push status from the local branch")
@@ -129,7 +128,6 @@ def dispatch_on_state_branch(w: World) -> None:
 
 
 @pytest.mark.parametrize("trigger", ["fetch", "sync", "feed"])
-@HOLE_COMMANDS
 def test_a_state_writer_cannot_choose_the_dispatch_command(world, trigger):
     dispatch_on_state_branch(world)
     if trigger == "fetch":  # the hooks absorb the fetched state and feed
@@ -143,7 +141,6 @@ def test_a_state_writer_cannot_choose_the_dispatch_command(world, trigger):
     assert not world.pwned.exists()
 
 
-@HOLE_COMMANDS
 def test_a_hostile_worker_cannot_choose_the_dispatch_command(world):
     """A worker commits `.convoy/config.toml` on its work branch; the state then points a
     rig at that branch."""
@@ -162,7 +159,6 @@ def test_a_hostile_worker_cannot_choose_the_dispatch_command(world):
     assert not world.pwned.exists()
 
 
-@HOLE_COMMANDS
 def test_doctor_does_not_vouch_for_a_command_from_the_state(world):
     dispatch_on_state_branch(world)
     git_convoy("sync", "--no-feed", cwd=world.victim, env=QUIET)
@@ -186,7 +182,6 @@ def review_config_on_state_branch(w: World) -> None:
     })
 
 
-@HOLE_COMMANDS
 def test_a_state_writer_cannot_choose_the_review_command(world):
     victim = world.victim
     review_config_on_state_branch(world)
@@ -207,6 +202,88 @@ def test_a_state_writer_cannot_choose_the_review_command(world):
     git_convoy("review", "run", epic, cwd=victim, check=False)
     assert not world.pwned.exists()
     assert not world.pwned.with_suffix(".formula").exists()
+
+
+# --- the one trusted branch (convoy.configRef) ------------------------------------------
+
+
+def commit_config(repo: Path, branch: str, text: str) -> None:
+    """Commit `.convoy/config.toml` on `branch` (created from main when new), quietly."""
+    here = git("symbolic-ref", "--short", "HEAD", cwd=repo)
+    if git("branch", "--list", branch, cwd=repo) == "":
+        quiet_git("branch", branch, "main", cwd=repo)
+    quiet_git("switch", "-q", branch, cwd=repo)
+    (repo / ".convoy").mkdir(exist_ok=True)
+    (repo / ".convoy" / "config.toml").write_text(text)
+    quiet_git("add", ".convoy/config.toml", cwd=repo)
+    quiet_git("commit", "-q", "-m", f"config on {branch}", cwd=repo)
+    quiet_git("switch", "-q", here, cwd=repo)
+
+
+def rig_line(repo: Path, rig: str = "app") -> str:
+    out = git_convoy("doctor", cwd=repo, check=False).stdout
+    return next(ln for ln in out.splitlines() if f"config: rig {rig}:" in ln)
+
+
+def test_commands_come_from_the_config_committed_on_the_default_branch(world):
+    victim, marker = world.victim, world.victim.parent / "dispatched"
+    commit_config(victim, "main", f'[rig.app]\ndispatch = "{touch(marker)}"\n')
+    assert rig_line(victim).endswith(
+        "from .convoy/config.toml on main (convoy.configRef unset: origin's HEAD)")
+    ok("sling", ok("bead", "create", "honest"))
+    assert marker.exists()
+    git("config", "convoy.rig.app.dispatch", "true", cwd=victim)
+    assert rig_line(victim).endswith("dispatch 'true' from convoy.rig.app.dispatch "
+                                     "(local git config)")
+
+
+def test_config_ref_names_the_one_trusted_branch(world):
+    victim, marker = world.victim, world.victim.parent / "dispatched"
+    commit_config(victim, "main", '[rig.app]\ndispatch = "false"\n')
+    commit_config(victim, "tooling", f'[rig.app]\ndispatch = "{touch(marker)}"\n')
+    git("config", "convoy.configRef", "tooling", cwd=victim)
+    assert rig_line(victim).endswith("from .convoy/config.toml on tooling (convoy.configRef)")
+    ok("sling", ok("bead", "create", "honest"))
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("name", ["convoy/state", "refs/heads/convoy/state", "convoy/t-1",
+                                  "integration/t-1-x"])
+def test_config_ref_may_not_name_a_branch_others_write(world, name):
+    victim = world.victim
+    git("config", "convoy.configRef", name, cwd=victim)
+    before = git("rev-parse", "convoy/state", cwd=victim)
+    res = convoy("formula", "list")
+    assert res.code == 1 and res.out == ""
+    assert res.err.startswith(f"error: convoy.configRef = '{name}': ")
+    assert "set it to a branch you review" in res.err and res.err.count("\n") == 1
+    doctor = git_convoy("doctor", cwd=victim, check=False)
+    assert doctor.returncode == 1
+    assert f"fail  config: convoy.configRef = '{name}'" in doctor.stdout
+    assert git("rev-parse", "convoy/state", cwd=victim) == before
+
+
+@pytest.mark.parametrize("branches, head, remote_head, expected", [
+    (["main", "trunk"], "main", "trunk", "trunk"),  # the remote's HEAD first
+    (["master", "dev"], "dev", None, "master"),  # then main, then master
+    (["dev"], "dev", None, "dev"),  # then the checked-out branch
+    (["convoy/t-1"], "convoy/t-1", None, None),  # never a work branch
+    (["main"], "main", "convoy/state", "main"),  # nor the state branch, whatever HEAD says
+])
+def test_the_default_trusted_branch(tmp_path, branches, head, remote_head, expected):
+    from gitconvoy.git.localconfig import config_ref
+
+    repo = make_repo(tmp_path / "r")
+    for name in set(branches) - {"main"}:
+        git("branch", name, "HEAD", cwd=repo)
+    git("switch", "-q", head, cwd=repo)
+    if "main" not in branches:
+        git("branch", "-D", "main", cwd=repo)
+    if remote_head:
+        git("update-ref", f"refs/remotes/origin/{remote_head}", "HEAD", cwd=repo)
+        git("symbolic-ref", "refs/remotes/origin/HEAD", f"refs/remotes/origin/{remote_head}",
+            cwd=repo)
+    assert config_ref(Store.open(str(repo))).branch == expected
 
 
 # --- item 2: the state chooses the rig, the rig chose the check ---------------------------

@@ -8,8 +8,10 @@ automatic reviewer command) approves — the branch lands — or rejects — a f
 epic keeps it open; when the fix lands on the integration branch, the new tip gets a new
 review. A review is of one tip: an approval of an older tip does not let a newer one land.
 
-The gate and the reviewer command are read only from local git config or the project's
-committed `.convoy/config.toml` (like a rig's check command), never from the state ref:
+The gate, the reviewer command and the review formula are read only from local git config
+or from `.convoy/config.toml` and `.convoy/formulas/` committed on the trusted branch
+(`convoy.configRef`, gitconvoy.git.localconfig) — never from the epic's base or any other
+branch the state names, never from the state ref:
 
     git config convoy.review true            # or [review] enabled = true
     git config convoy.review.command ./rv.sh # or [review] command = "./rv.sh"
@@ -46,17 +48,13 @@ REPORT_LIMIT = 20_000
 # --- settings (local config or committed config, never the state ref) ------------------
 
 
-def _setting(store: Store, base: str, key: str) -> Any:
-    local = store.config_get("convoy.review" if key == "enabled" else f"convoy.review.{key}")
-    if local is not None:
-        return local
-    section = localconfig.project_config(store, base).get("review", {})
-    return section.get(key) if isinstance(section, dict) else None
+def _setting(store: Store, key: str) -> str | None:
+    return localconfig.review_found(store, key).value
 
 
-def enabled(store: Store, base: str) -> bool:
-    value = _setting(store, base, "enabled")
-    return value is True or (isinstance(value, str) and value.strip().lower() in TRUE)
+def enabled(store: Store) -> bool:
+    value = _setting(store, "enabled")
+    return value is not None and value.strip().lower() in TRUE
 
 
 def review_id(epic_id: str, tip: str) -> str:
@@ -223,8 +221,9 @@ def start(store: Store, epic_id: str, *, rerun: bool = False) -> Started:
     existing = store.snapshot().objects["reviews"].get(rid)
     if existing is not None and not rerun:
         return Started(existing, False)
-    name = str(_setting(store, ctx.base, "formula") or DEFAULT_FORMULA)
-    formula = formulas.bind(formulas.load(name, store, ctx.base), {
+    name = _setting(store, "formula") or DEFAULT_FORMULA
+    trusted = localconfig.config_ref(store).branch
+    formula = formulas.bind(formulas.load(name, store, trusted), {
         "epic": epic_id, "branch": ctx.branch, "base": ctx.base, "tip": ctx.tip})
     outcome = run_steps(store, formula, ctx)
     stamp = now()
@@ -251,10 +250,10 @@ def start(store: Store, epic_id: str, *, rerun: bool = False) -> Started:
                                   "finding(s))")
     if not made:
         return Started(store.snapshot().objects["reviews"][rid], False)
-    command = _setting(store, ctx.base, "command")
+    command = _setting(store, "command")
     if not command:
         return Started(review, True)
-    return Started(*_auto_decide(store, review, str(command), st, ctx))
+    return Started(*_auto_decide(store, review, command, st, ctx))
 
 
 def _report(rid: str, formula: formulas.Formula, ctx: Context, outcome: Outcome,
@@ -368,9 +367,9 @@ def _fix_description(review: Review, reason: str | None) -> str:
     return "\n".join(lines)
 
 
-def require_approved(store: Store, epic_id: str, branch: str, base: str, tip: str) -> None:
+def require_approved(store: Store, epic_id: str, branch: str, tip: str) -> None:
     """`integration land` with the gate on: the exact tip must have an approved review."""
-    if not enabled(store, base):
+    if not enabled(store):
         return
     review = store.snapshot().objects["reviews"].get(review_id(epic_id, tip))
     if review is None or review.status != "approved":
@@ -398,7 +397,7 @@ def gate(store: Store, awaiting: list[tuple[str, str]]) -> list[GateEvent]:
     out: list[GateEvent] = []
     for epic_id, branch in awaiting:
         epic = store.snapshot().beads.get(epic_id)
-        if epic is None or epic.done or not enabled(store, epic.target or "main"):
+        if epic is None or epic.done or not enabled(store):
             continue
         try:
             started = start(store, epic_id)
@@ -437,7 +436,7 @@ def _next(store: Store, review: Review, new: bool) -> GateEvent:
 def land_epic(store: Store, epic_id: str) -> integration.LandReport:
     """The one way an epic lands: with the gate on, only the approved tip."""
     return integration.land(store, epic_id, guard=lambda st, tip: require_approved(
-        store, epic_id, st.branch, st.base, tip))
+        store, epic_id, st.branch, tip))
 
 
 def land_approved(store: Store, review: Review) -> tuple[bool, str]:
