@@ -28,7 +28,6 @@ pytestmark = pytest.mark.slow
 QUIET = {"CONVOY_IN_HOOK": "1"}  # scene-setting git commands must not wake the hooks
 
 # The attacks as they stood before the fixes (issue 16); each fix removes its mark.
-HOLE_CHECKS = pytest.mark.xfail(strict=True, reason="the check follows the state-chosen rig")
 HOLE_HISTORY = pytest.mark.xfail(strict=True, reason="any history lands as work")
 HOLE_PUSH = pytest.mark.xfail(strict=True, reason="push status from the local branch")
 
@@ -335,7 +334,6 @@ def landed_nothing(w: World, before: str) -> None:
     assert git("ls-tree", "-r", "--name-only", "main", cwd=w.remote).split() == ["README"]
 
 
-@HOLE_CHECKS
 def test_a_new_rig_cannot_route_work_around_the_check_on_main(world):
     protect_main(world)
     commit = hostile_work(world, "convoy/t-evil3")
@@ -352,7 +350,6 @@ def test_a_new_rig_cannot_route_work_around_the_check_on_main(world):
     landed_nothing(world, before)
 
 
-@HOLE_CHECKS
 def test_retargeting_the_checked_rig_does_not_unguard_main(world):
     """The state moves rig app (the one with the check) away from main, then lands through
     a new rig: the check the user configured still guards main."""
@@ -371,7 +368,6 @@ def test_retargeting_the_checked_rig_does_not_unguard_main(world):
     landed_nothing(world, before)
 
 
-@HOLE_CHECKS
 def test_the_target_check_runs_whatever_rig_the_state_names(world):
     script = world.victim.parent / "main-check.sh"
     script.write_text("#!/bin/sh\n! test -e evil.txt\n")
@@ -436,7 +432,6 @@ def test_unrelated_history_is_refused(world):
     landed_nothing(world, before)
 
 
-@HOLE_CHECKS
 def test_an_epic_lands_on_main_only_through_mains_check(world):
     """Integration landings use the target's check too, whatever rig the epic names."""
     victim = world.victim
@@ -453,6 +448,77 @@ def test_an_epic_lands_on_main_only_through_mains_check(world):
     res = convoy("integration", "land", epic)
     assert res.code == 1 and "check failed" in res.err, res
     assert git("rev-parse", "main", cwd=victim) == before
+
+
+# --- which checks guard a target (gitconvoy/land/targetchecks.py) -----------------------
+
+
+def rigs(**targets: str) -> dict[str, Rig]:
+    return {name: Rig(name=name, target=target) for name, target in targets.items()}
+
+
+@pytest.mark.parametrize("config, toml, state_rigs, target, rig, expected, why", [
+    ({"convoy.target.main.check": "T", "convoy.rig.app.check": "A"}, "",
+     rigs(app="main", evil="main"), "main", "evil", ["T"], "main's own check"),
+    ({}, '[target.main]\ncheck = "T"\n', rigs(evil="main"), "main", "evil", ["T"],
+     "main's own check"),
+    ({"convoy.target.main.check": "", "convoy.rig.app.check": "A"}, "", rigs(app="main"),
+     "main", "app", [], "main lands unchecked"),
+    ({"convoy.rig.app.check": "A", "convoy.rig.web.check": "B"}, "",
+     rigs(app="main", web="main", evil="main", doc="pages"), "main", "evil", ["A", "B"],
+     "the checks of the rigs that land on main"),
+    ({"convoy.rig.app.check": "A"}, "", rigs(app="elsewhere", evil="main"), "main", "evil",
+     ["A"], "no check names main"),
+    ({}, '[rig.app]\ncheck = "A"\n', rigs(app="elsewhere", evil="main"), "main", "evil",
+     ["A"], "no check names main"),
+    ({"convoy.rig.app.check": "A"}, "", rigs(app="main"), "integration/t-1-x", "app", ["A"],
+     "the checks of the rigs that land on integration/t-1-x"),
+    ({"convoy.rig.app.check": "A", "convoy.rig.web.check": "A"}, "",
+     rigs(app="main", web="main"), "main", "app", ["A"], "the checks of"),
+    ({}, "", rigs(app="main"), "main", "app", [], "no check configured"),
+])
+def test_which_checks_guard_a_target(repo, config, toml, state_rigs, target, rig, expected,
+                                     why):
+    from gitconvoy.land.targetchecks import checks_for
+
+    for key, value in config.items():
+        git("config", key, value, cwd=repo)
+    if toml:
+        commit_config(repo, "main", toml)
+    plan = checks_for(Store.open(str(repo)), state_rigs, target, state_rigs.get(rig))
+    assert [c.command for c in plan.checks] == expected
+    assert plan.why.startswith(why)
+
+
+def test_a_target_check_has_its_own_timeout_and_names_its_source(repo):
+    from gitconvoy.land.targetchecks import checks_for
+
+    git("config", "convoy.target.release/1.x.check", "make test", cwd=repo)
+    git("config", "convoy.target.release/1.x.timeout", "90s", cwd=repo)
+    [check] = checks_for(Store.open(str(repo)), {}, "release/1.x", None).checks
+    assert (check.command, check.timeout) == ("make test", 90.0)
+    assert check.source == "convoy.target.release/1.x.check (local git config)"
+
+
+def test_several_checks_all_run_and_the_failing_one_is_named(state_repo):
+    from gitconvoy.land.targetchecks import checks_for, run
+
+    ran = state_repo.parent / "ran"
+    git("config", "convoy.rig.app.check", f"echo app >> '{ran}'", cwd=state_repo)
+    git("config", "convoy.rig.web.check", f"echo web >> '{ran}'; exit 3", cwd=state_repo)
+    store = Store.open(str(state_repo))
+    plan = checks_for(store, rigs(app="main", web="main"), "main", None)
+    result = run(store, plan, git("rev-parse", "main", cwd=state_repo), label="two", env={})
+    assert ran.read_text().split() == ["app", "web"]
+    assert not result.passed
+    assert result.detail == "check failed (exit 3) [convoy.rig.web.check (local git config)]"
+
+
+def test_doctor_says_what_guards_each_target(world):
+    git("config", "convoy.target.main.check", "make test", cwd=world.victim)
+    out = git_convoy("doctor", cwd=world.victim, check=False).stdout
+    assert ("ok    config: target main: main's own check: 'make test' from "
+            "convoy.target.main.check (local git config)") in out.splitlines()
 
 
 # --- item 8: whether a landing was pushed is the remote's to say ---------------------------

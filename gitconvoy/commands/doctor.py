@@ -19,6 +19,7 @@ from gitconvoy.commands.io import open_store, print_json
 from gitconvoy.errors import ConvoyError
 from gitconvoy.git import hookinstall, localconfig, revs, settings, watch
 from gitconvoy.git.gitcli import run_git
+from gitconvoy.land import targetchecks
 from gitconvoy.state.model import Rig
 from gitconvoy.state.store import Store
 
@@ -165,6 +166,22 @@ def check_rig(store: Store, rig: Rig) -> list[Check]:
     return out
 
 
+def check_targets(store: Store, rigs: dict[str, Rig]) -> list[Check]:
+    """What guards each target: its own check, the checks of its rigs, or every check."""
+    names = {r.target for r in rigs.values() if not localconfig.state_owned(store, r.target)}
+    names |= localconfig.target_check_branches(store)
+    out = []
+    for target in sorted(names):
+        try:
+            plan = targetchecks.checks_for(store, rigs, target, None)
+        except ConvoyError as exc:
+            out.append(Check("config", "fail", f"target {target}: {exc.message}"))
+            continue
+        level = "warn" if plan.why.startswith("no check names") else "ok"
+        out.append(Check("config", level, f"target {target}: {plan.describe()}"))
+    return out
+
+
 def check_config(store: Store) -> list[Check]:
     out: list[Check] = []
     if not store.exists():
@@ -178,6 +195,7 @@ def check_config(store: Store) -> list[Check]:
                          "--target BRANCH' so beads can be dispatched"))
     for rig in sorted(snap.config.rigs.values(), key=lambda r: r.name):
         out += check_rig(store, rig)
+    out += check_targets(store, snap.config.rigs)
     if os.path.exists(os.path.join(watch.convoy_dir(store), watch.WATCH_FILE)):
         wanted = watch.watch_patterns(store.ref, snap)
         if watch.read_watch(store) != wanted:

@@ -220,19 +220,28 @@ def review_found(store: Store, key: str) -> Found:
     return lookup(store, git_key, "review", key)
 
 
-def rig_checks(store: Store) -> dict[str, Found]:
-    """Every rig check the local user configured, by rig name — from git config and the
-    trusted file, whatever rigs the state lists."""
-    res = run_git(["config", "--get-regexp", r"^convoy\.rig\..*\.check$"],
+def _configured(store: Store, kind: str, key: str) -> set[str]:
+    """Names `X` that have `convoy.<kind>.X.<key>` in git config or `[<kind>."X"] <key>` in
+    the trusted file — found from the user's config alone, whatever the state lists."""
+    res = run_git(["config", "--get-regexp", rf"^convoy\.{kind}\..*\.{key}$"],
                   git_dir=store.common_dir, check=False)
-    names = set()
-    for line in res.out.splitlines():
-        key = line.split(" ", 1)[0]
-        names.add(key[len("convoy.rig."):-len(".check")])
+    names = {line.split(" ", 1)[0][len(f"convoy.{kind}."):-len(f".{key}")]
+             for line in res.out.splitlines()}
     _, data = trusted_file(store)
-    rigs = data.get("rig")
-    if isinstance(rigs, dict):
-        names |= {n for n, section in rigs.items()
-                  if isinstance(section, dict) and "check" in section}
-    found = {name: rig_found(store, name, "check") for name in sorted(names)}
+    sections = data.get(kind)
+    if isinstance(sections, dict):
+        names |= {n for n, section in sections.items()
+                  if isinstance(section, dict) and key in section}
+    return names
+
+
+def rig_checks(store: Store) -> dict[str, Found]:
+    """Every rig check the local user configured, by rig name."""
+    found = {name: rig_found(store, name, "check")
+             for name in sorted(_configured(store, "rig", "check"))}
     return {name: f for name, f in found.items() if f.value}
+
+
+def target_check_branches(store: Store) -> set[str]:
+    """Branches with a check of their own (an empty one included: "lands unchecked")."""
+    return _configured(store, "target", "check")

@@ -21,7 +21,7 @@ from typing import Any
 
 from gitconvoy.errors import ConvoyError
 from gitconvoy.git import localconfig, revs
-from gitconvoy.land import checks, landing
+from gitconvoy.land import checks, landing, targetchecks
 from gitconvoy.plan import targets
 from gitconvoy.plan.edits import with_status
 from gitconvoy.state import ids
@@ -344,31 +344,22 @@ def _rig(snap: Snapshot, bead: Bead) -> Rig | None:
 
 
 def _rig_value(store: Store, rig: Rig | None, key: str) -> str | None:
-    if rig is not None:
-        return localconfig.rig_setting(store, rig, key)
-    return store.config_get(f"convoy.refinery.{key}")
-
-
-def check_settings(store: Store, rig: Rig | None) -> tuple[str | None, float]:
-    """The check command and its timeout for work landing through `rig` (or the refinery's
-    defaults without one): shared by MRs, integration landings and reviews."""
-    return _rig_value(store, rig, "check"), checks.parse_timeout(_rig_value(store, rig, "timeout"))
+    return localconfig.rig_setting(store, rig, key) if rig is not None else None
 
 
 def plan_for(store: Store, snap: Snapshot, mr: MergeRequest, bead: Bead) -> landing.Plan:
     rig = _rig(snap, bead)
     strategy = rig.strategy if rig else "merge"
-    command, timeout = check_settings(store, rig)
+    checking = targetchecks.checks_for(store, snap.config.rigs, mr.target, rig)
 
     def check(candidate: str) -> checks.CheckResult:
         env = {"CONVOY_MR": mr.id, "CONVOY_BEAD": bead.id, "CONVOY_TARGET": mr.target,
                "CONVOY_COMMIT": candidate, "CONVOY_BRANCH": mr.branch}
-        return checks.run_check(store, command or "", candidate, label=mr.id,
-                                timeout=timeout, env=env)
+        return targetchecks.run(store, checking, candidate, label=mr.id, env=env)
 
     return landing.Plan(
         source=mr.commit, target=mr.target, strategy=strategy,
-        message=merge_message(mr, bead, strategy), check=check if command else None,
+        message=merge_message(mr, bead, strategy), check=check if checking.checks else None,
         push_attempts=max(number_setting(store, "convoy.refinery.pushAttempts"), 1),
         reflog=f"refinery {mr.id} ({bead.id})",
     )

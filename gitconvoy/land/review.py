@@ -28,7 +28,7 @@ import pygit2
 
 from gitconvoy.errors import ConvoyError
 from gitconvoy.git import gitcli, localconfig, revs
-from gitconvoy.land import checks, formulas, integration, refinery
+from gitconvoy.land import checks, formulas, integration, refinery, targetchecks
 from gitconvoy.plan.edits import BeadSpec, create_bead
 from gitconvoy.state.model import Bead, Review, now, touched
 from gitconvoy.state.store import Store
@@ -87,8 +87,7 @@ class Context:
     base: str
     tip: str
     base_tip: str
-    check: str | None
-    timeout: float
+    checking: targetchecks.CheckPlan
 
 
 @dataclass
@@ -180,9 +179,12 @@ def _run_step(store: Store, step: formulas.Step, ctx: Context, files: list[str],
                     f"{', '.join(code[:10])}"], ""
         return [], ""
     if run == "builtin:check":
-        if not ctx.check:
-            return [], "no check command configured"
-        return _shell(store, ctx.check, ctx, f"review-check-{ctx.epic.id}", env)
+        if not ctx.checking.checks:
+            return [], f"no check guards {ctx.base}: {ctx.checking.why}"
+        result = targetchecks.run(store, ctx.checking, ctx.tip, label=f"review-check-{ctx.epic.id}",
+                                  env=env)
+        return ([], result.detail) if result.passed else \
+            ([f"{result.detail}; log: {result.log}"], "")
     if run.startswith("builtin:"):
         return [f"unknown built-in step {run!r}"], ""
     return _shell(store, run, ctx, f"review-{step.id}-{ctx.epic.id}", env)
@@ -190,7 +192,7 @@ def _run_step(store: Store, step: formulas.Step, ctx: Context, files: list[str],
 
 def _shell(store: Store, command: str, ctx: Context, label: str,
            env: dict[str, str]) -> tuple[list[str], str]:
-    result = checks.run_check(store, command, ctx.tip, label=label, timeout=ctx.timeout,
+    result = checks.run_check(store, command, ctx.tip, label=label, timeout=ctx.checking.timeout,
                               env=env)
     if result.passed:
         return [], result.detail
@@ -208,10 +210,10 @@ class Started:
 
 
 def _context(store: Store, epic_id: str) -> tuple[integration.Status, Context]:
-    st, epic, command, timeout, tip = integration.ready_branch(
+    st, epic, checking, tip = integration.ready_branch(
         store, epic_id, f"epic '{epic_id}' is not ready for review")
     base_tip = store.head_of(f"refs/heads/{st.base}") or ""
-    return st, Context(epic, st.branch, st.base, tip, base_tip, command, timeout)
+    return st, Context(epic, st.branch, st.base, tip, base_tip, checking)
 
 
 def start(store: Store, epic_id: str, *, rerun: bool = False) -> Started:
@@ -285,7 +287,7 @@ def _auto_decide(store: Store, review: Review, command: str, st: integration.Sta
            "CONVOY_BASE": review.base, "CONVOY_TIP": review.tip,
            "CONVOY_FINDINGS": str(len(review.findings))}
     result = checks.run_check(store, command, review.tip, label=f"reviewer-{review.epic}",
-                              timeout=ctx.timeout, env=env)
+                              timeout=ctx.checking.timeout, env=env)
     verdict, reason = ("approve", "approved by the reviewer command") if result.passed else \
         ("reject", f"reviewer command: {result.detail}; log: {result.log}")
     try:
