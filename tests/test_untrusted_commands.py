@@ -26,10 +26,8 @@ from gitconvoy.state.store import Store
 pytestmark = pytest.mark.slow
 
 QUIET = {"CONVOY_IN_HOOK": "1"}  # scene-setting git commands must not wake the hooks
-
-# The attacks as they stood before the fixes (issue 16); each fix removes its mark.
-HOLE_HISTORY = pytest.mark.xfail(strict=True, reason="any history lands as work")
 HOLE_PUSH = pytest.mark.xfail(strict=True, reason="push status from the local branch")
+
 
 
 @dataclass
@@ -383,7 +381,6 @@ def test_the_target_check_runs_whatever_rig_the_state_names(world):
     landed_nothing(world, before)
 
 
-@HOLE_HISTORY
 def test_the_state_branch_is_never_landed_as_work(world):
     """No check anywhere: still, the refinery refuses to merge the state's own history."""
     state_tip = git("rev-parse", "convoy/state", cwd=world.victim)
@@ -396,7 +393,6 @@ def test_the_state_branch_is_never_landed_as_work(world):
     landed_nothing(world, before)
 
 
-@HOLE_HISTORY
 def test_state_history_dressed_as_a_work_branch_is_refused(world):
     """A branch that merges the state's history with main (so it shares history with the
     target) and claims the state tip as its base."""
@@ -415,7 +411,6 @@ def test_state_history_dressed_as_a_work_branch_is_refused(world):
     landed_nothing(world, before)
 
 
-@HOLE_HISTORY
 def test_unrelated_history_is_refused(world):
     git("checkout", "-q", "--orphan", "convoy/t-evil8", cwd=world.attacker)
     git("rm", "-rq", "--cached", ".", cwd=world.attacker)
@@ -448,6 +443,29 @@ def test_an_epic_lands_on_main_only_through_mains_check(world):
     res = convoy("integration", "land", epic)
     assert res.code == 1 and "check failed" in res.err, res
     assert git("rev-parse", "main", cwd=victim) == before
+
+
+def test_only_checked_commits_are_pushed(world):
+    """A landing kept locally after failed pushes is checked (by the target's check as it is
+    now) before a retry pushes it."""
+    victim = world.victim
+    hook = world.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.chmod(0o755)
+    git("config", "convoy.refinery.pushAttempts", "1", cwd=victim)
+    bead = ok("bead", "create", "kept locally")
+    branch = hand_dispatch(victim, bead)
+    worker_commit(victim, branch, {"evil.txt": "x\n"})
+    ok("done", bead)
+    before = git("rev-parse", "main", cwd=world.remote)
+    assert git_convoy("refinery", "run", cwd=victim, check=False).returncode == 3
+    [mr] = world.state().snapshot().objects["mrs"].values()
+    assert mr.status == "push_failed"
+    hook.unlink()
+    protect_main(world)
+    git_convoy("refinery", "retry", mr.id, cwd=victim, check=False)
+    assert world.mr(mr.id).status == "rejected"
+    assert git("rev-parse", "main", cwd=world.remote) == before
 
 
 # --- which checks guard a target (gitconvoy/land/targetchecks.py) -----------------------

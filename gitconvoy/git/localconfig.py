@@ -32,8 +32,8 @@ from typing import Any
 import pygit2
 
 from gitconvoy.errors import ConvoyError
+from gitconvoy.git import revs
 from gitconvoy.git.gitcli import run_git
-from gitconvoy.git.revs import default_remote
 from gitconvoy.state.model import Rig
 from gitconvoy.state.store import Store
 
@@ -80,6 +80,12 @@ def state_owned(store: Store, branch: str) -> str | None:
     return None
 
 
+def state_tips(store: Store) -> tuple[str, ...]:
+    """The state branch's tips here and as last fetched: history that is never work."""
+    refs = (store.ref, revs.remote_tracking_ref(store, revs.default_remote(store)))
+    return tuple(dict.fromkeys(t for t in (store.head_of(r) for r in refs) if t))
+
+
 def _prefix(template: str) -> str:
     return template.split("{", 1)[0]
 
@@ -115,7 +121,7 @@ def _symbolic_target(store: Store, name: str) -> str | None:
 
 
 def _default_candidates(store: Store) -> list[tuple[str, str]]:
-    remote = default_remote(store)
+    remote = revs.default_remote(store)
     out = []
     remote_head = _symbolic_target(store, f"refs/remotes/{remote}/HEAD")
     if remote_head and remote_head.startswith(f"refs/remotes/{remote}/"):

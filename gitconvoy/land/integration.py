@@ -21,6 +21,7 @@ from typing import Any
 import pygit2
 
 from gitconvoy.errors import ConvoyError
+from gitconvoy.git import localconfig
 from gitconvoy.land import checks, landing, refinery, targetchecks
 from gitconvoy.plan import graph, targets
 from gitconvoy.plan.edits import with_status
@@ -247,6 +248,9 @@ def ready_branch(store: Store, epic_id: str, refusal: str
     epic, the checks that guard its base (whatever rig the epic names) and the branch tip.
     `refusal` (with {branch}) starts the error raised when it is not ready."""
     st = status(store, epic_id)
+    owned = localconfig.state_owned(store, st.base)
+    if owned:
+        raise ConvoyError(f"{refusal.format(branch=st.branch)}: its base {owned}")
     if not st.ready:
         raise ConvoyError(f"{refusal.format(branch=st.branch)}: {'; '.join(st.reasons)}")
     snap = store.snapshot()
@@ -280,6 +284,7 @@ def land(store: Store, epic_id: str, guard: Guard | None = None) -> LandReport:
         check=check if checking.checks else None,
         push_attempts=max(refinery.number_setting(store, "convoy.refinery.pushAttempts"), 1),
         reflog=f"integration land {epic_id}",
+        grows_from=epic.base_commit, foreign=localconfig.state_tips(store),
     ))
     if not result.ok:
         raise ConvoyError(_failure(st, result))

@@ -11,6 +11,12 @@ With an upstream (branch.<target>.remote/.merge), the remote tip is fetched firs
 landing is built on the newer of the two tips; a push rejected because the remote moved
 fetches again and merges again on the new tip (bounded). After the last attempt everything is
 kept locally and the caller gets `push_failed`.
+
+What may land is decided here too, whatever the caller's state says (SECURITY.md): the source
+must grow from `Plan.grows_from` (the base recorded when the work started), that base must be
+in the target, and nothing that shares history with `Plan.foreign` (the state branch) lands.
+Only checked commits are pushed: when nothing new is merged but the local target is ahead of
+its remote, what would be pushed is checked first.
 """
 
 from __future__ import annotations
@@ -49,8 +55,10 @@ class Landed:
 
     outcome: `landed`, `already` (source was in the target: nothing new), `conflict`,
     `not_ff`, `check_failed`, `push_failed`, `no_target`, `busy` (the target kept moving
-    under us: try again later). `recovery` is the by-hand command for `push_failed`; `sha`
-    is set there when the landing was kept on the local target.
+    under us: try again later), `refused` (not work that may land on the target: state
+    history, unrelated history, not grown from its recorded base). `recovery` is the by-hand
+    command for `push_failed`; `sha` is set there when the landing was kept on the local
+    target.
     """
 
     outcome: str
@@ -73,6 +81,8 @@ class Plan:
 
     `message` is the commit message for merge/squash; `check` runs on a candidate commit and
     says whether its tree may become the target; `author` (squash) keeps the worker's name.
+    `grows_from` is the commit the work started from (None: the source must at least share
+    history with the target); `foreign` are tips whose history must never land.
     """
 
     source: str
@@ -82,6 +92,8 @@ class Plan:
     check: Callable[[str], CheckResult] | None = None
     push_attempts: int = DEFAULT_PUSH_ATTEMPTS
     reflog: str = "refinery"
+    grows_from: str | None = None
+    foreign: tuple[str, ...] = ()
 
 
 # --- the merge itself (pure over the object database) -----------------------------------
@@ -123,6 +135,30 @@ def merge_in_memory(store: Store, base: str, source: str, strategy: str,
         parents = [pygit2.Oid(hex=base), source_commit.id]
     oid = repo.create_commit(None, author, committer, message, tree_id, parents)
     return Merged("merged", str(oid))
+
+
+# --- what may land ----------------------------------------------------------------------
+
+
+def refusal(store: Store, plan: Plan, base: str) -> str | None:
+    """Why `plan.source` is not work for `plan.target` at `base`, or None."""
+    repo = store.repo
+    source = plan.source
+    for tip in plan.foreign:
+        if tip in repo and (source == tip or revs.merge_base(store, source, tip)):
+            return f"{source[:10]} shares history with the state branch: it is not work"
+    start = plan.grows_from
+    if start is None:
+        if revs.merge_base(store, source, base) is None:
+            return f"{source[:10]} shares no history with {plan.target}"
+        return None
+    if start not in repo:
+        return f"its recorded base {start[:10]} is not in this repository"
+    if not revs.is_ancestor(store, start, source):
+        return f"{source[:10]} does not grow from its recorded base {start[:10]}"
+    if not revs.is_ancestor(store, start, base):
+        return f"its recorded base {start[:10]} is not on {plan.target}"
+    return None
 
 
 # --- remotes and worktrees --------------------------------------------------------------
@@ -226,6 +262,9 @@ def land(store: Store, plan: Plan) -> Landed:
                     recovery=f"git pull --no-rebase {remote} {rref.removeprefix('refs/heads/')}"
                              f" (on {plan.target})",
                 )
+        refused = refusal(store, plan, base)
+        if refused:
+            return Landed("refused", base=base, detail=refused)
         merged = merge_in_memory(store, base, plan.source, plan.strategy, plan.message)
         if merged.kind == "conflict":
             return Landed("conflict", base=base, files=merged.files,
@@ -234,15 +273,16 @@ def land(store: Store, plan: Plan) -> Landed:
             return Landed("not_ff", base=base,
                           detail=f"not a fast-forward of {plan.target} (strategy ff-only)")
         candidate = merged.commit or base
+        needs_push = upstream is not None and remote_tip != candidate
         result: CheckResult | None = None
-        if merged.kind != "already" and plan.check is not None:
+        if plan.check is not None and (merged.kind != "already" or needs_push):
             tree = str(store.repo[candidate].peel(pygit2.Commit).tree_id)
             result = checked.get(tree)
             if result is None:
                 result = checked[tree] = plan.check(candidate)
             if not result.passed:
                 return Landed("check_failed", base=base, check=result, detail=result.detail)
-        if upstream is not None and remote_tip != candidate:
+        if upstream is not None and needs_push:
             remote, rref = upstream
             faults.point("landing.before_push")
             pushed, why = _push(store, remote, candidate, rref)
@@ -256,14 +296,13 @@ def land(store: Store, plan: Plan) -> Landed:
                 return _keep_local(store, plan, ref, local, candidate, base, result,
                                    remote, rref, last_push)
             remote_tip = candidate  # git push also moved the remote-tracking ref
+        notes: list[str] = []
         if local != candidate:
             clean = {p: _is_clean(p) for p in checked_out_in(store, plan.target)}
             if not store.cas_ref(ref, local, candidate, f"{plan.reflog}: land on {plan.target}"):
                 continue
             faults.point("landing.after_cas")
             notes = _bring_along(store, plan.target, local, candidate, clean)
-        else:
-            notes = []
         outcome = "already" if merged.kind == "already" else "landed"
         return Landed(outcome, sha=candidate, base=base, check=result, notes=notes)
     return Landed("busy", detail=f"gave up for now: {plan.target} kept moving "

@@ -4,9 +4,10 @@
 transaction. `run` lands queued MRs one by one through gitconvoy.landing and records each
 outcome in one transaction: merged (bead closed "Merged in <mr> as <sha>"; the caller feeds),
 conflict (a conflict bead blocks the work; the MR is retried when it closes, and escalated
-once past an age), rejected (failing check or not a fast-forward: the bead goes back to its
-worker with the reason), push_failed (everything kept locally, the recovery command
-recorded), orphaned (source branch gone: the bead is ready again).
+once past an age), rejected (failing check, not a fast-forward, or refused as not work — the
+state branch, state or unrelated history, not grown from the bead's recorded base (SECURITY.md):
+the bead goes back to its worker with the reason), push_failed (everything kept locally, the
+recovery command recorded), orphaned (source branch gone: the bead is ready again).
 
 Decisions (ordering, anomalies, message texts) are pure functions; effects go through the
 store (state and refs), landing and checks.
@@ -362,7 +363,19 @@ def plan_for(store: Store, snap: Snapshot, mr: MergeRequest, bead: Bead) -> land
         message=merge_message(mr, bead, strategy), check=check if checking.checks else None,
         push_attempts=max(number_setting(store, "convoy.refinery.pushAttempts"), 1),
         reflog=f"refinery {mr.id} ({bead.id})",
+        grows_from=bead.base_commit, foreign=localconfig.state_tips(store),
     )
+
+
+def refusal(store: Store, mr: MergeRequest) -> str | None:
+    """Why the state's MR names something that is never landed, or None (the history rules
+    are landing.refusal's, checked against the target as it is fetched)."""
+    owned = localconfig.state_owned(store, mr.target)
+    if owned:
+        return f"target {owned}: nothing lands there"
+    if mr.branch == localconfig.state_branch(store):
+        return f"branch {mr.branch} is the state branch: it is not work"
+    return None
 
 
 def land_mr(store: Store, mr_id: str) -> Step:
@@ -374,6 +387,9 @@ def land_mr(store: Store, mr_id: str) -> Step:
     bead = snap.beads.get(mr.bead)
     if bead is None or bead.status == "tombstone":
         return _record(store, mr, Step(mr.id, mr.bead, "orphaned", f"bead {mr.bead} is gone"))
+    refused = refusal(store, mr)
+    if refused:
+        return _record(store, mr, Step(mr.id, bead.id, "refused", refused))
     if mr.commit not in store.repo or (
         store.head_of(f"refs/heads/{mr.branch}") is None and not _in_target(store, mr)
     ):
