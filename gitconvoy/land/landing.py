@@ -10,7 +10,10 @@ clean it is left alone and the caller is told.
 With an upstream (branch.<target>.remote/.merge), the remote tip is fetched first and the
 landing is built on the newer of the two tips; a push rejected because the remote moved
 fetches again and merges again on the new tip (bounded). After the last attempt everything is
-kept locally and the caller gets `push_failed`.
+kept locally and the caller gets `push_failed`. Whether a push landed is the remote's to say
+(`ls-remote` shows our commit or a descendant), not git's exit code nor the local branch: a
+commit made on the local target during the check does not turn a pushed landing into a
+failure.
 
 What may land is decided here too, whatever the caller's state says (SECURITY.md): the source
 must grow from `Plan.grows_from` (the base recorded when the work started), that base must be
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 import pygit2
 
 from gitconvoy import faults
+from gitconvoy.errors import ConvoyError
 from gitconvoy.git import gitcli, revs
 from gitconvoy.land.checks import CheckResult
 from gitconvoy.state.store import Store
@@ -214,15 +218,38 @@ def _bring_along(store: Store, branch: str, old: str, new: str,
     return notes
 
 
+def remote_holds(store: Store, remote: str, ref: str, commit: str) -> bool:
+    """Whether the remote's `ref` is at `commit` or a descendant of it (one ls-remote; a
+    fetch only when the remote shows a commit we do not have)."""
+    try:
+        shown = gitcli.ls_remote(store.common_dir, remote, ref)
+    except ConvoyError:
+        return False
+    if shown is None:
+        return False
+    if shown == commit:
+        return True
+    if shown not in store.repo:
+        try:
+            _fetch_tip(store, remote, ref)
+        except ConvoyError:
+            return False
+    return shown in store.repo and revs.is_ancestor(store, commit, shown)
+
+
 def _push(store: Store, remote: str, commit: str, ref: str) -> tuple[bool, str]:
-    """Push without force (the remote half of the compare-and-swap); on failure, why, in
-    the remote's own words where it gave some (a hook's message, `[rejected]`)."""
+    """Push without force (the remote half of the compare-and-swap). Pushed or not is what
+    the remote shows afterwards (a server may answer ok for an update that lost its own race,
+    or drop the line after taking it); on failure, why, in the remote's own words where it
+    gave some (a hook's message, `[rejected]`)."""
     res = gitcli.run_git(
         ["push", "--porcelain", "--no-verify", remote, f"{commit}:{ref}"],
         git_dir=store.common_dir, check=False,
     )
-    if res.code == 0:
+    if remote_holds(store, remote, ref, commit):
         return True, ""
+    if res.code == 0:
+        return False, f"rejected: the remote does not show {commit[:10]} on {ref}"
     reasons = [ln.split("\t")[-1] for ln in res.out.splitlines() if ln.startswith("!")]
     said = [ln[len("remote:"):].strip() for ln in res.err.splitlines()
             if ln.startswith("remote:") and ln[len("remote:"):].strip()]
@@ -282,6 +309,7 @@ def land(store: Store, plan: Plan) -> Landed:
                 result = checked[tree] = plan.check(candidate)
             if not result.passed:
                 return Landed("check_failed", base=base, check=result, detail=result.detail)
+        pushed = False
         if upstream is not None and needs_push:
             remote, rref = upstream
             faults.point("landing.before_push")
@@ -300,13 +328,37 @@ def land(store: Store, plan: Plan) -> Landed:
         if local != candidate:
             clean = {p: _is_clean(p) for p in checked_out_in(store, plan.target)}
             if not store.cas_ref(ref, local, candidate, f"{plan.reflog}: land on {plan.target}"):
-                continue
-            faults.point("landing.after_cas")
-            notes = _bring_along(store, plan.target, local, candidate, clean)
+                if not pushed:
+                    continue
+                notes = _catch_up(store, plan, ref, candidate, upstream)
+            else:
+                faults.point("landing.after_cas")
+                notes = _bring_along(store, plan.target, local, candidate, clean)
         outcome = "already" if merged.kind == "already" else "landed"
         return Landed(outcome, sha=candidate, base=base, check=result, notes=notes)
     return Landed("busy", detail=f"gave up for now: {plan.target} kept moving "
                   f"({last_push or 'other writers won every compare-and-swap'})")
+
+
+def _catch_up(store: Store, plan: Plan, ref: str, pushed: str,
+              upstream: tuple[str, str] | None) -> list[str]:
+    """The landing is on the remote but the local target moved during the check: bring the
+    local branch to it when that is a fast-forward, else leave the user's commits alone and
+    say how to join the two."""
+    for _ in range(LOCAL_RACES):
+        now = store.head_of(ref)
+        if now is None or revs.is_ancestor(store, pushed, now):
+            return []
+        if not revs.is_ancestor(store, now, pushed):
+            remote, rref = upstream or ("origin", ref)
+            short = rref.removeprefix("refs/heads/")
+            return [f"{plan.target} got commits of its own during the landing: the landing is "
+                    f"on {remote}/{short} as {pushed[:12]}; run 'git pull' on {plan.target} "
+                    "to join them"]
+        clean = {p: _is_clean(p) for p in checked_out_in(store, plan.target)}
+        if store.cas_ref(ref, now, pushed, f"{plan.reflog}: land on {plan.target}"):
+            return _bring_along(store, plan.target, now, pushed, clean)
+    return [f"{plan.target} kept moving: the landing is on its remote as {pushed[:12]}"]
 
 
 def _keep_local(store: Store, plan: Plan, ref: str, local: str, candidate: str, base: str,
