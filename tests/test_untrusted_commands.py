@@ -392,6 +392,18 @@ def test_the_state_branch_is_never_landed_as_work(world):
     landed_nothing(world, before)
 
 
+def test_nothing_lands_on_the_state_branch(world):
+    commit = hostile_work(world, "convoy/t-evil9")
+    mr_id = queue_hostile_mr(world, "t-evil9", "app", "convoy/t-evil9", commit,
+                             target="convoy/state")
+    state = git("rev-parse", "convoy/state", cwd=world.victim)
+    out = git_convoy("refinery", "run", cwd=world.victim, check=False).stdout
+    assert f"{mr_id} (t-evil9): refused: target convoy/state is the state branch" in out
+    assert world.mr(mr_id).status == "rejected"
+    assert not git("ls-tree", "--name-only", "convoy/state", "evil.txt", cwd=world.victim)
+    assert git("rev-list", "--count", f"{state}..convoy/state", cwd=world.victim) == "1"
+
+
 def test_state_history_dressed_as_a_work_branch_is_refused(world):
     """A branch that merges the state's history with main (so it shares history with the
     target) and claims the state tip as its base."""
