@@ -17,8 +17,10 @@ import click
 from gitconvoy import hookrun
 from gitconvoy.commands.io import open_store, print_json, say
 from gitconvoy.errors import ConvoyError
-from gitconvoy.git import hookinstall, revs, settings, watch
+from gitconvoy.git import hookinstall, localconfig, revs, settings, watch
 from gitconvoy.git.gitcli import run_git
+from gitconvoy.land import targetchecks
+from gitconvoy.state.model import Rig
 from gitconvoy.state.store import Store
 
 
@@ -122,31 +124,78 @@ def check_errors(store: Store) -> Check:
                  "('git convoy doctor --clear-errors' empties the log)")
 
 
-def check_config(store: Store) -> list[Check]:
-    from gitconvoy.git.localconfig import rig_setting
+def _command(found: localconfig.Found, what: str, default: str) -> str:
+    if not found.value:
+        return default
+    return f"{what} {found.value!r} from {found.source}"
 
+
+def check_config_ref(store: Store) -> Check:
+    """Which branch's `.convoy/config.toml` (and `.convoy/formulas/`) this clone trusts."""
+    try:
+        ref = localconfig.config_ref(store)
+    except ConvoyError as exc:
+        return Check("config", "fail", exc.message)
+    if ref.branch is None:
+        return Check("config", "ok", f"trusted config: none ({ref.why}); commands come from "
+                     "git config only")
+    return Check("config", "ok", f"trusted config: {localconfig.CONFIG_FILE} on {ref.branch} "
+                 f"({ref.why})")
+
+
+def check_rig(store: Store, rig: Rig) -> list[Check]:
+    out: list[Check] = []
+    remote = revs.default_remote(store)
+    owned = localconfig.state_owned(store, rig.target)
+    if owned:
+        out.append(Check("config", "warn", f"rig {rig.name}: target {owned}: nothing is "
+                         "dispatched from or lands on it; fix the rig with 'git convoy rig "
+                         "update'"))
+    elif not (store.head_of(f"refs/heads/{rig.target}")
+              or store.head_of(f"refs/remotes/{remote}/{rig.target}")):
+        out.append(Check("config", "warn", f"rig {rig.name}: target branch {rig.target!r} "
+                         "does not exist here"))
+    try:
+        dispatch = localconfig.rig_found(store, rig.name, "dispatch")
+    except ConvoyError as exc:
+        return out + [Check("config", "fail", f"rig {rig.name}: {exc.message}")]
+    how = _command(dispatch, "dispatch", "default dispatch (branch only)")
+    parked = ", parked" if rig.parked else ""
+    out.append(Check("config", "ok", f"rig {rig.name}: target {rig.target}, capacity "
+                     f"{rig.capacity}{parked}, {how}"))
+    return out
+
+
+def check_targets(store: Store, rigs: dict[str, Rig]) -> list[Check]:
+    """What guards each target: its own check, the checks of its rigs, or every check."""
+    names = {r.target for r in rigs.values() if not localconfig.state_owned(store, r.target)}
+    names |= localconfig.target_check_branches(store)
+    out = []
+    for target in sorted(names):
+        try:
+            plan = targetchecks.checks_for(store, rigs, target, None)
+        except ConvoyError as exc:
+            out.append(Check("config", "fail", f"target {target}: {exc.message}"))
+            continue
+        level = "warn" if plan.why.startswith("no check names") else "ok"
+        out.append(Check("config", level, f"target {target}: {plan.describe()}"))
+    return out
+
+
+def check_config(store: Store) -> list[Check]:
     out: list[Check] = []
     if not store.exists():
         return out
     snap = store.snapshot()
+    out.append(check_config_ref(store))
+    if out[-1].level == "fail":
+        return out
     if not snap.config.rigs:
         out.append(Check("config", "warn", "no rigs: add one with 'git convoy rig add NAME "
                          "--target BRANCH' so beads can be dispatched"))
     for rig in sorted(snap.config.rigs.values(), key=lambda r: r.name):
-        remote = revs.default_remote(store)
-        if not (store.head_of(f"refs/heads/{rig.target}")
-                or store.head_of(f"refs/remotes/{remote}/{rig.target}")):
-            out.append(Check("config", "warn", f"rig {rig.name}: target branch {rig.target!r} "
-                             "does not exist here"))
-        try:
-            command = rig_setting(store, rig, "dispatch")
-        except ConvoyError as exc:
-            out.append(Check("config", "fail", f"rig {rig.name}: {exc.message}"))
-            continue
-        how = f"dispatch command {command!r}" if command else "default dispatch (branch only)"
-        parked = ", parked" if rig.parked else ""
-        out.append(Check("config", "ok", f"rig {rig.name}: target {rig.target}, capacity "
-                         f"{rig.capacity}{parked}, {how}"))
+        out += check_rig(store, rig)
+    out += check_targets(store, snap.config.rigs)
     if os.path.exists(os.path.join(watch.convoy_dir(store), watch.WATCH_FILE)):
         wanted = watch.watch_patterns(store.ref, snap)
         if watch.read_watch(store) != wanted:

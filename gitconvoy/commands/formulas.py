@@ -5,24 +5,20 @@ from __future__ import annotations
 import click
 
 from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines
+from gitconvoy.git import localconfig
 from gitconvoy.land import formulas as engine
 from gitconvoy.state.store import Store
 
 
-def _branch(store: Store, branch: str | None) -> str:
-    """Project formulas are read from this branch: --branch, else the default rig's target."""
-    if branch:
-        return branch
-    config = store.snapshot().config if store.exists() else None
-    if config and config.default_rig and config.default_rig in config.rigs:
-        return config.rigs[config.default_rig].target
-    if config and len(config.rigs) == 1:
-        return next(iter(config.rigs.values())).target
-    return "main"
+def _branch(store: Store, branch: str | None) -> str | None:
+    """Project formulas are read from this branch: --branch, else the trusted branch
+    (convoy.configRef), the one the review gate reads them from."""
+    return branch or localconfig.config_ref(store).branch
 
 
 branch_option = click.option("--branch", help="Read .convoy/formulas/ from this branch "
-                                              "(default: the default rig's target).")
+                                              "(default: convoy.configRef, the branch the "
+                                              "review gate trusts).")
 
 
 @click.group("formula")

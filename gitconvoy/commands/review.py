@@ -16,8 +16,9 @@ from gitconvoy.state.model import Review
 def review_group() -> None:
     """The review gate: an epic's integration branch is reviewed before it lands.
 
-    On with `git config convoy.review true` (or `[review] enabled = true` in the committed
-    .convoy/config.toml); the feeder starts a review when every child is in the branch.
+    On with `git config convoy.review true` (or `[review] enabled = true` in .convoy/config.toml
+    on the trusted branch, convoy.configRef); the feeder starts a review when every child is in
+    the branch.
     """
 
 

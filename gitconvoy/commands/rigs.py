@@ -52,7 +52,8 @@ def _edit(name: str, message: str, change: object) -> Rig:
 @click.option("--prefix", "prefixes", multiple=True, help="Bead id prefix it owns.")
 @click.option("--default", "make_default", is_flag=True, help="Use it when nothing else says.")
 @click.option("--dispatch", help="Name of the dispatch command (the command itself lives in "
-              "git config convoy.rig.NAME.dispatch or .convoy/config.toml).")
+              "git config convoy.rig.NAME.dispatch or .convoy/config.toml on "
+              "convoy.configRef).")
 def add(name: str, target: str, capacity: int, strategy: str, prefixes: tuple[str, ...],
         make_default: bool, dispatch: str | None) -> int:
     """Add a rig."""

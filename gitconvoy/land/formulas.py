@@ -4,8 +4,9 @@ A formula is data, not code: the review gate reads `mol-integration-review` to k
 checks to run. Resolution goes from the most specific to the most general, so a project can
 override a built-in by committing a file of the same name:
 
-1. `.convoy/formulas/<name>.formula.toml` committed on the target branch (reviewed like code,
-   read from the commit, never from the user's working tree or the state ref);
+1. `.convoy/formulas/<name>.formula.toml` committed on the trusted branch (`convoy.configRef`,
+   gitconvoy.git.localconfig; reviewed like code, read from the commit, never from the user's
+   working tree, a branch the state names, or the state ref): callers pass that branch;
 2. the user's folder, `$XDG_CONFIG_HOME/gitconvoy/formulas` (default ~/.config/gitconvoy/…);
 3. the built-ins: the top-level `formulas/` folder, shipped in the wheel as
    gitconvoy/_data/formulas.

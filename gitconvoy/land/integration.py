@@ -21,7 +21,8 @@ from typing import Any
 import pygit2
 
 from gitconvoy.errors import ConvoyError
-from gitconvoy.land import checks, landing, refinery
+from gitconvoy.git import localconfig
+from gitconvoy.land import checks, landing, refinery, targetchecks
 from gitconvoy.plan import graph, targets
 from gitconvoy.plan.edits import with_status
 from gitconvoy.state.model import Bead, touched
@@ -242,18 +243,21 @@ class LandReport:
 
 
 def ready_branch(store: Store, epic_id: str, refusal: str
-                 ) -> tuple[Status, Bead, str | None, float, str]:
+                 ) -> tuple[Status, Bead, targetchecks.CheckPlan, str]:
     """A ready integration branch with what landing or reviewing it needs: its status, the
-    epic, the rig's check command and timeout, and the branch tip. `refusal` (with {branch})
-    starts the error raised when it is not ready."""
+    epic, the checks that guard its base (whatever rig the epic names) and the branch tip.
+    `refusal` (with {branch}) starts the error raised when it is not ready."""
     st = status(store, epic_id)
+    owned = localconfig.state_owned(store, st.base)
+    if owned:
+        raise ConvoyError(f"{refusal.format(branch=st.branch)}: its base {owned}")
     if not st.ready:
         raise ConvoyError(f"{refusal.format(branch=st.branch)}: {'; '.join(st.reasons)}")
     snap = store.snapshot()
     epic = snap.bead(epic_id)
     rig = targets.rig_for(snap.config, epic, refinery.convoy_of(snap.convoys, epic_id))
-    command, timeout = refinery.check_settings(store, rig)
-    return st, epic, command, timeout, store.head_of(f"refs/heads/{st.branch}") or ""
+    checking = targetchecks.checks_for(store, snap.config.rigs, st.base, rig)
+    return st, epic, checking, store.head_of(f"refs/heads/{st.branch}") or ""
 
 
 Guard = Callable[[Status, str], None]
@@ -263,24 +267,24 @@ def land(store: Store, epic_id: str, guard: Guard | None = None) -> LandReport:
     """Land a ready integration branch on its base, close the epic, delete the branch.
     `guard(status, tip)` may refuse (raise) before anything moves: the review gate's
     approval (gitconvoy.land.review.land_epic), which is how every caller lands an epic."""
-    st, epic, command, timeout, tip = ready_branch(store, epic_id, "{branch} is not ready to land")
+    st, epic, checking, tip = ready_branch(store, epic_id, "{branch} is not ready to land")
     if guard is not None:
         guard(st, tip)
 
     def check(candidate: str) -> checks.CheckResult:
         env = {"CONVOY_BEAD": epic_id, "CONVOY_TARGET": st.base, "CONVOY_COMMIT": candidate,
                "CONVOY_BRANCH": st.branch}
-        return checks.run_check(store, command or "", candidate, label=f"land-{epic_id}",
-                                timeout=timeout, env=env)
+        return targetchecks.run(store, checking, candidate, label=f"land-{epic_id}", env=env)
 
     message = (f"Land {st.branch} into {st.base}: {epic.title}\n\n"
                f"Lands epic {epic_id} ({len(st.children)} child bead(s), merge requests "
                f"{', '.join(st.merged) or 'none'}).\n\nConvoy-Epic: {epic_id}\n")
     result = landing.land(store, landing.Plan(
         source=tip, target=st.base, strategy="merge", message=message,
-        check=check if command else None,
+        check=check if checking.checks else None,
         push_attempts=max(refinery.number_setting(store, "convoy.refinery.pushAttempts"), 1),
         reflog=f"integration land {epic_id}",
+        grows_from=epic.base_commit, foreign=localconfig.state_tips(store),
     ))
     if not result.ok:
         raise ConvoyError(_failure(st, result))

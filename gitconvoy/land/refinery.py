@@ -4,9 +4,10 @@
 transaction. `run` lands queued MRs one by one through gitconvoy.landing and records each
 outcome in one transaction: merged (bead closed "Merged in <mr> as <sha>"; the caller feeds),
 conflict (a conflict bead blocks the work; the MR is retried when it closes, and escalated
-once past an age), rejected (failing check or not a fast-forward: the bead goes back to its
-worker with the reason), push_failed (everything kept locally, the recovery command
-recorded), orphaned (source branch gone: the bead is ready again).
+once past an age), rejected (failing check, not a fast-forward, or refused as not work — the
+state branch, state or unrelated history, not grown from the bead's recorded base (SECURITY.md):
+the bead goes back to its worker with the reason), push_failed (everything kept locally, the
+recovery command recorded), orphaned (source branch gone: the bead is ready again).
 
 Decisions (ordering, anomalies, message texts) are pure functions; effects go through the
 store (state and refs), landing and checks.
@@ -21,7 +22,7 @@ from typing import Any
 
 from gitconvoy.errors import ConvoyError
 from gitconvoy.git import localconfig, revs
-from gitconvoy.land import checks, landing
+from gitconvoy.land import checks, landing, targetchecks
 from gitconvoy.plan import targets
 from gitconvoy.plan.edits import with_status
 from gitconvoy.state import ids
@@ -344,34 +345,37 @@ def _rig(snap: Snapshot, bead: Bead) -> Rig | None:
 
 
 def _rig_value(store: Store, rig: Rig | None, key: str) -> str | None:
-    if rig is not None:
-        return localconfig.rig_setting(store, rig, key)
-    return store.config_get(f"convoy.refinery.{key}")
-
-
-def check_settings(store: Store, rig: Rig | None) -> tuple[str | None, float]:
-    """The check command and its timeout for work landing through `rig` (or the refinery's
-    defaults without one): shared by MRs, integration landings and reviews."""
-    return _rig_value(store, rig, "check"), checks.parse_timeout(_rig_value(store, rig, "timeout"))
+    return localconfig.rig_setting(store, rig, key) if rig is not None else None
 
 
 def plan_for(store: Store, snap: Snapshot, mr: MergeRequest, bead: Bead) -> landing.Plan:
     rig = _rig(snap, bead)
     strategy = rig.strategy if rig else "merge"
-    command, timeout = check_settings(store, rig)
+    checking = targetchecks.checks_for(store, snap.config.rigs, mr.target, rig)
 
     def check(candidate: str) -> checks.CheckResult:
         env = {"CONVOY_MR": mr.id, "CONVOY_BEAD": bead.id, "CONVOY_TARGET": mr.target,
                "CONVOY_COMMIT": candidate, "CONVOY_BRANCH": mr.branch}
-        return checks.run_check(store, command or "", candidate, label=mr.id,
-                                timeout=timeout, env=env)
+        return targetchecks.run(store, checking, candidate, label=mr.id, env=env)
 
     return landing.Plan(
         source=mr.commit, target=mr.target, strategy=strategy,
-        message=merge_message(mr, bead, strategy), check=check if command else None,
+        message=merge_message(mr, bead, strategy), check=check if checking.checks else None,
         push_attempts=max(number_setting(store, "convoy.refinery.pushAttempts"), 1),
         reflog=f"refinery {mr.id} ({bead.id})",
+        grows_from=bead.base_commit, foreign=localconfig.state_tips(store),
     )
+
+
+def refusal(store: Store, mr: MergeRequest) -> str | None:
+    """Why the state's MR names something that is never landed, or None (the history rules
+    are landing.refusal's, checked against the target as it is fetched)."""
+    owned = localconfig.state_owned(store, mr.target)
+    if owned:
+        return f"target {owned}: nothing lands there"
+    if mr.branch == localconfig.state_branch(store):
+        return f"branch {mr.branch} is the state branch: it is not work"
+    return None
 
 
 def land_mr(store: Store, mr_id: str) -> Step:
@@ -383,6 +387,9 @@ def land_mr(store: Store, mr_id: str) -> Step:
     bead = snap.beads.get(mr.bead)
     if bead is None or bead.status == "tombstone":
         return _record(store, mr, Step(mr.id, mr.bead, "orphaned", f"bead {mr.bead} is gone"))
+    refused = refusal(store, mr)
+    if refused:
+        return _record(store, mr, Step(mr.id, bead.id, "refused", refused))
     if mr.commit not in store.repo or (
         store.head_of(f"refs/heads/{mr.branch}") is None and not _in_target(store, mr)
     ):

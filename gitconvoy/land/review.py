@@ -8,8 +8,10 @@ automatic reviewer command) approves — the branch lands — or rejects — a f
 epic keeps it open; when the fix lands on the integration branch, the new tip gets a new
 review. A review is of one tip: an approval of an older tip does not let a newer one land.
 
-The gate and the reviewer command are read only from local git config or the project's
-committed `.convoy/config.toml` (like a rig's check command), never from the state ref:
+The gate, the reviewer command and the review formula are read only from local git config
+or from `.convoy/config.toml` and `.convoy/formulas/` committed on the trusted branch
+(`convoy.configRef`, gitconvoy.git.localconfig) — never from the epic's base or any other
+branch the state names, never from the state ref:
 
     git config convoy.review true            # or [review] enabled = true
     git config convoy.review.command ./rv.sh # or [review] command = "./rv.sh"
@@ -26,7 +28,7 @@ import pygit2
 
 from gitconvoy.errors import ConvoyError
 from gitconvoy.git import gitcli, localconfig, revs
-from gitconvoy.land import checks, formulas, integration, refinery
+from gitconvoy.land import checks, formulas, integration, refinery, targetchecks
 from gitconvoy.plan.edits import BeadSpec, create_bead
 from gitconvoy.state.model import Bead, Review, now, touched
 from gitconvoy.state.store import Store
@@ -46,17 +48,13 @@ REPORT_LIMIT = 20_000
 # --- settings (local config or committed config, never the state ref) ------------------
 
 
-def _setting(store: Store, base: str, key: str) -> Any:
-    local = store.config_get("convoy.review" if key == "enabled" else f"convoy.review.{key}")
-    if local is not None:
-        return local
-    section = localconfig.project_config(store, base).get("review", {})
-    return section.get(key) if isinstance(section, dict) else None
+def _setting(store: Store, key: str) -> str | None:
+    return localconfig.review_found(store, key).value
 
 
-def enabled(store: Store, base: str) -> bool:
-    value = _setting(store, base, "enabled")
-    return value is True or (isinstance(value, str) and value.strip().lower() in TRUE)
+def enabled(store: Store) -> bool:
+    value = _setting(store, "enabled")
+    return value is not None and value.strip().lower() in TRUE
 
 
 def review_id(epic_id: str, tip: str) -> str:
@@ -89,8 +87,7 @@ class Context:
     base: str
     tip: str
     base_tip: str
-    check: str | None
-    timeout: float
+    checking: targetchecks.CheckPlan
 
 
 @dataclass
@@ -182,9 +179,12 @@ def _run_step(store: Store, step: formulas.Step, ctx: Context, files: list[str],
                     f"{', '.join(code[:10])}"], ""
         return [], ""
     if run == "builtin:check":
-        if not ctx.check:
-            return [], "no check command configured"
-        return _shell(store, ctx.check, ctx, f"review-check-{ctx.epic.id}", env)
+        if not ctx.checking.checks:
+            return [], f"no check guards {ctx.base}: {ctx.checking.why}"
+        result = targetchecks.run(store, ctx.checking, ctx.tip, label=f"review-check-{ctx.epic.id}",
+                                  env=env)
+        return ([], result.detail) if result.passed else \
+            ([f"{result.detail}; log: {result.log}"], "")
     if run.startswith("builtin:"):
         return [f"unknown built-in step {run!r}"], ""
     return _shell(store, run, ctx, f"review-{step.id}-{ctx.epic.id}", env)
@@ -192,7 +192,7 @@ def _run_step(store: Store, step: formulas.Step, ctx: Context, files: list[str],
 
 def _shell(store: Store, command: str, ctx: Context, label: str,
            env: dict[str, str]) -> tuple[list[str], str]:
-    result = checks.run_check(store, command, ctx.tip, label=label, timeout=ctx.timeout,
+    result = checks.run_check(store, command, ctx.tip, label=label, timeout=ctx.checking.timeout,
                               env=env)
     if result.passed:
         return [], result.detail
@@ -210,10 +210,10 @@ class Started:
 
 
 def _context(store: Store, epic_id: str) -> tuple[integration.Status, Context]:
-    st, epic, command, timeout, tip = integration.ready_branch(
+    st, epic, checking, tip = integration.ready_branch(
         store, epic_id, f"epic '{epic_id}' is not ready for review")
     base_tip = store.head_of(f"refs/heads/{st.base}") or ""
-    return st, Context(epic, st.branch, st.base, tip, base_tip, command, timeout)
+    return st, Context(epic, st.branch, st.base, tip, base_tip, checking)
 
 
 def start(store: Store, epic_id: str, *, rerun: bool = False) -> Started:
@@ -223,8 +223,9 @@ def start(store: Store, epic_id: str, *, rerun: bool = False) -> Started:
     existing = store.snapshot().objects["reviews"].get(rid)
     if existing is not None and not rerun:
         return Started(existing, False)
-    name = str(_setting(store, ctx.base, "formula") or DEFAULT_FORMULA)
-    formula = formulas.bind(formulas.load(name, store, ctx.base), {
+    name = _setting(store, "formula") or DEFAULT_FORMULA
+    trusted = localconfig.config_ref(store).branch
+    formula = formulas.bind(formulas.load(name, store, trusted), {
         "epic": epic_id, "branch": ctx.branch, "base": ctx.base, "tip": ctx.tip})
     outcome = run_steps(store, formula, ctx)
     stamp = now()
@@ -251,10 +252,10 @@ def start(store: Store, epic_id: str, *, rerun: bool = False) -> Started:
                                   "finding(s))")
     if not made:
         return Started(store.snapshot().objects["reviews"][rid], False)
-    command = _setting(store, ctx.base, "command")
+    command = _setting(store, "command")
     if not command:
         return Started(review, True)
-    return Started(*_auto_decide(store, review, str(command), st, ctx))
+    return Started(*_auto_decide(store, review, command, st, ctx))
 
 
 def _report(rid: str, formula: formulas.Formula, ctx: Context, outcome: Outcome,
@@ -286,7 +287,7 @@ def _auto_decide(store: Store, review: Review, command: str, st: integration.Sta
            "CONVOY_BASE": review.base, "CONVOY_TIP": review.tip,
            "CONVOY_FINDINGS": str(len(review.findings))}
     result = checks.run_check(store, command, review.tip, label=f"reviewer-{review.epic}",
-                              timeout=ctx.timeout, env=env)
+                              timeout=ctx.checking.timeout, env=env)
     verdict, reason = ("approve", "approved by the reviewer command") if result.passed else \
         ("reject", f"reviewer command: {result.detail}; log: {result.log}")
     try:
@@ -368,9 +369,9 @@ def _fix_description(review: Review, reason: str | None) -> str:
     return "\n".join(lines)
 
 
-def require_approved(store: Store, epic_id: str, branch: str, base: str, tip: str) -> None:
+def require_approved(store: Store, epic_id: str, branch: str, tip: str) -> None:
     """`integration land` with the gate on: the exact tip must have an approved review."""
-    if not enabled(store, base):
+    if not enabled(store):
         return
     review = store.snapshot().objects["reviews"].get(review_id(epic_id, tip))
     if review is None or review.status != "approved":
@@ -398,7 +399,7 @@ def gate(store: Store, awaiting: list[tuple[str, str]]) -> list[GateEvent]:
     out: list[GateEvent] = []
     for epic_id, branch in awaiting:
         epic = store.snapshot().beads.get(epic_id)
-        if epic is None or epic.done or not enabled(store, epic.target or "main"):
+        if epic is None or epic.done or not enabled(store):
             continue
         try:
             started = start(store, epic_id)
@@ -437,7 +438,7 @@ def _next(store: Store, review: Review, new: bool) -> GateEvent:
 def land_epic(store: Store, epic_id: str) -> integration.LandReport:
     """The one way an epic lands: with the gate on, only the approved tip."""
     return integration.land(store, epic_id, guard=lambda st, tip: require_approved(
-        store, epic_id, st.branch, st.base, tip))
+        store, epic_id, st.branch, tip))
 
 
 def land_approved(store: Store, review: Review) -> tuple[bool, str]:
