@@ -8,21 +8,26 @@ import click
 
 from gitconvoy.commands.io import open_store
 from gitconvoy.errors import ConvoyError
+from gitconvoy.state.store import Store
 
 
 @click.command()
 @click.argument("remote", required=False)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing when all went well.")
 @click.option("--no-feed", is_flag=True, help="Do not run the feeder after new state came in.")
-def sync(remote: str | None, quiet: bool, no_feed: bool) -> int:
+@click.option("--skip", "skip", multiple=True, metavar="COMMIT",
+              help="Merge the remote's state without this refused commit's changes "
+                   "(repeatable; docs/sync.md).")
+def sync(remote: str | None, quiet: bool, no_feed: bool, skip: tuple[str, ...]) -> int:
     """Fetch, merge and push the state ref (REMOTE: convoy.remote, upstream, or origin).
 
     With hooks installed, new state from the remote runs one feeder step, as a hook would:
-    sync moves the local ref in memory, which fires no git hook."""
+    sync moves the local ref in memory, which fires no git hook. A remote commit that breaks
+    the state's shape is refused; --skip COMMIT merges around it and pushes the repair."""
     from gitconvoy.git.sync import sync as run_sync
 
     store = open_store(adopt=False)  # sync adopts, and reports it
-    report = run_sync(store, remote)
+    report = run_sync(store, remote, skip=_skipped(store, remote, skip))
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
     if not quiet:
@@ -41,6 +46,26 @@ def sync(remote: str | None, quiet: bool, no_feed: bool) -> int:
                 if not quiet:
                     click.echo(again.summary())
     return 0
+
+
+def _skipped(store: Store, remote: str | None, revs_: tuple[str, ...]) -> set[str]:
+    """The commits --skip names (abbreviated ids as the refusal prints them), fetched first."""
+    if not revs_:
+        return set()
+    from gitconvoy.git import gitcli, revs
+    from gitconvoy.git.sync import QUIET_HOOKS, check_remote, private_ref
+
+    name = remote or revs.default_remote(store)
+    check_remote(store, name)
+    gitcli.fetch_ref(store.common_dir, name, store.ref, private_ref(name), QUIET_HOOKS)
+    found = set()
+    for rev in revs_:
+        commit = revs.resolve_commit(store, rev)
+        if commit is None:
+            raise ConvoyError(f"--skip {rev}: no such commit here; give the commit that "
+                              "'git convoy sync' refused")
+        found.add(commit)
+    return found
 
 
 def _read(path: str) -> bytes:

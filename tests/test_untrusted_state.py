@@ -1,0 +1,273 @@
+"""Issue 16: everything on the state branch is untrusted input (docs/state.md "Shape and
+caps", docs/reliability.md "Security: attacks on the state branch").
+
+Each attack is a state commit crafted with git plumbing (`hash-object`, `mktree`,
+`commit-tree`) by an attacker clone and pushed to a bare remote that a victim clone shares.
+The victim holds a synced bead and an unsynced one; whatever the attacker pushes, the victim's
+beads must never vanish, its commands must keep working, and a refusal is one line naming the
+commit and the path, with the state ref unmoved.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+import pytest
+from conftest import STATE_REF, convoy, git, make_repo, ok, ref_of
+
+from gitconvoy.state.layout import object_path
+from gitconvoy.state.store import Store
+
+GITLINK = ("160000", "commit")
+BLOB = ("100644", "blob")
+TREE = ("040000", "tree")
+SYMLINK = ("120000", "blob")
+SOME_COMMIT = "1" * 40  # a gitlink names a commit that need not exist
+
+Entry = tuple[str, str, str]  # mode, type, object id
+
+
+# --- crafting commits with git plumbing ----------------------------------------------------
+
+
+def plumb(repo: Path, *args: str, data: bytes | None = None) -> str:
+    proc = subprocess.run(["git", *args], cwd=repo, input=data, capture_output=True,
+                          check=True)
+    return proc.stdout.decode().strip()
+
+
+def blob(repo: Path, data: bytes) -> str:
+    return plumb(repo, "hash-object", "-w", "--stdin", data=data)
+
+
+def entries(repo: Path, tree: str | None) -> dict[str, Entry]:
+    if tree is None:
+        return {}
+    out: dict[str, Entry] = {}
+    for line in plumb(repo, "ls-tree", "-z", tree).split("\0"):
+        if line:
+            meta, name = line.split("\t", 1)
+            mode, kind, sha = meta.split()
+            out[name] = (mode, kind, sha)
+    return out
+
+
+def mktree(repo: Path, listing: dict[str, Entry]) -> str:
+    text = "".join(f"{m} {k} {s}\t{n}\0" for n, (m, k, s) in listing.items())
+    return plumb(repo, "mktree", "-z", "--missing", data=text.encode())
+
+
+def edit_tree(repo: Path, tree: str | None, path: str, entry: Entry | None) -> str:
+    """`tree` with `path` set to `entry` (None: removed), every tree on the way rewritten."""
+    listing = entries(repo, tree)
+    head, sep, rest = path.partition("/")
+    if not sep:
+        if entry is None:
+            listing.pop(head, None)
+        else:
+            listing[head] = entry
+        return mktree(repo, listing)
+    below = listing.get(head)
+    sub = below[2] if below and below[1] == "tree" else None
+    listing[head] = (*TREE, edit_tree(repo, sub, rest, entry))
+    return mktree(repo, listing)
+
+
+def craft(repo: Path, parent: str, edits: dict[str, Entry | None], message: str) -> str:
+    tree = plumb(repo, "rev-parse", f"{parent}^{{tree}}")
+    for path, entry in edits.items():
+        tree = edit_tree(repo, tree, path, entry)
+    return plumb(repo, "commit-tree", tree, "-p", parent, "-m", message)
+
+
+def bead_yaml(bead_id: str, title: str, size: int = 0) -> bytes:
+    text = f"id: {bead_id}\ntitle: {title}\npriority: 2\n"
+    if size:
+        text += "description: " + "x" * max(0, size - len(text) - len("description: \n")) + "\n"
+    return text.encode()
+
+
+# --- the world: a bare remote, a victim, an attacker ------------------------------------
+
+
+@dataclass
+class World:
+    remote: Path
+    victim: Path
+    attacker: Path
+    synced: str  # a bead on the remote
+    unsynced: str  # a bead only the victim has
+
+    def remote_tip(self) -> str:
+        tip = ref_of(self.remote)
+        assert tip is not None
+        return tip
+
+    def push_attack(self, edits: dict[str, Entry | None], message: str = "attack") -> str:
+        """The attacker crafts a commit on top of the remote's state and pushes it."""
+        git("fetch", "-q", "origin", cwd=self.attacker)
+        commit = craft(self.attacker, self.remote_tip(), edits, message)
+        git("push", "-q", "origin", f"{commit}:{STATE_REF}", cwd=self.attacker)
+        return commit
+
+    def blob(self, data: bytes) -> str:
+        return blob(self.attacker, data)
+
+    def victim_beads(self) -> list[str]:
+        os.chdir(self.victim)
+        return sorted(line.split()[0] for line in ok("bead", "list", "--all").splitlines())
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", str(remote))
+    seed = make_repo(tmp_path / "seed")
+    monkeypatch.chdir(seed)
+    ok("init", "--prefix", "t")
+    synced = ok("bead", "create", "synced work")
+    git("remote", "add", "origin", str(remote), cwd=seed)
+    git("push", "-q", "origin", "main", "convoy/state", cwd=seed)
+    victim, attacker = tmp_path / "victim", tmp_path / "attacker"
+    git("clone", "-q", str(remote), str(victim))
+    git("clone", "-q", str(remote), str(attacker))
+    monkeypatch.chdir(victim)
+    ok("init")
+    unsynced = ok("bead", "create", "unsynced work")
+    return World(remote, victim, attacker, synced, unsynced)
+
+
+def refused_sync(w: World, commit: str, path: str, problem: str, *args: str) -> str:
+    """`git convoy sync` must refuse the remote's commit: one line naming the commit and the
+    path, exit 1, neither the local state ref nor the remote moved."""
+    os.chdir(w.victim)
+    local, remote = ref_of(w.victim), w.remote_tip()
+    res = convoy("sync", *args)
+    assert res.code == 1, res
+    assert res.out == ""
+    assert res.err.count("\n") == 1, res.err
+    assert res.err.startswith(
+        f"error: refused origin's state commit {commit[:10]}: {path}: {problem}"), res.err
+    assert f"git convoy sync --skip {commit[:10]}" in res.err
+    assert ref_of(w.victim) == local
+    assert w.remote_tip() == remote
+    return res.err
+
+
+def fanout(bead_id: str, depth: int) -> str:
+    """The folder (depth 1–3) or the file (depth 4) of a bead under beads/."""
+    return "/".join(object_path("beads", bead_id).split("/")[: depth + 1])
+
+
+# Each attack: (edits given the world, the path the refusal names, the problem it states).
+ATTACKS = {
+    "beads folder replaced by a gitlink": (
+        lambda w: {"beads": (*GITLINK, SOME_COMMIT)},
+        lambda w: "beads", "is a gitlink (mode 160000)"),
+    "fan-out folder replaced by a gitlink": (
+        lambda w: {fanout(w.synced, 1): (*GITLINK, SOME_COMMIT)},
+        lambda w: fanout(w.synced, 1), "is a gitlink (mode 160000)"),
+    "beads folder replaced by a file": (
+        lambda w: {"beads": (*BLOB, w.blob(b"wiped\n"))},
+        lambda w: "beads", "is a file (mode 100644)"),
+    "fan-out folder replaced by a file": (
+        lambda w: {fanout(w.synced, 2): (*BLOB, w.blob(b"wiped\n"))},
+        lambda w: fanout(w.synced, 2), "is a file (mode 100644)"),
+    "convoy.yaml replaced by a folder": (
+        lambda w: {"convoy.yaml/x": (*BLOB, w.blob(b"x\n"))},
+        lambda w: "convoy.yaml", "is a folder (mode 040000)"),
+    "bead file replaced by a symlink": (
+        lambda w: {fanout(w.synced, 4): (*SYMLINK, w.blob(b"../../../../convoy.yaml"))},
+        lambda w: fanout(w.synced, 4), "is a symlink (mode 120000)"),
+    "an entry named ..": (
+        lambda w: {"beads/..": (*BLOB, w.blob(b"x\n"))},
+        lambda w: "beads/..", "is not a valid name"),
+    "an entry named .git": (
+        lambda w: {".git": (*TREE, mktree(w.attacker, {"x": (*BLOB, w.blob(b"x\n"))}))},
+        lambda w: ".git", "is not a valid name"),
+    "an unknown file at the root": (
+        lambda w: {"notes.txt": (*BLOB, w.blob(b"x\n"))},
+        lambda w: "notes.txt", "is not part of the state layout"),
+    "a fan-out folder that is not one hex digit": (
+        lambda w: {"beads/g/0/0/t-zz.yaml": (*BLOB, w.blob(bead_yaml("t-zz", "z")))},
+        lambda w: "beads/g", "is not a valid name"),
+    "a bead file with an invalid id": (
+        lambda w: {"convoys/-x.yaml": (*BLOB, w.blob(b"id: -x\n"))},
+        lambda w: "convoys/-x.yaml", "is not a valid name"),
+    "convoy.yaml removed": (
+        lambda w: {"convoy.yaml": None},
+        lambda w: "convoy.yaml", "is missing"),
+    "a bead file over 1 MiB": (
+        lambda w: {fanout(w.synced, 4): (*BLOB, w.blob(bead_yaml(w.synced, "big", 2**20 + 1)))},
+        lambda w: fanout(w.synced, 4), f"is {2**20 + 1} bytes, over the cap of {2**20}"),
+}
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_sync_refuses_a_hostile_tree_and_skip_merges_around_it(world, attack):
+    edits, path, problem = ATTACKS[attack]
+    w = world
+    commit = w.push_attack(edits(w))
+    refused_sync(w, commit, path(w), problem)
+    assert w.victim_beads() == sorted([w.synced, w.unsynced])  # reads still work
+    assert ok("bead", "create", "more work")  # so do writes
+
+    out = ok("sync", "--skip", commit[:10])
+    assert f"skipped origin's state commit {commit[:10]}" in out
+    assert w.remote_tip() == ref_of(w.victim)  # the repair is on the remote
+    assert git("merge-base", "--is-ancestor", commit, STATE_REF, cwd=w.victim) == ""
+    assert {w.synced, w.unsynced} <= set(w.victim_beads())
+    from gitconvoy.state import shape
+
+    store = Store.open(str(w.victim))
+    shape.check_tree(store.repo, store.repo[ref_of(w.victim)].peel(pygit2.Tree), shape.Limits())
+
+    git("fetch", "-q", "origin", cwd=w.attacker)  # every other clone merges the repair
+    os.chdir(w.attacker)
+    assert ok("init").startswith("took origin's state")
+    assert {w.synced, w.unsynced} <= {ln.split()[0] for ln in ok("bead", "list").splitlines()}
+
+
+# --- the merge itself: a change of type never deletes ---------------------------------------
+
+
+def files_of(repo: Path, tree: str) -> set[str]:
+    return set(plumb(repo, "ls-tree", "-r", "--name-only", tree).split())
+
+
+@pytest.mark.parametrize("case", ["theirs-gitlink", "theirs-file", "theirs-fanout-file",
+                                  "base-gitlink", "base-file"])
+def test_a_change_of_type_deletes_nothing_in_the_merge(state_repo, case):
+    """Defence in depth below the shape check: the tree merge itself never reads a gitlink
+    or a file where a folder was as "absent" (which deleted the folder's beads)."""
+    from gitconvoy.git.sync import resolver
+
+    first = ok("bead", "create", "in the base")
+    base = ref_of(state_repo)
+    ok("bead", "create", "only ours")
+    ours = ref_of(state_repo)
+    other = blob(state_repo, b"x\n")
+    edits: dict[str, Entry | None] = {
+        "theirs-gitlink": {"beads": (*GITLINK, SOME_COMMIT)},
+        "theirs-file": {"beads": (*BLOB, other)},
+        "theirs-fanout-file": {fanout(first, 1): (*BLOB, other)},
+        "base-gitlink": {},
+        "base-file": {},
+    }[case]
+    theirs = craft(state_repo, base, edits, "theirs")
+    if case.startswith("base"):  # a hostile commit that both sides descend from
+        hostile = (*GITLINK, SOME_COMMIT) if case == "base-gitlink" else (*BLOB, other)
+        base = craft(state_repo, base, {"beads": hostile}, "hostile base")
+        theirs = craft(state_repo, base, {
+            object_path("beads", "t-new"): (*BLOB, blob(state_repo, bead_yaml("t-new", "n")))},
+            "theirs")
+    store = Store.open(str(state_repo))
+    tree = store.merge_state_trees(base, ours, theirs, resolver([], [0]))
+    merged = files_of(state_repo, tree)
+    assert files_of(state_repo, ours) <= merged
+    if case.startswith("base"):
+        assert object_path("beads", "t-new") in merged
