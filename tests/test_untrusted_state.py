@@ -11,13 +11,14 @@ commit and the path, with the state ref unmoved.
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
 import pytest
-from conftest import STATE_REF, convoy, git, make_repo, ok, ref_of
+from conftest import STATE_REF, convoy, git, git_convoy, make_repo, ok, ref_of
 
 from gitconvoy.state.layout import object_path
 from gitconvoy.state.store import Store
@@ -141,7 +142,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     return World(remote, victim, attacker, synced, unsynced)
 
 
-def refused_sync(w: World, commit: str, path: str, problem: str, *args: str) -> str:
+def refused_sync(w: World, commit: str, path: str, problem: str = "", *args: str) -> str:
     """`git convoy sync` must refuse the remote's commit: one line naming the commit and the
     path, exit 1, neither the local state ref nor the remote moved."""
     os.chdir(w.victim)
@@ -271,3 +272,200 @@ def test_a_change_of_type_deletes_nothing_in_the_merge(state_repo, case):
     assert files_of(state_repo, ours) <= merged
     if case.startswith("base"):
         assert object_path("beads", "t-new") in merged
+
+
+# --- reads survive a hostile tree; writes refuse an unreadable convoy.yaml ------------------
+
+
+def plant_tree(repo: Path, edits: dict[str, Entry | None]) -> str:
+    """Put a hostile tree on the local state ref (as an older gitconvoy merged it)."""
+    commit = craft(repo, STATE_REF, edits, "planted")
+    git("update-ref", STATE_REF, commit, cwd=repo)
+    return commit
+
+
+def refused_write(repo: Path, args: list[str], message: str) -> None:
+    before = ref_of(repo)
+    res = convoy(*args)
+    assert (res.code, res.out) == (1, ""), res
+    assert res.err == f"error: {message}\n", res.err
+    assert ref_of(repo) == before
+
+
+NEEDS_REPAIR = ("; nothing was written: a write needs a readable convoy.yaml (run 'git convoy "
+                "init --repair' to restore the last readable one)")
+CONFIGS = {
+    "a folder": (lambda r: {"convoy.yaml": None, "convoy.yaml/x": (*BLOB, blob(r, b"x\n"))},
+                 "convoy.yaml: is a folder, not a state file"),
+    "broken YAML": (lambda r: {"convoy.yaml": (*BLOB, blob(r, b"prefix: [t\n"))},
+                    "convoy.yaml: line 2: did not find expected ',' or ']'"),
+    "a list": (lambda r: {"convoy.yaml": (*BLOB, blob(r, b"- prefix\n"))},
+               "convoy.yaml: expected a mapping at the top level"),
+    "missing": (lambda r: {"convoy.yaml": None},
+                "convoy.yaml: is missing: this is not a gitconvoy state"),
+}
+
+
+@pytest.mark.parametrize("variant", list(CONFIGS))
+def test_an_unreadable_convoy_yaml_refuses_writes_and_reads_go_on(state_repo, variant):
+    edits, problem = CONFIGS[variant]
+    ok("rig", "add", "w", "--target", "main")
+    bead = ok("bead", "create", "work")
+    plant_tree(state_repo, edits(state_repo))
+
+    res = convoy("bead", "list")  # reads: the beads, and one warning naming the file
+    assert res.code == 0 and bead in res.out, res
+    assert res.err == f"warning: skipped {problem}\n"
+    for args in (["rig", "add", "x", "--target", "main"], ["bead", "create", "more"],
+                 ["bead", "update", bead, "-p", "1"]):
+        refused_write(state_repo, args, problem + NEEDS_REPAIR)
+    for args in (["feed"], ["doctor"], ["hooks", "install"], ["ready"], ["list"]):
+        res = convoy(*args)
+        assert res.code in (0, 1) and "internal error" not in res.err, (args, res)
+
+    out = ok("init", "--repair")
+    assert out.startswith("restored convoy.yaml from commit "), out
+    assert out.endswith("prefix t, 1 rig(s)")
+    assert ok("bead", "create", "after the repair").startswith("t-")
+
+
+def test_a_newer_schema_refuses_writes_with_upgrade(state_repo):
+    """`rig add` on `schema: 999` used to rewrite convoy.yaml as schema 1 with the default
+    prefix and no rigs, and exit 0."""
+    ok("rig", "add", "w", "--target", "main")
+    bead = ok("bead", "create", "work")
+    plant_tree(state_repo, {"convoy.yaml": (*BLOB, blob(state_repo, b"schema: 999\nprefix: t\n"))})
+    upgrade = ("convoy.yaml: schema 999 is newer than this gitconvoy 0.1.0 understands "
+               "(schema 1): upgrade gitconvoy")
+    for args in (["rig", "add", "x", "--target", "main"], ["bead", "create", "more"],
+                 ["bead", "close", bead]):
+        refused_write(state_repo, args, f"{upgrade} to write to this state; nothing was written")
+    refused_write(state_repo, ["init", "--repair"], f"{upgrade}; nothing to repair")
+    res = convoy("bead", "show", bead)
+    assert res.code == 0 and "work" in res.out
+
+
+def test_sync_refuses_to_merge_a_newer_schema(world):
+    w = world
+    commit = w.push_attack({"convoy.yaml": (*BLOB, w.blob(b"schema: 2\nprefix: t\n"))})
+    os.chdir(w.victim)
+    refused_write(w.victim, ["sync"], (
+        f"cannot merge origin's state: commit {commit[:10]}'s convoy.yaml: schema 2 is newer "
+        "than this gitconvoy 0.1.0 understands (schema 1): upgrade gitconvoy to merge it; the "
+        "local state is unchanged"))
+
+
+def test_hostile_entries_in_the_local_state_are_named_and_reads_go_on(state_repo):
+    keep = ok("bead", "create", "keep")
+    gone = ok("bead", "create", "gitlinked")
+    deep = mktree(state_repo, {"t-x.yaml": (*BLOB, blob(state_repo, bead_yaml("t-x", "x")))})
+    for _ in range(3000):  # deeper than Python's stack for a recursive walk
+        deep = mktree(state_repo, {"a": (*TREE, deep)})
+    plant_tree(state_repo, {
+        object_path("beads", gone): (*GITLINK, SOME_COMMIT),
+        "beads/0/0/0/..": (*BLOB, blob(state_repo, b"x\n")),
+        "convoys": (*BLOB, blob(state_repo, b"x\n")),
+        "beads/a": (*TREE, deep),
+    })
+    res = convoy("bead", "list")
+    assert res.code == 0 and keep in res.out and gone not in res.out, res
+    assert res.err.splitlines() == [
+        f"warning: skipped {object_path('beads', gone)}: is not in the object database "
+        "(a gitlink?)",
+        "warning: skipped convoys: is not a folder: its convoys cannot be read",
+    ]
+    refused = convoy("bead", "show", gone)
+    assert (refused.code, refused.err) == (
+        1, f"error: {object_path('beads', gone)}: is not in the object database (a gitlink?)\n")
+    assert convoy("doctor").code == 1
+    ok("bead", "update", keep, "-p", "1")
+
+
+# --- sizes -------------------------------------------------------------------------------
+
+
+def test_a_bead_file_over_the_cap_is_named_and_skipped(state_repo):
+    keep = ok("bead", "create", "keep")
+    big = ok("bead", "create", "big")
+    path = object_path("beads", big)
+    plant_tree(state_repo, {path: (*BLOB, blob(state_repo, bead_yaml(big, "big", 2**20 + 1)))})
+    problem = f"{path}: is {2**20 + 1} bytes, over the cap of {2**20} bytes for one state file"
+    res = convoy("bead", "list")
+    assert res.code == 0 and keep in res.out and big not in res.out
+    assert res.err == f"warning: skipped {problem}\n"
+    res = convoy("bead", "show", big)
+    assert (res.code, res.err) == (1, f"error: {problem}\n")
+
+
+def test_a_write_over_the_cap_is_refused(state_repo):
+    before = ref_of(state_repo)
+    res = convoy("bead", "create", "big", "--description", "x" * 2**20)
+    assert res.code == 1 and res.err.count("\n") == 1, res
+    assert res.err.startswith("error: beads/") and "over the cap of 1048576 bytes" in res.err
+    assert res.err.endswith("; nothing was written\n")
+    assert ref_of(state_repo) == before
+
+
+def add_beads(w: World, count: int, size: int = 0) -> dict[str, Entry | None]:
+    made = {}
+    for n in range(count):
+        bead_id = f"t-many{n}"
+        made[object_path("beads", bead_id)] = (*BLOB, w.blob(bead_yaml(bead_id, "m", size)))
+    return made
+
+
+def test_sync_refuses_a_state_over_the_file_cap(world):
+    w = world
+    git("config", "convoy.maxStateFiles", "6", cwd=w.victim)  # 2 files + synced + unsynced
+    ok("sync")  # 4 files: passes, and is remembered as checked
+    assert (w.victim / ".git" / "convoy" / "checked").exists()
+    commit = w.push_attack(add_beads(w, 3))  # 7 files
+    cap = "holds more than 6 files (the cap; git config convoy.maxStateFiles)"
+    refused_sync(w, commit, "the whole state", cap)
+    (w.victim / ".git" / "convoy" / "checked").write_bytes(os.urandom(64))  # any bytes
+    refused_sync(w, commit, "the whole state", cap)
+    git("config", "convoy.maxStateFiles", "7", cwd=w.victim)
+    assert ok("sync").startswith("sync: fast-forwarded")
+
+
+def test_sync_refuses_a_state_over_the_byte_cap(world):
+    w = world
+    git("config", "convoy.maxStateBytes", "4000", cwd=w.victim)
+    commit = w.push_attack(add_beads(w, 1, size=5000))
+    refused_sync(w, commit, "the whole state",
+                 "holds more than 4000 bytes (the cap; git config convoy.maxStateBytes)")
+
+
+# --- the other doors: the fetch hook and a fresh clone ------------------------------------
+
+
+@pytest.mark.slow
+def test_the_fetch_hook_refuses_the_commit_and_keeps_the_beads(world):
+    w = world
+    git_convoy("hooks", "install", cwd=w.victim)
+    local = ref_of(w.victim)
+    commit = w.push_attack({"beads": (*GITLINK, SOME_COMMIT)})
+    proc = subprocess.run(["git", "fetch", "origin"], cwd=w.victim, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0
+    assert (f"gitconvoy: warning: refused origin's state commit {commit[:10]}: beads: is a "
+            "gitlink (mode 160000)") in proc.stderr
+    assert ref_of(w.victim) == local
+    assert w.victim_beads() == sorted([w.synced, w.unsynced])
+
+
+def test_a_fresh_clone_refuses_a_hostile_remote_state_then_skips_it(world, tmp_path):
+    w = world
+    commit = w.push_attack({"beads": (*BLOB, w.blob(b"wiped\n"))})
+    fresh = tmp_path / "fresh"
+    git("clone", "-q", str(w.remote), str(fresh))
+    os.chdir(fresh)
+    res = convoy("bead", "list")
+    assert res.code == 1 and res.err.count("\n") == 1
+    assert res.err.startswith(f"error: refused origin's state commit {commit[:10]}: beads: is "
+                              "a file (mode 100644)")
+    assert ref_of(fresh) is None
+    assert ok("sync", "--skip", commit).startswith("sync: skipped origin's state commit")
+    assert w.synced in ok("bead", "list")
+    assert ref_of(w.remote) == ref_of(fresh)
+

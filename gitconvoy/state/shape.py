@@ -186,12 +186,8 @@ class _Walk:
                            "bytes for one state file")
         self.files += 1
         self.bytes += size
-        if self.files > self.limits.files:
-            raise BadShape(path, f"makes the state more than {self.limits.files} files (the "
-                           "cap; git config convoy.maxStateFiles)")
-        if self.bytes > self.limits.bytes:
-            raise BadShape(path, f"makes the state more than {self.limits.bytes} bytes (the "
-                           "cap; git config convoy.maxStateBytes)")
+        if self.files > self.limits.files or self.bytes > self.limits.bytes:
+            raise _over_caps(self.files, self.bytes, self.limits)  # stop reading early
 
     def gone(self, entry: Any, path: str) -> None:
         """Count an entry of the old (checked) tree that the new tree replaced or removed."""
@@ -236,13 +232,17 @@ def check_tree(repo: pygit2.Repository, tree: pygit2.Tree, limits: Limits,
             size += known.bytes - walk.gone_bytes
     if REQUIRED not in tree:
         raise BadShape(REQUIRED, "is missing: this is not a gitconvoy state")
-    if files > limits.files:
-        raise BadShape("(the whole state)", f"holds {files} files, over the cap of "
-                       f"{limits.files} (git config convoy.maxStateFiles)")
-    if size > limits.bytes:
-        raise BadShape("(the whole state)", f"holds {size} bytes, over the cap of "
-                       f"{limits.bytes} (git config convoy.maxStateBytes)")
+    if files > limits.files or size > limits.bytes:
+        raise _over_caps(files, size, limits)
     return Checked(str(tree.id), files, size)
+
+
+def _over_caps(files: int, size: int, limits: Limits) -> BadShape:
+    if files > limits.files:
+        return BadShape("the whole state", f"holds more than {limits.files} files (the cap; "
+                        "git config convoy.maxStateFiles)")
+    return BadShape("the whole state", f"holds more than {limits.bytes} bytes (the cap; git "
+                    "config convoy.maxStateBytes)")
 
 
 def read_checked(path: str) -> Checked | None:

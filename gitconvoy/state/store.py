@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 import pygit2
 
-from gitconvoy import faults
-from gitconvoy.errors import ConvoyError, LostRace
+from gitconvoy import __version__, faults
+from gitconvoy.errors import ConvoyError, LostRace, NewerSchema, SchemaError
 from gitconvoy.state import cache, model
 from gitconvoy.state.codec import dump_yaml
 from gitconvoy.state.layout import GITATTRIBUTES, KINDS
@@ -182,8 +182,11 @@ class Store:
         message: str | Callable[[T], str],
         *,
         attempts: int = MAX_ATTEMPTS,
+        repairing_config: bool = False,
     ) -> T:
-        """Apply `mutate` to a fresh snapshot and CAS the ref; re-apply on a lost race."""
+        """Apply `mutate` to a fresh snapshot and CAS the ref; re-apply on a lost race.
+        Nothing is written on a state whose convoy.yaml is unreadable or newer than this
+        gitconvoy (only `init --repair` passes `repairing_config`)."""
         deadline = time.monotonic() + 60
         for attempt in range(attempts):
             base = self.snapshot(fresh=attempt > 0)
@@ -191,6 +194,8 @@ class Store:
             result = mutate(tx)
             if not tx.changes:
                 return result
+            if not repairing_config:
+                refuse_broken_config(base.config_problem())
             text = message(result) if callable(message) else message
             new_commit = self._write_commit(base, tx.changes, text)
             faults.point("store.after_objects")
@@ -335,9 +340,34 @@ class Store:
             out.append((path, sides[0], sides[1]))
         return out
 
+    def last_readable_config(self, limit: int = 1000) -> tuple[str, model.Config] | None:
+        """The newest commit on the state's first-parent line whose convoy.yaml reads, and
+        that config (for `init --repair`); None within `limit` commits."""
+        commit = self.repo.get(self.state_commit() or "")
+        for _ in range(limit):
+            if not isinstance(commit, pygit2.Commit):
+                return None
+            got = parse_config(self.repo, commit.peel(pygit2.Tree))
+            if isinstance(got, model.Config):
+                return str(commit.id), got
+            commit = commit.parents[0] if commit.parents else None
+        return None
+
     def is_state_commit(self, commit: str) -> bool:
         """A commit of a state branch has convoy.yaml at its root."""
         return "convoy.yaml" in self.repo[commit].peel(pygit2.Tree)
+
+
+def refuse_broken_config(problem: SchemaError | None) -> None:
+    if problem is None:
+        return
+    if isinstance(problem, NewerSchema):
+        raise ConvoyError(f"{problem.upgrade_hint(__version__)} to write to this state; "
+                          "nothing was written")
+    raise ConvoyError(
+        f"{problem.message}; nothing was written: a write needs a readable convoy.yaml (run "
+        "'git convoy init --repair' to restore the last readable one)"
+    )
 
 
 class _Moved(Exception):

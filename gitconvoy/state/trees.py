@@ -9,10 +9,16 @@ from typing import Any
 
 import pygit2
 
+# Deeper than any state file (a kind folder, three fan-out levels, the file): a hand-made tree
+# nested thousands of levels deep must not exhaust the stack of a read.
+MAX_DEPTH = 8
+
 
 def changed_paths(repo: pygit2.Repository, old: pygit2.Tree | None, new: pygit2.Tree | None,
                    prefix: str, out: list[str]) -> None:
     """Files that differ between two trees; subtrees with equal ids are never opened."""
+    if prefix.count("/") > MAX_DEPTH:
+        return
     before = {e.name: e for e in old} if old is not None else {}
     after = {e.name: e for e in new} if new is not None else {}
     for name in sorted(before.keys() | after.keys()):
@@ -28,14 +34,17 @@ def changed_paths(repo: pygit2.Repository, old: pygit2.Tree | None, new: pygit2.
             out.append(path)
 
 
-def walk_yaml(repo: pygit2.Repository, entry: Any, prefix: str) -> Iterator[tuple[str, str]]:
-    obj = repo[entry.id]
-    if not isinstance(obj, pygit2.Tree):
+def walk_yaml(repo: pygit2.Repository, entry: Any, prefix: str,
+              depth: int = 0) -> Iterator[tuple[str, str]]:
+    """Every `*.yaml` entry below a folder that is not itself a folder (files, and gitlinks
+    or symlinks that a read then names as broken)."""
+    obj = repo.get(entry.id) if entry.filemode == pygit2.GIT_FILEMODE_TREE else None
+    if not isinstance(obj, pygit2.Tree) or depth > MAX_DEPTH:
         return
     for child in obj:
         path = f"{prefix}/{child.name}"
-        if child.type_str == "tree":
-            yield from walk_yaml(repo, child, path)
+        if child.filemode == pygit2.GIT_FILEMODE_TREE:
+            yield from walk_yaml(repo, child, path, depth + 1)
         elif child.name.endswith(".yaml"):
             yield path, str(child.id)
 
