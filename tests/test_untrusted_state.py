@@ -469,3 +469,36 @@ def test_a_fresh_clone_refuses_a_hostile_remote_state_then_skips_it(world, tmp_p
     assert w.synced in ok("bead", "list")
     assert ref_of(w.remote) == ref_of(fresh)
 
+
+# --- runtime files under .git/convoy tolerate any bytes -----------------------------------
+
+RUNTIME_FILES = ["watch", "hook-seen", "inflight", "id", "feed-due", "checked",
+                 "hooks-installed", "hook-errors.log"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", RUNTIME_FILES)
+def test_random_bytes_in_a_runtime_file_are_treated_as_stale(state_repo, name):
+    """Non-UTF-8 bytes in .git/convoy/<name> (a crash, a disk error, a hand edit) made
+    doctor, feed and hooks install exit 70 and every commit warn until someone removed the
+    file by hand: each reader treats such a file as absent or stale and rewrites it."""
+    git_convoy("hooks", "install", cwd=state_repo)
+    ok("rig", "add", "w", "--target", "main")
+    ok("bead", "create", "work")
+    path = state_repo / ".git" / "convoy" / name
+    rng = random.Random(name)
+    junk = b"\xff\xfe\x00" + bytes(rng.randrange(256) for _ in range(500)) + b"\n\x80"
+    path.write_bytes(junk)
+    for args in (["doctor"], ["feed"], ["hooks", "install"], ["bead", "list"]):
+        res = convoy(*args)
+        assert res.code in (0, 1) and "internal error" not in res.err, (name, args, res)
+    if name in ("watch", "inflight", "hooks-installed"):
+        assert path.read_bytes() != junk  # rewritten by hooks install
+    path.write_bytes(junk)
+    (state_repo / "file").write_text("x\n")
+    git("add", "file", cwd=state_repo)
+    proc = subprocess.run(["git", "commit", "-q", "-m", "a commit"], cwd=state_repo,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    if name == "id":
+        assert len(Store.open(str(state_repo)).clone_id()) == 12

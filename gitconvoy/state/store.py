@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -111,22 +112,19 @@ class Store:
 
     def clone_id(self) -> str:
         """A random id for this clone (.git/convoy/id), so the feeder repairs only dispatches
-        it made itself, never a claim another machine holds."""
+        it made itself, never a claim another machine holds. A file that does not hold one
+        (empty after a crash, any bytes after a disk error) is replaced by a new id."""
         path = os.path.join(self.common_dir, "convoy", "id")
-        try:
-            with open(path) as fh:
-                found = fh.read().strip()
-            if found:
-                return found
-            empty = True  # a crash between creating and writing it (before the link below)
-        except OSError:
-            empty = False
+        found = _read_clone_id(path)
+        if found:
+            return found
+        stale = os.path.exists(path)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as fh:
             fh.write(os.urandom(6).hex() + "\n")
         try:
-            if empty:
+            if stale:
                 os.replace(tmp, path)
             else:
                 os.link(tmp, path)  # complete or absent, never empty; a concurrent one wins
@@ -135,8 +133,10 @@ class Store:
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-        with open(path) as fh:
-            return fh.read().strip()
+        found = _read_clone_id(path)
+        if not found:
+            raise ConvoyError(f"cannot write this clone's id to {path}: check its permissions")
+        return found
 
     def signature(self) -> pygit2.Signature:
         name = self.config_get("user.name") or "git-convoy"
@@ -356,6 +356,18 @@ class Store:
     def is_state_commit(self, commit: str) -> bool:
         """A commit of a state branch has convoy.yaml at its root."""
         return "convoy.yaml" in self.repo[commit].peel(pygit2.Tree)
+
+
+_CLONE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
+def _read_clone_id(path: str) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            found = fh.read(200).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return found if _CLONE_ID.fullmatch(found) else None
 
 
 def refuse_broken_config(problem: SchemaError | None) -> None:
