@@ -502,3 +502,37 @@ def test_random_bytes_in_a_runtime_file_are_treated_as_stale(state_repo, name):
     assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
     if name == "id":
         assert len(Store.open(str(state_repo)).clone_id()) == 12
+
+
+# --- the merge driver: it sees one file, so it checks the path and the sizes --------------
+
+
+def run_driver(tmp_path: Path, path: str, sides: tuple[bytes, bytes, bytes]):
+    files = []
+    for name, data in zip("OAB", sides, strict=True):
+        (tmp_path / name).write_bytes(data)
+        files.append(str(tmp_path / name))
+    proc = subprocess.run(["git", "convoy", "merge-driver", *files, path], capture_output=True,
+                          text=True, cwd=tmp_path)
+    return proc, (tmp_path / "A").read_bytes()
+
+
+@pytest.mark.parametrize("case", ["theirs over the cap", "a path outside the layout",
+                                  "a path through .."])
+def test_the_merge_driver_refuses_what_no_state_holds(tmp_path, case):
+    good = object_path("beads", "t-1")
+    base, ours = bead_yaml("t-1", "base"), bead_yaml("t-1", "ours")
+    path, theirs, problem = {
+        "theirs over the cap": (good, bead_yaml("t-1", "big", 2**20 + 1),
+                                f"{good}: theirs is {2**20 + 1} bytes, over the cap of "
+                                f"{2**20} bytes for one state file"),
+        "a path outside the layout": ("notes/t-1.yaml", bead_yaml("t-1", "theirs"),
+                                      "notes: is not part of the state layout"),
+        "a path through ..": ("beads/../convoy.yaml", bead_yaml("t-1", "theirs"),
+                              "beads/..: is not a valid name"),
+    }[case]
+    proc, out = run_driver(tmp_path, path, (base, ours, theirs))
+    assert proc.returncode == 1
+    assert proc.stderr == (f"warning: git convoy merge-driver: {problem}; left as a "
+                           "conflict\n")
+    assert out == ours

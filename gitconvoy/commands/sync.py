@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import click
 
@@ -87,6 +88,11 @@ def merge_driver(base_file: str, ours_file: str, theirs_file: str, path: str) ->
     from gitconvoy.state.merge import Unmergeable, merge_file
 
     name = path or ours_file
+    refused = _driver_refusal(path, {"base": base_file, "ours": ours_file,
+                                     "theirs": theirs_file})
+    if refused:
+        click.echo(f"warning: git convoy merge-driver: {refused}; left as a conflict", err=True)
+        return 1
     base, ours, theirs = (_read(p) for p in (base_file, ours_file, theirs_file))
     try:
         result = merge_file(name, base or None, ours or None, theirs or None)
@@ -107,6 +113,27 @@ def merge_driver(base_file: str, ours_file: str, theirs_file: str, path: str) ->
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     return 0
+
+
+def _driver_refusal(path: str, files: dict[str, str]) -> str | None:
+    """What the driver can check of an untrusted merge (it sees one file, never the tree):
+    the path has a place in the state's layout and no side is over the per-file cap (each
+    is measured before it is read)."""
+    from gitconvoy.state import shape
+
+    if path:
+        problem = shape.path_problem(path)
+        if problem:
+            return problem
+    for side, file in files.items():
+        try:
+            size = os.path.getsize(file)
+        except OSError:
+            continue  # _read names it
+        if size > shape.MAX_FILE_BYTES:
+            return (f"{path or file}: {side} is {size} bytes, over the cap of "
+                    f"{shape.MAX_FILE_BYTES} bytes for one state file")
+    return None
 
 
 def _mark_feed_due() -> None:

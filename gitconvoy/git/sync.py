@@ -318,7 +318,8 @@ def _absorb(store: Store, attempts: int) -> list[str]:
         if local is None or revs.is_ancestor(store, fetched, local):
             return []
         report = SyncReport(remote, "up-to-date", local)
-        if merge_into_local(store, local, fetched, remote, report) is not None:
+        report.commit = merge_into_local(store, local, fetched, remote, report)
+        if report.commit is not None:
             return [report.summary()]
     return []
 

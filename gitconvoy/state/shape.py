@@ -212,6 +212,23 @@ class _Walk:
                 self.gone(was, prefix + name)
 
 
+def path_problem(path: str) -> str | None:
+    """Why a state file's path has no place in the layout (None: it has one). For the merge
+    driver, which sees one file and never the tree."""
+    parts = path.split("/")
+    kind: str | None = None
+    try:
+        for depth, name in enumerate(parts):
+            want = _Walk.expect(name, "/".join(parts[: depth + 1]), depth, kind)
+            if (want == "file") != (depth == len(parts) - 1):
+                where = "/".join(parts[: depth + 1])
+                return f"{where}: a {want} belongs here in the state's layout"
+            kind = name if depth == 0 else kind
+    except BadShape as exc:
+        return str(exc)
+    return None
+
+
 def check_tree(repo: pygit2.Repository, tree: pygit2.Tree, limits: Limits,
                known: Checked | None = None) -> Checked:
     """The totals of a tree that has the state's shape; raises BadShape naming the first
