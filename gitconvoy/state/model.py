@@ -41,7 +41,7 @@ def validate_id(value: str, what: str = "id") -> str:
     """Ids become file names on the state ref: letters, digits, '-', '.', '_' only."""
     if not isinstance(value, str) or not value:
         raise ConvoyError(f"{what} must not be empty")
-    if "/" in value or ".." in value or not _ID_RE.match(value) or len(value) > 200:
+    if "/" in value or ".." in value or not _ID_RE.fullmatch(value) or len(value) > 200:
         raise ConvoyError(
             f"{what} {value!r} is not valid: use letters, digits, '-', '.' and '_' "
             "(no '/', no '..')"
