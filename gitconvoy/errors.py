@@ -38,6 +38,24 @@ class SchemaError(ConvoyError):
         return (type(self), (self.path, self.field, self.expected))
 
 
+class NewerSchema(SchemaError):
+    """convoy.yaml names a schema version newer than this gitconvoy: reads may go on (with a
+    warning), writes and merges must not, or they would drop what they do not understand."""
+
+    def __init__(self, path: str, version: int, supported: int) -> None:
+        super().__init__(path, "schema", f"version {version} is newer than this gitconvoy "
+                         f"understands ({supported}); upgrade gitconvoy")
+        self.version = version
+        self.supported = supported
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, int]]:  # type: ignore[override]
+        return (type(self), (self.path, self.version, self.supported))
+
+    def upgrade_hint(self, program_version: str) -> str:
+        return (f"{self.path}: schema {self.version} is newer than this gitconvoy "
+                f"{program_version} understands (schema {self.supported}): upgrade gitconvoy")
+
+
 class LostRace(ConvoyError):
     """The state ref kept moving under us: every retry lost the compare-and-swap."""
 

@@ -6,8 +6,9 @@ import re
 
 import click
 
+from gitconvoy import __version__
 from gitconvoy.commands.io import say
-from gitconvoy.errors import ConvoyError
+from gitconvoy.errors import ConvoyError, NewerSchema
 from gitconvoy.git import revs, sync
 from gitconvoy.state.model import Config
 from gitconvoy.state.store import Store
@@ -17,7 +18,9 @@ _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
 @click.command()
 @click.option("--prefix", default="cv", show_default=True, help="Prefix of new bead ids.")
-def init(prefix: str) -> int:
+@click.option("--repair", is_flag=True,
+              help="Restore an unreadable convoy.yaml from the newest commit where it reads.")
+def init(prefix: str, repair: bool) -> int:
     """Create the state ref (an orphan branch holding convoy.yaml)."""
     if not _PREFIX_RE.match(prefix):
         raise ConvoyError(
@@ -25,6 +28,8 @@ def init(prefix: str) -> int:
             "starting with a letter"
         )
     store = Store.open()  # not open_store(): adopting the remote's state is reported here
+    if repair:
+        return _repair(store, prefix)
     if store.exists():
         say(f"{store.ref} already exists; nothing to do")
         return 0
@@ -34,4 +39,23 @@ def init(prefix: str) -> int:
         return 0
     commit = store.initialise(Config(prefix=prefix))
     say(f"initialised {store.ref} at {commit[:10]} (prefix {prefix})")
+    return 0
+
+
+def _repair(store: Store, prefix: str) -> int:
+    """Writes refuse while convoy.yaml is unreadable (docs/state.md): put back the newest
+    version in the state's history that reads, or a fresh one with --prefix."""
+    problem = store.snapshot().config_problem()
+    if problem is None:
+        say("convoy.yaml reads fine; nothing to repair")
+        return 0
+    if isinstance(problem, NewerSchema):
+        raise ConvoyError(f"{problem.upgrade_hint(__version__)}; nothing to repair")
+    found = store.last_readable_config()
+    config = found[1] if found else Config(prefix=prefix)
+    origin = f"commit {found[0][:10]}" if found else f"defaults (prefix {prefix})"
+    store.transact(lambda tx: tx.put_config(config), f"init --repair: convoy.yaml from {origin}",
+                   repairing_config=True)
+    say(f"restored convoy.yaml from {origin}: prefix {config.prefix}, "
+        f"{len(config.rigs)} rig(s)")
     return 0

@@ -32,6 +32,7 @@ from gitconvoy.git.sync import (
     QUIET_HOOKS,
     SyncReport,
     check_remote,
+    check_remote_commit,
     merge_into_local,
     private_ref,
     sync,
@@ -213,6 +214,7 @@ def _publish(store: Store, remote: str, mine: Bead) -> str | None:
         if remote_commit is not None:
             if revs.is_ancestor(store, local, remote_commit):  # our claim is on the remote
                 if remote_commit != local:
+                    check_remote_commit(store, remote_commit, remote)
                     store.cas_ref(store.ref, local, remote_commit, f"claim: take {remote}'s")
                 return None
             if not revs.is_ancestor(store, remote_commit, local):

@@ -106,10 +106,11 @@ def _git(args: list[str], git_dir: str) -> str | None:
 
 
 def _read(path: str) -> str | None:
+    """A runtime file's text; None when absent or not UTF-8 (then: feed, which rewrites it)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError:
+        with open(path, "rb") as fh:
+            return fh.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
         return None
 
 

@@ -192,11 +192,16 @@ def _manifest_path(store: Store) -> str:
 
 
 def _manifest(store: Store) -> list[str]:
+    """The hook folders we installed into; lines that are not folders (a file of any bytes
+    after a crash) are dropped, and the next install rewrites the file."""
     try:
-        with open(_manifest_path(store), encoding="utf-8") as fh:
-            return [line.rstrip("\n") for line in fh if line.strip()]
+        with open(_manifest_path(store), "rb") as fh:
+            raw = fh.read()
     except OSError:
         return []
+    lines = raw.decode("utf-8", errors="replace").splitlines()
+    return [line for line in lines if line.strip() and "\ufffd" not in line
+            and line.isprintable() and os.path.isdir(line)]
 
 
 def _save_manifest(store: Store, dirs: list[str]) -> None:

@@ -7,16 +7,20 @@ and merge again, a bounded number of times. Nothing is pushed when nothing chang
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from gitconvoy import faults
-from gitconvoy.errors import ConvoyError, LostRace
+import pygit2
+
+from gitconvoy import __version__, faults
+from gitconvoy.errors import ConvoyError, LostRace, NewerSchema
 from gitconvoy.git import gitcli, revs
-from gitconvoy.state import merge
+from gitconvoy.state import merge, shape
+from gitconvoy.state.snapshot import parse_config
 from gitconvoy.state.store import Store
 
 MAX_ROUNDS = 25
@@ -34,6 +38,7 @@ class SyncReport:
     merged_files: int = 0
     rounds: int = 1
     notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # remote commits merged around
 
     def summary(self) -> str:
         sha = (self.commit or "")[:10]
@@ -46,6 +51,10 @@ class SyncReport:
             "pushed": f"pushed {sha} to {self.remote}",
             "published": f"published the state to {self.remote} ({sha})",
         }[self.action]
+        if self.skipped:
+            shas = ", ".join(c[:10] for c in self.skipped)
+            text = (f"skipped {self.remote}'s state commit {shas} and merged the rest into "
+                    f"{sha}")
         if self.pushed and self.action in ("merged", "adopted", "fast-forward"):
             text += f"; pushed to {self.remote}"
         if self.rounds > 1:
@@ -68,6 +77,74 @@ def check_remote(store: Store, remote: str) -> None:
         )
 
 
+class RefusedCommit(ConvoyError):
+    """A remote's state commit that breaks the layout or a cap: nothing of it is merged."""
+
+    def __init__(self, remote: str, commit: str, problem: str, skip: Collection[str]) -> None:
+        hint = " ".join(f"--skip {c[:10]}" for c in [*skip, commit])
+        super().__init__(
+            f"refused {remote}'s state commit {commit[:10]}: {problem}; nothing was merged and "
+            f"the local state is unchanged: repair it on {remote}, or run 'git convoy sync "
+            f"{hint}' to merge around it (docs/sync.md)"
+        )
+        self.commit = commit
+
+
+def limits(store: Store) -> shape.Limits:
+    """The state caps, raised or lowered for this clone by git config."""
+    found: dict[str, int] = {}
+    for key, name in (("convoy.maxStateFiles", "files"), ("convoy.maxStateBytes", "bytes")):
+        raw = store.config_get(key)
+        if raw is None:
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise ConvoyError(f"git config {key} is {raw!r}: use a positive whole number")
+        found[name] = value
+    return shape.Limits(**found)
+
+
+def check_remote_commit(store: Store, commit: str, remote: str,
+                        skip: Collection[str] = ()) -> None:
+    """Refuse a fetched state commit whose tree breaks the layout or a cap (RefusedCommit,
+    one line naming the commit and the path). The last tree that passed is remembered in
+    .git/convoy/checked, so the next check only opens what changed since."""
+    record = os.path.join(store.common_dir, "convoy", "checked")
+    tree = store.repo[commit].peel(pygit2.Tree)
+    try:
+        checked = shape.check_tree(store.repo, tree, limits(store), shape.read_checked(record))
+    except shape.BadShape as exc:
+        raise RefusedCommit(remote, commit, str(exc), skip) from None
+    shape.write_checked(record, checked)
+
+
+def refuse_newer_schema(store: Store, commits: list[str], remote: str) -> None:
+    """A three-way merge rewrites files: this gitconvoy must understand both sides' schema."""
+    for commit in commits:
+        got = parse_config(store.repo, store.repo[commit].peel(pygit2.Tree))
+        if isinstance(got, NewerSchema):
+            hint = got.upgrade_hint(__version__)
+            raise ConvoyError(f"cannot merge {remote}'s state: commit {commit[:10]}'s {hint} "
+                              "to merge it; the local state is unchanged")
+
+
+def usable_commit(store: Store, tip: str, remote: str,
+                  skip: Collection[str]) -> tuple[str | None, list[str]]:
+    """The commit whose tree a merge may take: `tip`, or with --skip its nearest first-parent
+    ancestor that was not skipped; checked (RefusedCommit). Also the commits skipped."""
+    current: str | None = tip
+    skipped: list[str] = []
+    while current is not None and current in skip:
+        skipped.append(current)
+        current = revs.first_parent(store, current)
+    if current is not None:
+        check_remote_commit(store, current, remote, skipped)
+    return current, skipped
+
+
 Resolve = Callable[[str, bytes | None, bytes | None, bytes | None], dict[str, bytes | None]]
 
 
@@ -85,15 +162,20 @@ def resolver(notes: list[str], counter: list[int]) -> Resolve:
 
 
 def merge_into_local(store: Store, local: str, remote_commit: str, remote: str,
-                     report: SyncReport) -> str | None:
-    """Bring the fetched commit into the local ref; the new local commit (None: lost race)."""
+                     report: SyncReport, skip: Collection[str] = ()) -> str | None:
+    """Bring the fetched commit into the local ref; the new local commit (None: lost race).
+    A commit that breaks the state's shape is refused (RefusedCommit) unless skipped."""
     if revs.is_ancestor(store, remote_commit, local):
         return local
+    take, skipped = usable_commit(store, remote_commit, remote, skip)
+    if skipped:
+        return merge_skipping(store, local, remote_commit, take, remote, report, skipped)
     if revs.is_ancestor(store, local, remote_commit):
         if store.cas_ref(store.ref, local, remote_commit, f"sync: fast-forward to {remote}"):
             report.action = "fast-forward"
             return remote_commit
         return None
+    refuse_newer_schema(store, [local, remote_commit], remote)
     notes: list[str] = []
     counter = [0]
     base = revs.merge_base(store, local, remote_commit)
@@ -110,7 +192,42 @@ def merge_into_local(store: Store, local: str, remote_commit: str, remote: str,
     return commit
 
 
-def sync(store: Store, remote: str | None = None, *, rounds: int = MAX_ROUNDS) -> SyncReport:
+def merge_skipping(store: Store, local: str | None, tip: str, take: str | None, remote: str,
+                   report: SyncReport, skipped: list[str]) -> str | None:
+    """Merge the remote's history without the changes of the skipped commits: a commit whose
+    parents are the local state and the remote's tip (so the push is a fast-forward and every
+    other clone merges the repair), and whose tree merges the local state with `take`, the
+    newest commit before the skipped ones."""
+    repo = store.repo
+    local_tree = str(repo[local].peel(pygit2.Tree).id) if local else None
+    if take is None:
+        tree = local_tree
+    elif local is None or revs.is_ancestor(store, local, take):
+        tree = str(repo[take].peel(pygit2.Tree).id)
+    elif revs.is_ancestor(store, take, local):
+        tree = local_tree
+    else:
+        refuse_newer_schema(store, [local, take], remote)
+        counter = [0]
+        tree = store.merge_state_trees(revs.merge_base(store, local, take), local, take,
+                                       resolver(report.notes, counter))
+        report.merged_files = counter[0]
+    if tree is None:
+        raise ConvoyError(f"nothing is left of {remote}'s state once its commit "
+                          f"{skipped[-1][:10]} is skipped, and this clone has no state")
+    parents = [tip] if local is None or revs.is_ancestor(store, local, tip) else [local, tip]
+    shas = ", ".join(c[:10] for c in skipped)
+    commit = store.write_merge_commit(
+        tree, parents, f"sync: merge {remote}'s state, skipping {shas}\n\nThe skipped "
+        "commit(s) broke the state's shape (docs/state.md); their changes are left out.")
+    if not store.cas_ref(store.ref, local, commit, f"sync: merge {remote}, skipping {shas}"):
+        return None
+    report.action, report.skipped = "merged", skipped
+    return commit
+
+
+def sync(store: Store, remote: str | None = None, *, rounds: int = MAX_ROUNDS,
+         skip: Collection[str] = ()) -> SyncReport:
     """One full round trip with the remote; raises LostRace when it never settles."""
     remote = remote or revs.default_remote(store)
     check_remote(store, remote)
@@ -128,15 +245,23 @@ def sync(store: Store, remote: str | None = None, *, rounds: int = MAX_ROUNDS) -
                 raise ConvoyError(
                     f"no state here nor on {remote}: run 'git convoy init' first"
                 )
-            if store.cas_ref(store.ref, None, remote_commit, f"sync: take {remote}'s state"):
+            take, skipped = usable_commit(store, remote_commit, remote, skip)
+            if skipped:
+                report.commit = merge_skipping(store, None, remote_commit, take, remote, report,
+                                               skipped)
+                if report.commit is None:
+                    continue
+                local = report.commit
+            elif store.cas_ref(store.ref, None, remote_commit, f"sync: take {remote}'s state"):
                 report.action, report.commit = "adopted", remote_commit
                 return report
-            continue
+            else:
+                continue
         if remote_commit == local:
             report.commit = local
             return report
         if remote_commit is not None:
-            merged = merge_into_local(store, local, remote_commit, remote, report)
+            merged = merge_into_local(store, local, remote_commit, remote, report, skip)
             if merged is None:
                 local_races += 1
                 continue  # a local writer moved the ref meanwhile: start over
@@ -171,7 +296,15 @@ def sync(store: Store, remote: str | None = None, *, rounds: int = MAX_ROUNDS) -
 def absorb_fetched_state(store: Store, attempts: int = 5) -> list[str]:
     """A `git fetch`/`pull` brought the remote's state branch: merge it into the local state
     ref in memory (the same field merge as `sync`, no network, no push), or adopt it when
-    this clone has none yet. A lost race is left to the next hook."""
+    this clone has none yet. A lost race is left to the next hook; a refused commit is one
+    warning line, and the feed goes on with the local state."""
+    try:
+        return _absorb(store, attempts)
+    except RefusedCommit as exc:
+        return [f"warning: {exc.message}"]
+
+
+def _absorb(store: Store, attempts: int) -> list[str]:
     remote = revs.default_remote(store)
     fetched = store.head_of(revs.remote_tracking_ref(store, remote))
     local = store.state_commit()
@@ -185,7 +318,8 @@ def absorb_fetched_state(store: Store, attempts: int = 5) -> list[str]:
         if local is None or revs.is_ancestor(store, fetched, local):
             return []
         report = SyncReport(remote, "up-to-date", local)
-        if merge_into_local(store, local, fetched, remote, report) is not None:
+        report.commit = merge_into_local(store, local, fetched, remote, report)
+        if report.commit is not None:
             return [report.summary()]
     return []
 
@@ -195,9 +329,11 @@ def adopt_remote_state(store: Store, remote: str | None = None) -> str | None:
     Called where a write belongs: a command's edge (commands.io), a hook, `init`, `sync`."""
     if store.state_commit() is not None:
         return store.state_commit()
-    found = store.head_of(revs.remote_tracking_ref(store, remote or revs.default_remote(store)))
+    remote = remote or revs.default_remote(store)
+    found = store.head_of(revs.remote_tracking_ref(store, remote))
     if found is None:
         return None
+    check_remote_commit(store, found, remote)
     if not store.cas_ref(store.ref, None, found, "adopt the remote's state"):
         return store.state_commit()
     return found

@@ -82,9 +82,10 @@ def _branches(snap: Snapshot) -> Iterable[str]:
 
 
 def _write_if_changed(path: str, text: str) -> None:
+    """Compared as bytes: a file of any bytes (a crash, a disk error) is stale, rewritten."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            if fh.read() == text:
+        with open(path, "rb") as fh:
+            if fh.read() == text.encode("utf-8"):
                 return
     except OSError:
         pass
@@ -96,11 +97,15 @@ def _write_if_changed(path: str, text: str) -> None:
 
 
 def read_watch(store: Store) -> list[str]:
+    """The watched ref patterns; a file that is not text, or lines that are not ref
+    patterns, count as absent (the next hook or `hooks install` rewrites it)."""
     try:
-        with open(os.path.join(convoy_dir(store), WATCH_FILE), encoding="utf-8") as fh:
-            return [line.strip() for line in fh if line.strip()]
-    except OSError:
+        with open(os.path.join(convoy_dir(store), WATCH_FILE), "rb") as fh:
+            text = fh.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
         return []
+    return [line.strip() for line in text.splitlines()
+            if line.strip().startswith("refs/") and line.strip().isprintable()]
 
 
 def in_flight(snap: Snapshot | None) -> InFlight:

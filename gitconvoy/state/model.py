@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
-from gitconvoy.errors import ConvoyError, SchemaError
+from gitconvoy.errors import ConvoyError, NewerSchema, SchemaError
 
 SCHEMA_VERSION = 1
 
@@ -41,7 +41,7 @@ def validate_id(value: str, what: str = "id") -> str:
     """Ids become file names on the state ref: letters, digits, '-', '.', '_' only."""
     if not isinstance(value, str) or not value:
         raise ConvoyError(f"{what} must not be empty")
-    if "/" in value or ".." in value or not _ID_RE.match(value) or len(value) > 200:
+    if "/" in value or ".." in value or not _ID_RE.fullmatch(value) or len(value) > 200:
         raise ConvoyError(
             f"{what} {value!r} is not valid: use letters, digits, '-', '.' and '_' "
             "(no '/', no '..')"
@@ -357,10 +357,7 @@ class Config:
         _check_keys(data, path, {"schema", "prefix", "rigs", "default_rig"})
         schema = _int(data, "schema", path, SCHEMA_VERSION, 1, 1_000)
         if schema > SCHEMA_VERSION:
-            raise SchemaError(
-                path, "schema", f"version {schema} is newer than this gitconvoy understands "
-                f"({SCHEMA_VERSION}); upgrade gitconvoy"
-            )
+            raise NewerSchema(path, schema, SCHEMA_VERSION)
         rigs_raw = _mapping(data, "rigs", path)
         return cls(
             prefix=_str(data, "prefix", path, required=True),

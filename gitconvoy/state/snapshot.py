@@ -16,7 +16,25 @@ from gitconvoy.errors import ConvoyError, SchemaError
 from gitconvoy.state import model
 from gitconvoy.state.codec import load_yaml
 from gitconvoy.state.layout import KINDS, kind_of_path, object_path
+from gitconvoy.state.shape import MAX_FILE_BYTES
 from gitconvoy.state.trees import walk_yaml
+
+
+def read_state_file(repo: pygit2.Repository, path: str, blob_id: Any) -> bytes:
+    """A state file's bytes; a SchemaError naming it when it is not a file (a folder or a
+    gitlink pushed in its place) or is over the per-file cap, which is checked before the
+    object is loaded (a 100 MB blob is never read into memory)."""
+    try:
+        kind, size = repo.odb.read_header(blob_id)
+    except (KeyError, ValueError, pygit2.GitError):
+        raise SchemaError(path, None, "is not in the object database (a gitlink?)") from None
+    if kind != pygit2.GIT_OBJECT_BLOB:
+        what = "a folder" if kind == pygit2.GIT_OBJECT_TREE else "not a file"
+        raise SchemaError(path, None, f"is {what}, not a state file")
+    if size > MAX_FILE_BYTES:
+        raise SchemaError(path, None, f"is {size} bytes, over the cap of {MAX_FILE_BYTES} "
+                          "bytes for one state file")
+    return bytes(repo[blob_id].data)
 
 
 def parse_file(repo: pygit2.Repository, path: str, blob_id: Any) -> Any:
@@ -26,7 +44,8 @@ def parse_file(repo: pygit2.Repository, path: str, blob_id: Any) -> Any:
         return None
     obj_id = os.path.basename(path)[: -len(".yaml")]
     try:
-        got = KINDS[kind].cls.from_dict(load_yaml(repo[blob_id].data, path), path)
+        got = KINDS[kind].cls.from_dict(load_yaml(read_state_file(repo, path, blob_id), path),
+                                        path)
     except SchemaError as exc:
         return exc
     except ConvoyError as exc:
@@ -39,12 +58,13 @@ def parse_file(repo: pygit2.Repository, path: str, blob_id: Any) -> Any:
 
 
 def parse_config(repo: pygit2.Repository, tree: pygit2.Tree) -> model.Config | SchemaError:
+    """convoy.yaml, or why it cannot be read (a read then warns and uses the defaults; a
+    write refuses, see Snapshot.config_problem)."""
     if "convoy.yaml" not in tree:
-        return model.Config()
+        return SchemaError("convoy.yaml", None, "is missing: this is not a gitconvoy state")
     try:
-        return model.Config.from_dict(
-            load_yaml(repo[tree["convoy.yaml"].id].data, "convoy.yaml"), "convoy.yaml"
-        )
+        raw = read_state_file(repo, "convoy.yaml", tree["convoy.yaml"].id)
+        return model.Config.from_dict(load_yaml(raw, "convoy.yaml"), "convoy.yaml")
     except SchemaError as exc:
         return exc
     except ConvoyError as exc:
@@ -97,7 +117,7 @@ class Snapshot:
             self._errors = [loaded.errors[p] for p in sorted(loaded.errors)]
             self._error_ids = {
                 os.path.basename(p)[: -len(".yaml")]: e for p, e in loaded.errors.items()
-                if p != "convoy.yaml"
+                if p != "convoy.yaml" and p.endswith(".yaml")
             }
 
     @property
@@ -113,6 +133,15 @@ class Snapshot:
     @config.setter
     def config(self, value: model.Config) -> None:
         self._config = value
+
+    def config_problem(self) -> SchemaError | None:
+        """Why this state's convoy.yaml cannot be written on: unreadable, of a newer schema
+        (NewerSchema) or missing. Reads fall back to defaults with a warning; a write on
+        those defaults would replace the prefix and drop every rig, so writes refuse."""
+        if self._source is None:
+            return None
+        got = self._source.config()
+        return got if isinstance(got, SchemaError) else None
 
     @property
     def objects(self) -> dict[str, Any]:
@@ -209,7 +238,7 @@ class Source:
                     entry = self.tree[path]
                 except (KeyError, ValueError, pygit2.GitError):
                     entry = None
-                if entry is not None and entry.type_str == "blob":
+                if entry is not None:  # a folder or gitlink there is named as broken
                     found = parse_file(self.repo, path, entry.id)
             self._one[key] = found
         return self._one[key]
@@ -256,6 +285,10 @@ def parse_all(repo: pygit2.Repository, tree: pygit2.Tree) -> Loaded:
     with no_cycle_collector():
         for name, spec in KINDS.items():
             if spec.folder not in tree:
+                continue
+            if tree[spec.folder].filemode != pygit2.GIT_FILEMODE_TREE:
+                errors[spec.folder] = SchemaError(spec.folder, None, "is not a folder: its "
+                                                  f"{name} cannot be read")
                 continue
             for path, blob_id in walk_yaml(repo, tree[spec.folder], spec.folder):
                 got = parse_file(repo, path, blob_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -20,8 +21,8 @@ from typing import Any, TypeVar
 
 import pygit2
 
-from gitconvoy import faults
-from gitconvoy.errors import ConvoyError, LostRace
+from gitconvoy import __version__, faults
+from gitconvoy.errors import ConvoyError, LostRace, NewerSchema, SchemaError
 from gitconvoy.state import cache, identity, model
 from gitconvoy.state.codec import dump_yaml
 from gitconvoy.state.layout import GITATTRIBUTES, KINDS
@@ -111,22 +112,19 @@ class Store:
 
     def clone_id(self) -> str:
         """A random id for this clone (.git/convoy/id), so the feeder repairs only dispatches
-        it made itself, never a claim another machine holds."""
+        it made itself, never a claim another machine holds. A file that does not hold one
+        (empty after a crash, any bytes after a disk error) is replaced by a new id."""
         path = os.path.join(self.common_dir, "convoy", "id")
-        try:
-            with open(path) as fh:
-                found = fh.read().strip()
-            if found:
-                return found
-            empty = True  # a crash between creating and writing it (before the link below)
-        except OSError:
-            empty = False
+        found = _read_clone_id(path)
+        if found:
+            return found
+        stale = os.path.exists(path)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as fh:
             fh.write(os.urandom(6).hex() + "\n")
         try:
-            if empty:
+            if stale:
                 os.replace(tmp, path)
             else:
                 os.link(tmp, path)  # complete or absent, never empty; a concurrent one wins
@@ -135,8 +133,10 @@ class Store:
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-        with open(path) as fh:
-            return fh.read().strip()
+        found = _read_clone_id(path)
+        if not found:
+            raise ConvoyError(f"cannot write this clone's id to {path}: check its permissions")
+        return found
 
     def signature(self, role: str = "committer") -> pygit2.Signature:
         """The author or committer, with git's precedence (gitconvoy.state.identity)."""
@@ -184,8 +184,11 @@ class Store:
         message: str | Callable[[T], str],
         *,
         attempts: int = MAX_ATTEMPTS,
+        repairing_config: bool = False,
     ) -> T:
-        """Apply `mutate` to a fresh snapshot and CAS the ref; re-apply on a lost race."""
+        """Apply `mutate` to a fresh snapshot and CAS the ref; re-apply on a lost race.
+        Nothing is written on a state whose convoy.yaml is unreadable or newer than this
+        gitconvoy (only `init --repair` passes `repairing_config`)."""
         deadline = time.monotonic() + 60
         for attempt in range(attempts):
             base = self.snapshot(fresh=attempt > 0)
@@ -193,6 +196,8 @@ class Store:
             result = mutate(tx)
             if not tx.changes:
                 return result
+            if not repairing_config:
+                refuse_broken_config(base.config_problem())
             text = message(result) if callable(message) else message
             new_commit = self._write_commit(base, tx.changes, text)
             faults.point("store.after_objects")
@@ -337,9 +342,46 @@ class Store:
             out.append((path, sides[0], sides[1]))
         return out
 
+    def last_readable_config(self, limit: int = 1000) -> tuple[str, model.Config] | None:
+        """The newest commit on the state's first-parent line whose convoy.yaml reads, and
+        that config (for `init --repair`); None within `limit` commits."""
+        commit = self.repo.get(self.state_commit() or "")
+        for _ in range(limit):
+            if not isinstance(commit, pygit2.Commit):
+                return None
+            got = parse_config(self.repo, commit.peel(pygit2.Tree))
+            if isinstance(got, model.Config):
+                return str(commit.id), got
+            commit = commit.parents[0] if commit.parents else None
+        return None
+
     def is_state_commit(self, commit: str) -> bool:
         """A commit of a state branch has convoy.yaml at its root."""
         return "convoy.yaml" in self.repo[commit].peel(pygit2.Tree)
+
+
+_CLONE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
+def _read_clone_id(path: str) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            found = fh.read(200).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return found if _CLONE_ID.fullmatch(found) else None
+
+
+def refuse_broken_config(problem: SchemaError | None) -> None:
+    if problem is None:
+        return
+    if isinstance(problem, NewerSchema):
+        raise ConvoyError(f"{problem.upgrade_hint(__version__)} to write to this state; "
+                          "nothing was written")
+    raise ConvoyError(
+        f"{problem.message}; nothing was written: a write needs a readable convoy.yaml (run "
+        "'git convoy init --repair' to restore the last readable one)"
+    )
 
 
 class _Moved(Exception):

@@ -9,10 +9,16 @@ from typing import Any
 
 import pygit2
 
+# Deeper than any state file (a kind folder, three fan-out levels, the file): a hand-made tree
+# nested thousands of levels deep must not exhaust the stack of a read.
+MAX_DEPTH = 8
+
 
 def changed_paths(repo: pygit2.Repository, old: pygit2.Tree | None, new: pygit2.Tree | None,
                    prefix: str, out: list[str]) -> None:
     """Files that differ between two trees; subtrees with equal ids are never opened."""
+    if prefix.count("/") > MAX_DEPTH:
+        return
     before = {e.name: e for e in old} if old is not None else {}
     after = {e.name: e for e in new} if new is not None else {}
     for name in sorted(before.keys() | after.keys()):
@@ -28,14 +34,17 @@ def changed_paths(repo: pygit2.Repository, old: pygit2.Tree | None, new: pygit2.
             out.append(path)
 
 
-def walk_yaml(repo: pygit2.Repository, entry: Any, prefix: str) -> Iterator[tuple[str, str]]:
-    obj = repo[entry.id]
-    if not isinstance(obj, pygit2.Tree):
+def walk_yaml(repo: pygit2.Repository, entry: Any, prefix: str,
+              depth: int = 0) -> Iterator[tuple[str, str]]:
+    """Every `*.yaml` entry below a folder that is not itself a folder (files, and gitlinks
+    or symlinks that a read then names as broken)."""
+    obj = repo.get(entry.id) if entry.filemode == pygit2.GIT_FILEMODE_TREE else None
+    if not isinstance(obj, pygit2.Tree) or depth > MAX_DEPTH:
         return
     for child in obj:
         path = f"{prefix}/{child.name}"
-        if child.type_str == "tree":
-            yield from walk_yaml(repo, child, path)
+        if child.filemode == pygit2.GIT_FILEMODE_TREE:
+            yield from walk_yaml(repo, child, path, depth + 1)
         elif child.name.endswith(".yaml"):
             yield path, str(child.id)
 
@@ -59,19 +68,38 @@ def _entry(tree: pygit2.Tree | None, name: str) -> Any:
         return None
 
 
+def _kind(entry: Any) -> str | None:
+    """"tree", "blob" (a plain file) or "other" (a gitlink, symlink or executable)."""
+    if entry is None:
+        return None
+    if entry.filemode == pygit2.GIT_FILEMODE_TREE:
+        return "tree"
+    return "blob" if entry.filemode == pygit2.GIT_FILEMODE_BLOB else "other"
+
+
 def three_way(
     repo: pygit2.Repository, base: pygit2.Tree | None, ours: pygit2.Tree | None,
     theirs: pygit2.Tree | None, prefix: str,
     resolve: Callable[[str, bytes | None, bytes | None, bytes | None], dict[str, bytes | None]],
     edits: dict[str, tuple[pygit2.Oid, int] | None],
 ) -> None:
-    """Record what must change on top of `ours`: theirs' one-sided changes and resolutions."""
+    """Record what must change on top of `ours`: theirs' one-sided changes and resolutions.
+
+    A deletion never follows from a change of type: theirs' gitlink, symlink, or a file where
+    ours has a folder (or the other way round) is not taken, and a base entry of another type
+    than both sides counts as absent, so nothing is "deleted" that the base never held as
+    such. (Sync refuses such trees before merging, docs/state.md; this is the second line.)"""
     names: set[str] = set()
     for tree in (base, ours, theirs):
         if tree is not None:
             names.update(e.name for e in tree)
     for name in sorted(names):
         b, o, t = _entry(base, name), _entry(ours, name), _entry(theirs, name)
+        kb, ko, kt = _kind(b), _kind(o), _kind(t)
+        if "other" in (ko, kt) or (ko is not None and kt is not None and ko != kt):
+            continue  # keep ours
+        if kb != (ko or kt):
+            b = None
         bid, oid, tid = (e.id if e is not None else None for e in (b, o, t))
         if oid == tid or tid == bid:
             continue
@@ -79,13 +107,11 @@ def three_way(
         if oid == bid:
             edits[path] = None if t is None else (t.id, t.filemode)
             continue
-        present = [e for e in (b, o, t) if e is not None]
-        if all(e.type_str == "tree" for e in present):
+        if (ko or kt) == "tree":
             subs = [repo[e.id] if e is not None else None for e in (b, o, t)]
             three_way(repo, subs[0], subs[1], subs[2], path + "/", resolve, edits)
             continue
-        datas = [repo[e.id].data if e is not None and e.type_str == "blob" else None
-                 for e in (b, o, t)]
+        datas = [repo[e.id].data if e is not None else None for e in (b, o, t)]
         for out_path, data in resolve(path, datas[0], datas[1], datas[2]).items():
             edits[out_path] = None if data is None else (
                 repo.create_blob(data), pygit2.GIT_FILEMODE_BLOB)

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
+from gitconvoy.errors import ConvoyError
 from gitconvoy.state import model
 from gitconvoy.state.codec import dump_yaml
 from gitconvoy.state.layout import KIND_OF_CLASS, KINDS, object_path
+from gitconvoy.state.shape import MAX_FILE_BYTES
 from gitconvoy.state.snapshot import Snapshot
 
 
@@ -126,7 +128,7 @@ class Tx:
         data = obj.to_dict()
         KINDS[kind].cls.from_dict(data, path)
         self.objects[kind][obj.id] = obj
-        self.changes[path] = dump_yaml(data)
+        self.changes[path] = _capped(path, dump_yaml(data))
 
     def remove(self, kind: str, obj_id: str) -> None:
         self.objects[kind].pop(obj_id, None)
@@ -134,4 +136,12 @@ class Tx:
 
     def put_config(self, config: model.Config) -> None:
         self.config = config
-        self.changes["convoy.yaml"] = dump_yaml(config.to_dict())
+        self.changes["convoy.yaml"] = _capped("convoy.yaml", dump_yaml(config.to_dict()))
+
+
+def _capped(path: str, data: bytes) -> bytes:
+    """Every clone refuses to read a state file over the cap: never write one."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ConvoyError(f"{path} would be {len(data)} bytes, over the cap of "
+                          f"{MAX_FILE_BYTES} bytes for one state file; nothing was written")
+    return data
