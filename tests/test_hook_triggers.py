@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import git, make_repo, ok
+from conftest import git, is_ancestor, make_repo, ok
 
 pytestmark = pytest.mark.slow
 
@@ -161,10 +161,12 @@ def refused_fast_forward_lands_nothing(w: World) -> None:
     proc = subprocess.run(["git", "pull", "--ff-only", "-q"], cwd=w.alice, capture_output=True,
                           text=True)
     assert proc.returncode != 0 and "fast-forward" in proc.stderr, proc.stderr
-    assert "landed" not in proc.stderr  # the fetch woke the feeder: A's work started, no more
-    assert git("merge-base", "--is-ancestor", f"convoy/{w.a}", "origin/main", cwd=w.alice) == ""
+    assert is_ancestor(w.alice, f"convoy/{w.a}", "origin/main")
+    assert not is_ancestor(w.alice, f"convoy/{w.a}", "main")
+    assert "landed" not in proc.stderr and "✓" not in proc.stderr, proc.stderr
     os.chdir(w.alice)
-    assert "landed" not in ok("feed")  # its branch has work; it is not in main
+    assert "landed" not in ok("feed")
+    # its branch has work of its own (started), which is not in this clone's main
     assert (w.bead(w.a)["status"], w.bead(w.b)["status"]) == ("in_progress", "open")
     assert w.dispatched.read_text().split() == [w.a, f"convoy/{w.a}"]
 

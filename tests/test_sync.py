@@ -9,7 +9,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import STATE_REF, convoy, dulwich_remote, git, git_convoy, make_repo, ok, ref_of
+from conftest import (
+    STATE_REF,
+    convoy,
+    dulwich_remote,
+    git,
+    git_convoy,
+    is_ancestor,
+    make_repo,
+    ok,
+    ref_of,
+)
 
 from gitconvoy.errors import LostRace
 from gitconvoy.git.sync import sync as run_sync
@@ -41,11 +51,6 @@ def pushes(remote: Path, ref: str = STATE_REF) -> list[tuple[str, str]]:
     log = remote / "pushes.log"
     rows = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
     return [(old, new) for old, new, name in (r for r in rows if r) if name == ref]
-
-
-def is_ancestor(repo: Path, old: str, new: str) -> bool:
-    return subprocess.run(["git", "merge-base", "--is-ancestor", old, new],
-                          cwd=repo).returncode == 0
 
 
 def reflog(remote: Path, ref: str = STATE_REF) -> list[str]:
