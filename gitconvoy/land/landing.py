@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pygit2
 
 from gitconvoy import faults
-from gitconvoy.git import gitcli, revs
+from gitconvoy.git import gitcli, revs, treemerge
 from gitconvoy.land.checks import CheckResult
 from gitconvoy.state.store import Store
 
@@ -87,19 +87,10 @@ class Plan:
 # --- the merge itself (pure over the object database) -----------------------------------
 
 
-def _conflict_paths(index: pygit2.Index) -> list[str]:
-    paths: set[str] = set()
-    for ancestor, ours, theirs in index.conflicts:
-        for entry in (ours, theirs, ancestor):
-            if entry is not None:
-                paths.add(entry.path)
-                break
-    return sorted(paths)
-
-
 def merge_in_memory(store: Store, base: str, source: str, strategy: str,
                     message: str) -> Merged:
-    """Combine `source` into `base` without a working tree; write the commit if any."""
+    """Combine `source` into `base` without a working tree; write the commit if any. The
+    tree is the one `git merge` would record (gitconvoy.git.treemerge)."""
     repo = store.repo
     if revs.is_ancestor(store, source, base):
         return Merged("already", base)
@@ -110,10 +101,10 @@ def merge_in_memory(store: Store, base: str, source: str, strategy: str,
     if fast_forward:
         tree_id = source_commit.tree_id
     else:
-        index = repo.merge_commits(base, source)
-        if index.conflicts is not None:
-            return Merged("conflict", files=_conflict_paths(index))
-        tree_id = index.write_tree(repo)
+        result = treemerge.merge_commits(store, base, source)
+        if result.tree is None:
+            return Merged("conflict", files=list(result.conflicts))
+        tree_id = pygit2.Oid(hex=result.tree)
     committer = store.signature()
     if strategy == "squash":
         author = source_commit.author
