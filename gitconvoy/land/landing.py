@@ -1,7 +1,7 @@
 """Land a commit on a target branch: merge in memory, check, compare-and-swap, push.
 
 Nothing here touches the user's working tree, index or HEAD: the merge is computed with
-pygit2 in the object database, the check runs in a temporary worktree of the exact merged
+git merge-tree in the object database, the check runs in a temporary worktree of the exact merged
 commit, and the target ref moves by compare-and-swap only to a commit whose tree passed.
 The one exception is asked for by users: when the target branch is checked out in a clean
 worktree, that worktree is brought along (`git read-tree -m -u old new`), and when it is not
