@@ -213,6 +213,16 @@ def test_fast_forward_only_and_already_merged_do_not_merge(changelog):
     assert land(repo, git("rev-parse", "stable~1", cwd=repo), stable, "ff-only").kind == "ff"
 
 
+def test_merge_tree_output_is_split_into_tree_files_and_message_paths():
+    """What git 2.39 prints with --name-only -z: the tree, the files, an empty field, then
+    per message its path count, paths, type and text."""
+    out = ("0123abcd\0A2\0B\0\0"
+           "1\0A2\0Auto-merging\0Auto-merging A2\n\0"
+           "2\0B\0C\0CONFLICT (rename/delete)\0CONFLICT (rename/delete): …\n\0")
+    assert treemerge.parse_merge_tree(out) == ("0123abcd", ["A2", "B"], ["A2", "B", "C"])
+    assert treemerge.parse_merge_tree("0123abcd\n") == ("0123abcd", [], [])
+
+
 # --- the fallback for git < 2.38 --------------------------------------------------------
 
 

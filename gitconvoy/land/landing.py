@@ -102,7 +102,7 @@ def merge_in_memory(store: Store, base: str, source: str, strategy: str,
         tree_id = source_commit.tree_id
     else:
         result = treemerge.merge_commits(store, base, source)
-        if result.tree is None:
+        if not result.clean:
             return Merged("conflict", files=list(result.conflicts))
         tree_id = pygit2.Oid(hex=result.tree)
     committer = store.signature()
