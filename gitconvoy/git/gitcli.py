@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 
@@ -86,6 +87,22 @@ def run_git(args: list[str], cwd: str | None = None, env: dict[str, str] | None 
     if check and result.code != 0:
         raise ConvoyError(f"git {args[0]} failed: {result.first_error}")
     return result
+
+
+@functools.lru_cache(maxsize=1)
+def git_version() -> tuple[int, int, int]:
+    """The git binary's version, asked once per process: (2, 39, 5); (0, 0, 0) when git
+    cannot say, so a feature check fails safe."""
+    res = run_git(["version"], check=False, other_repo=True)
+    return parse_version(res.out) if res.code == 0 else (0, 0, 0)
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    """`git version 2.39.5`, `… 2.45.1.windows.1`, `… 2.39.3 (Apple Git-146)` → numbers."""
+    found = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if found is None:
+        return (0, 0, 0)
+    return (int(found.group(1)), int(found.group(2)), int(found.group(3) or 0))
 
 
 def fetch_ref(git_dir: str, remote: str, ref: str, into: str,

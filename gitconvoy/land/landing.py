@@ -1,7 +1,7 @@
 """Land a commit on a target branch: merge in memory, check, compare-and-swap, push.
 
 Nothing here touches the user's working tree, index or HEAD: the merge is computed with
-pygit2 in the object database, the check runs in a temporary worktree of the exact merged
+git merge-tree in the object database, the check runs in a temporary worktree of the exact merged
 commit, and the target ref moves by compare-and-swap only to a commit whose tree passed.
 The one exception is asked for by users: when the target branch is checked out in a clean
 worktree, that worktree is brought along (`git read-tree -m -u old new`), and when it is not
@@ -31,7 +31,7 @@ import pygit2
 
 from gitconvoy import faults
 from gitconvoy.errors import ConvoyError
-from gitconvoy.git import gitcli, revs
+from gitconvoy.git import gitcli, revs, treemerge
 from gitconvoy.land.checks import CheckResult
 from gitconvoy.state.store import Store
 
@@ -103,19 +103,10 @@ class Plan:
 # --- the merge itself (pure over the object database) -----------------------------------
 
 
-def _conflict_paths(index: pygit2.Index) -> list[str]:
-    paths: set[str] = set()
-    for ancestor, ours, theirs in index.conflicts:
-        for entry in (ours, theirs, ancestor):
-            if entry is not None:
-                paths.add(entry.path)
-                break
-    return sorted(paths)
-
-
 def merge_in_memory(store: Store, base: str, source: str, strategy: str,
                     message: str) -> Merged:
-    """Combine `source` into `base` without a working tree; write the commit if any."""
+    """Combine `source` into `base` without a working tree; write the commit if any. The
+    tree is the one `git merge` would record (gitconvoy.git.treemerge)."""
     repo = store.repo
     if revs.is_ancestor(store, source, base):
         return Merged("already", base)
@@ -126,10 +117,10 @@ def merge_in_memory(store: Store, base: str, source: str, strategy: str,
     if fast_forward:
         tree_id = source_commit.tree_id
     else:
-        index = repo.merge_commits(base, source)
-        if index.conflicts is not None:
-            return Merged("conflict", files=_conflict_paths(index))
-        tree_id = index.write_tree(repo)
+        result = treemerge.merge_commits(store, base, source)
+        if not result.clean:
+            return Merged("conflict", files=list(result.conflicts))
+        tree_id = pygit2.Oid(hex=result.tree)
     committer = store.signature()
     if strategy == "squash":
         author = source_commit.author
