@@ -485,7 +485,7 @@ def _box(snap: Snapshot, scope: Scope, pic: Picture, box: Box, top: float,
     wide = "2.5" if box.kind == "group" else "1.2"
     w = BOX_W - (3 if box.kind == "group" else 0)
     h = BOX_H - (3 if box.kind == "group" else 0)
-    out.append(f'<rect x="{_num(x)}" y="{_num(y)}" width="{w}" height="{h}" rx="4" '
+    out.append(f'<rect class="box" x="{_num(x)}" y="{_num(y)}" width="{w}" height="{h}" rx="4" '
                f'fill="{colour["fill"]}" stroke="{colour["stroke"]}" stroke-width="{wide}"{dash}/>')
     right_text = fit(right, 9.5, 70)
     right_w = text_width(right_text, 9.5)
@@ -518,7 +518,8 @@ def _frame(snap: Snapshot, pic: Picture, tree_under: dict[str, list[str]], frame
         f'<g class="epic st-{xml(bead.status)}" data-id="{xml(frame.id)}" '
         f'data-status="{xml(bead.status)}">',
         f"<title>{xml(tip)}</title>",
-        f'<rect x="{_num(x)}" y="{_num(y)}" width="{_num(frame.w)}" height="{_num(frame.h)}" '
+        f'<rect class="frame" x="{_num(x)}" y="{_num(y)}" width="{_num(frame.w)}" '
+        f'height="{_num(frame.h)}" '
         f'rx="6" fill="#ffffff" fill-opacity="0.55" stroke="{colour["stroke"]}" '
         'stroke-width="1.5"/>',
         f'<rect class="header" x="{_num(x)}" y="{_num(y)}" width="{_num(frame.w)}" '
