@@ -31,6 +31,7 @@ table { border-collapse: collapse; width: 100%; table-layout: auto; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eaeef2;
   vertical-align: top; overflow-wrap: anywhere; }
 th { background: #f6f8fa; font-weight: 600; }
+table.history td:nth-child(-n+2), table.history th { white-space: nowrap; }
 ol.waves { padding-left: 24px; }
 ol.waves li { margin: 4px 0; overflow-wrap: anywhere; }
 .warn { color: #9a6700; }
