@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from gitconvoy import __version__
@@ -73,7 +71,7 @@ def report(name: str, path: str, history_limit: int, max_boxes: int) -> int:
                               limit=history_limit) if snap.commit and history_limit else []
     page = report_html(snap, scope, svg, changes, version=__version__, generated=now())
     if path == "-":
-        sys.stdout.write(page)
+        click.echo(page, nl=False)
         return 0
     try:
         with open(path, "w", encoding="utf-8") as fh:

@@ -82,13 +82,16 @@ def _lines_from_state() -> tuple[str, list[str]] | None:
     for bead_id in sorted(beads):
         bead = beads[bead_id]
         if bead.status != "tombstone":
-            out.append(f"{bead.type}\t{bead_id}\t{bead.type}, {bead.status}: {_clean(bead.title)}")
+            out.append((bead.type, bead_id, f"{bead.type}, {bead.status}: {bead.title}"))
     for convoy_id in sorted(convoys):
         convoy = convoys[convoy_id]
-        out.append(f"convoy\t{convoy_id}\t{convoy.status}: {_clean(convoy.title)}")
+        out.append(("convoy", convoy_id, f"{convoy.status}: {convoy.title}"))
     for name in sorted(rigs):
-        out.append(f"rig\t{name}\trig, target {_clean(rigs[name].target)}")
-    return commit, out
+        out.append(("rig", name, f"rig, target {rigs[name].target}"))
+    # a name a shell could not take as one word (or that would reach the terminal as a
+    # control sequence) is left out rather than offered changed
+    return commit, [f"{kind}\t{name}\t{_clean(text)}" for kind, name, text in out
+                    if name and not _UNSAFE.search(name) and len(name.split()) == 1]
 
 
 def _write(common_dir: str, commit: str, lines: list[str]) -> None:

@@ -168,7 +168,6 @@ class Picture:
     edges: list[Edge] = field(default_factory=list)
     columns: list[tuple[str, float, float, int]] = field(default_factory=list)  # label, x, w, n
     folded: dict[str, list[str]] = field(default_factory=dict)  # group -> beads inside
-    top: float = 0
 
 
 class _Tree:
@@ -343,7 +342,6 @@ def _place(snap: Snapshot, tree: _Tree, pic: Picture) -> None:
                                                                if deepest else 0))
     pic.width = max(content_right + (PAD + deepest * INDENT if deepest else 0) + MARGIN_R,
                     MIN_WIDTH)
-    pic.top = 0  # set by the drawing: the title and legend take what they need
 
     def rows(lane: str | None) -> int:
         lane_cells = cells.get(lane, {})
