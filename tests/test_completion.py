@@ -77,6 +77,14 @@ def test_complete_ids_follows_the_state_and_writes_nothing_to_it(planned: Path) 
     assert "t-new" not in ok("__complete", "ids", "bead").splitlines()
 
 
+def test_an_edited_word_file_cannot_reach_the_terminal(planned: Path) -> None:
+    ok("__complete", "ids", "bead")
+    cache = planned / ".git" / "convoy" / "cache" / "complete-ids.tsv"
+    head = cache.read_text().splitlines()[0]
+    cache.write_text(f"{head}\ntask\tt-evil\x1b]0;x\x07\tx\ntask\tt-ok\tfine \x1b[2J\n")
+    assert ok("__complete", "ids", "bead", "--describe").splitlines() == ["t-ok\tfine [2J"]
+
+
 def test_complete_ids_is_quiet_outside_a_repository_or_without_state(tmp_path: Path,
                                                                     monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)

@@ -5,7 +5,8 @@ names live in a small text file beside the read cache, `.git/convoy/cache/comple
 whose first line names the state commit it was made from. Two `git` calls (the `convoy.ref`
 setting and `rev-parse`) tell whether it is still current; only when the state moved is the
 state read (through the store and its cache) and the file written again. Losing the file
-only costs one slow TAB.
+only costs one slow TAB; what it holds is filtered again when read, so an edited file
+cannot send control sequences to the terminal.
 """
 
 from __future__ import annotations
@@ -128,6 +129,6 @@ def words(kinds: Iterable[str], prefix: str = "", describe: bool = False) -> lis
     for line in lines:
         kind, _, rest = line.partition("\t")
         name, _, text = rest.partition("\t")
-        if kind in wanted and name.startswith(prefix):
-            out.append(f"{name}\t{text}" if describe else name)
+        if kind in wanted and name.startswith(prefix) and not _UNSAFE.search(name):
+            out.append(f"{name}\t{_clean(text)}" if describe else name)
     return out
