@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "review": ("gitconvoy.commands.review", "review"),
     "formula": ("gitconvoy.commands.formulas", "formula"),
     "diff": ("gitconvoy.commands.views", "diff"),
+    "graph": ("gitconvoy.commands.graph", "graph_cmd"),
+    "report": ("gitconvoy.commands.graph", "report"),
+    "completion": ("gitconvoy.commands.completion", "completion"),
+    "__complete": ("gitconvoy.commands.completion", "complete"),
     "demo": ("gitconvoy.demo", "demo"),
 }
 

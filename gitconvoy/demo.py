@@ -55,7 +55,8 @@ class Demo:
         return self.run("git", "convoy", "bead", "create", *args)
 
 
-def run_demo(root: str) -> None:
+def run_demo(root: str, report: str) -> None:
+    """The tour, in a sample repository under `root`; the HTML report goes to `report`."""
     d = Demo(root)
     os.makedirs(d.repo)
     click.secho(f"# a sample repository in {d.repo}", fg="yellow")
@@ -123,6 +124,11 @@ def run_demo(root: str) -> None:
     d.run("git", "log", "--oneline", "--graph", "-12", "main")
     d.run("git", "log", "--oneline", "-8", "convoy/state")
 
+    click.secho("\n# 6. a page to look at: the plan's picture, its beads and its history",
+                fg="yellow")
+    d.run("git", "convoy", "report", convoy_id, "--html", report)
+    click.secho(f"open {report}", fg="green", bold=True)
+
 
 def _in_flight(d: Demo) -> list[str]:
     import json
@@ -151,8 +157,10 @@ def _has_refinery() -> bool:
 def demo(keep: bool) -> int:
     """Show a convoy from plan to landed branches in a throwaway sample repository."""
     root = tempfile.mkdtemp(prefix="convoy-demo-")
+    # the page outlives the sample repository, which is removed unless --keep
+    report = os.path.join(tempfile.mkdtemp(prefix="convoy-demo-report-"), "report.html")
     try:
-        run_demo(root)
+        run_demo(root, report)
     finally:
         if keep:
             click.secho(f"\nthe sample repository is kept in {root}/app", fg="yellow")
