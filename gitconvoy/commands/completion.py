@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from gitconvoy.commands.io import say_document
 from gitconvoy.git.completion import words
 
 # What an argument or an option value names, by click parameter name.
@@ -105,7 +106,7 @@ def completion(shell: str) -> int:
 
     root = click.get_current_context().find_root().command
     assert isinstance(root, click.Group)
-    click.echo(SCRIPTS[shell](command_table(root), __version__), nl=False)
+    say_document(SCRIPTS[shell](command_table(root), __version__))
     return 0
 
 
@@ -119,5 +120,5 @@ def complete(what: str, kinds: tuple[str, ...], prefix: str, describe: bool) -> 
     wanted = [k for arg in kinds for k in arg.split(",") if k]
     found = words(wanted, prefix, describe)
     if found:
-        click.echo("\n".join(found))
+        say_document("\n".join(found) + "\n")
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from gitconvoy import __version__
-from gitconvoy.commands.io import open_store, warn_broken
+from gitconvoy.commands.io import open_store, say, say_document, warn_broken
 from gitconvoy.errors import ConvoyError
 from gitconvoy.plan import graph as plan_graph
 from gitconvoy.plan.scope import scope_of
@@ -44,7 +44,7 @@ def graph_cmd(name: str, fmt: str, max_boxes: int) -> int:
         from gitconvoy.render.markdown import mermaid_dag
 
         text = "\n".join(mermaid_dag(snap, scope.members)) + "\n"
-    click.echo(text, nl=False)
+    say_document(text)
     return 0
 
 
@@ -71,13 +71,13 @@ def report(name: str, path: str, history_limit: int, max_boxes: int) -> int:
                               limit=history_limit) if snap.commit and history_limit else []
     page = report_html(snap, scope, svg, changes, version=__version__, generated=now())
     if path == "-":
-        click.echo(page, nl=False)
+        say_document(page)
         return 0
     try:
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(page)
     except OSError as exc:
         raise ConvoyError(f"cannot write {path}: {exc.strerror}") from None
-    click.echo(f"wrote {path}: {scope.kind} {scope.id}, {len(scope.members)} beads, "
-               f"{len(scope.waves.waves)} wave(s) left")
+    say(f"wrote {path}: {scope.kind} {scope.id}, {len(scope.members)} beads, "
+        f"{len(scope.waves.waves)} wave(s) left")
     return 0

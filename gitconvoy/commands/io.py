@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gitconvoy.render.shapes import json_text
-from gitconvoy.render.text import inert
-from gitconvoy.state.snapshot import Snapshot
-from gitconvoy.state.store import Store
+from gitconvoy.render.text import inert, inert_document
+
+if TYPE_CHECKING:  # the store (pygit2) loads only when a command opens it: completion is fast
+    from gitconvoy.state.snapshot import Snapshot
+    from gitconvoy.state.store import Store
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/json.md).")
 
@@ -19,6 +21,8 @@ def open_store(*, adopt: bool = True) -> Store:
     """The repository's store; a fresh clone first takes the state its remote has (an
     explicit write at the command's edge, so reads below never write). Commands that only
     diagnose or set up (doctor, hooks) pass adopt=False."""
+    from gitconvoy.state.store import Store
+
     store = Store.open()
     if adopt and not store.exists():
         from gitconvoy.git import sync
@@ -47,6 +51,12 @@ def say_text(text: str) -> None:
     """Print a text built as a whole (markdown) whose fields were escaped where they were
     placed: its own line breaks stand, anything else is made inert."""
     say_lines(text.removesuffix("\n").split("\n"))
+
+
+def say_document(text: str) -> None:
+    """Print a whole document (SVG, dot, HTML, a completion script, a word list) as built:
+    its line breaks and tabs stand, any other control character is made inert."""
+    click.echo(inert_document(text), nl=False)
 
 
 def warn_broken(snap: Snapshot) -> None:

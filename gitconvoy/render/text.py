@@ -31,6 +31,19 @@ def inert(text: str) -> str:
     return UNSAFE.sub(_escape, text)
 
 
+# In a whole document (SVG, dot, HTML, a shell script) line breaks and tabs are its own.
+DOCUMENT_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e"
+                             r"\u2066-\u2069\ud800-\udfff]")
+
+
+def inert_document(text: str) -> str:
+    """A document whose renderer escaped its fields: newlines and tabs stand, any other
+    character a terminal would act on is shown as an escape (a second line of defence)."""
+    if DOCUMENT_UNSAFE.search(text) is None:
+        return text
+    return DOCUMENT_UNSAFE.sub(_escape, text)
+
+
 def bead_line(bead: Bead) -> str:
     extra = []
     if bead.assignee:
