@@ -20,6 +20,7 @@ from test_refinery_helpers import add_rig, file_at, hand_dispatch, mrs, new_task
 
 from gitconvoy.git import gitcli, treemerge
 from gitconvoy.land import landing
+from gitconvoy.state.model import touched
 from gitconvoy.state.store import Store
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -131,6 +132,10 @@ def test_a_user_lands_the_stable_fixes_under_their_own_heading(changelog):
     bead = new_task("Merge stable into main")
     branch = hand_dispatch(repo, bead)
     git("branch", "-f", branch, stable, cwd=repo)
+    # the work grows from where stable left main: that is the base the refinery checks
+    fork = git("merge-base", main, stable, cwd=repo)
+    Store.open(str(repo)).transact(
+        lambda tx: tx.put(touched(tx.bead(bead), base_commit=fork)), "base at the fork")
     worker_commit(repo, branch, {"NOTES": "stable merged\n"})
     ok("done", bead)
     ok("refinery", "run")

@@ -123,17 +123,30 @@ def dispatch_on_state_branch(w: World) -> None:
     hostile(w, mutate, {".convoy/config.toml": f'[rig.evil]\ndispatch = "{touch(w.pwned)}"\n'})
 
 
+def take_the_hostile_state_by_hand(w: World) -> None:
+    """Sync and the hooks refuse a state tree holding `.convoy/` (the shape check,
+    tests/test_untrusted_state.py). The second line of defence is that commands are never
+    read from the state ref: to test it, the victim's state ref is set to the hostile commit
+    by hand, as plumbing could."""
+    git("fetch", "-q", "origin", cwd=w.victim, env=QUIET)
+    git("update-ref", "refs/heads/convoy/state", "refs/remotes/origin/convoy/state",
+        cwd=w.victim)
+
+
 @pytest.mark.parametrize("trigger", ["fetch", "sync", "feed"])
 def test_a_state_writer_cannot_choose_the_dispatch_command(world, trigger):
     dispatch_on_state_branch(world)
-    if trigger == "fetch":  # the hooks absorb the fetched state and feed
-        git("fetch", "-q", "origin", cwd=world.victim)
+    if trigger == "fetch":  # the hooks refuse the fetched state: one warning, nothing runs
+        proc = subprocess.run(["git", "fetch", "-q", "origin"], cwd=world.victim,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0 and "is not part of the state layout" in proc.stderr
     elif trigger == "sync":
-        git_convoy("sync", cwd=world.victim)
-    else:
-        git_convoy("sync", "--no-feed", cwd=world.victim, env=QUIET)
-        git_convoy("feed", cwd=world.victim, check=False)
-    assert "t-evil1" in world.state().snapshot().beads  # the hostile state did arrive
+        proc = git_convoy("sync", cwd=world.victim, check=False)
+        assert proc.returncode == 1 and ".convoy: is not part of the state layout" in \
+            proc.stderr
+    take_the_hostile_state_by_hand(world)
+    git_convoy("feed", cwd=world.victim, check=False)
+    assert "t-evil1" in world.state().snapshot().beads  # the hostile state is here now
     assert not world.pwned.exists()
 
 
@@ -157,7 +170,7 @@ def test_a_hostile_worker_cannot_choose_the_dispatch_command(world):
 
 def test_doctor_does_not_vouch_for_a_command_from_the_state(world):
     dispatch_on_state_branch(world)
-    git_convoy("sync", "--no-feed", cwd=world.victim, env=QUIET)
+    take_the_hostile_state_by_hand(world)
     out = git_convoy("doctor", cwd=world.victim, check=False).stdout
     evil = [ln for ln in out.splitlines() if "rig evil" in ln]
     assert evil and not any(str(world.pwned) in ln for ln in evil), out
@@ -181,7 +194,7 @@ def review_config_on_state_branch(w: World) -> None:
 def test_a_state_writer_cannot_choose_the_review_command(world):
     victim = world.victim
     review_config_on_state_branch(world)
-    git_convoy("sync", "--no-feed", cwd=victim, env=QUIET)
+    take_the_hostile_state_by_hand(world)
     epic = ok("bead", "create", "--type", "epic", "Combined")
     ok("integration", "create", epic, "--base", "main")
     branch = world.bead(epic)["integration_branch"]
