@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from gitconvoy.flow import feeder
 from gitconvoy.flow.feeder import FeedReport
-from gitconvoy.land import integration, refinery, review
+from gitconvoy.land import checks, integration, refinery, review
 from gitconvoy.state.store import Store
 
 MAX_ROUNDS = 8
@@ -44,9 +44,13 @@ def _feed_lines(store: Store) -> list[str]:
 
 def land_queue(store: Store, *, once: bool = False, only: set[str] | None = None
                ) -> refinery.RunReport:
-    """`refinery run` (and `done` with onDone, and `refinery watch`): land the queue; after
-    each landing, feed (dependents start from the new target before the next MR lands)."""
-    return refinery.run(store, once=once, only=only, on_landed=lambda: _feed_lines(store))
+    """`refinery run` (and `done` with onDone, and `refinery watch`): prune check worktrees a
+    killed refinery left, land the queue; after each landing, feed (dependents start from the
+    new target before the next MR lands)."""
+    pruned = checks.prune_stale(store)
+    report = refinery.run(store, once=once, only=only, on_landed=lambda: _feed_lines(store))
+    report.notices[:0] = pruned
+    return report
 
 
 def lands_on_done(store: Store) -> bool:
@@ -57,8 +61,11 @@ def lands_on_done(store: Store) -> bool:
 
 
 def retry(store: Store, mr_id: str) -> refinery.RunReport:
-    """`refinery retry`: requeue one MR, land it, feed."""
-    return refinery.retry(store, mr_id, on_landed=lambda: _feed_lines(store))
+    """`refinery retry`: prune stale check worktrees, requeue one MR, land it, feed."""
+    pruned = checks.prune_stale(store)
+    report = refinery.retry(store, mr_id, on_landed=lambda: _feed_lines(store))
+    report.notices[:0] = pruned
+    return report
 
 
 def land_epic(store: Store, epic_id: str) -> integration.LandReport:

@@ -3,7 +3,8 @@
 Checks, each one line (ok / warn / fail) that says what to do next: hooks installed and
 current, merge driver registered and routed, state ref present and every file valid, the
 remote's copy of the state in sync (as of the last fetch, no network), recent hook errors,
-and the configuration (rigs, their targets and dispatch commands, the watch list).
+check worktrees left by a killed refinery, and the configuration (rigs, their targets and
+dispatch commands, the watch list).
 Exit 1 when any check fails; warnings alone exit 0.
 """
 
@@ -124,6 +125,14 @@ def check_errors(store: Store) -> Check:
                  "('git convoy doctor --clear-errors' empties the log)")
 
 
+def check_worktrees(store: Store) -> list[Check]:
+    """Temporary check worktrees whose refinery is gone (killed during a check)."""
+    from gitconvoy.land import checks
+
+    return [Check("check worktree", "warn", f"{s.line()}: the next 'git convoy refinery "
+                  "run' prunes it") for s in checks.stale_worktrees(store)]
+
+
 def _command(found: localconfig.Found, what: str, default: str) -> str:
     if not found.value:
         return default
@@ -221,6 +230,7 @@ def run_checks(store: Store) -> list[Check]:
     if store.exists() and not store.snapshot().errors:
         checks.append(check_remote(store))
     checks.append(check_errors(store))
+    checks += check_worktrees(store)
     if store.exists() and not store.snapshot().errors:
         checks += check_config(store)
         checks.append(check_refinery(store))
