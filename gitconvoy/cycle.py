@@ -11,17 +11,20 @@ happened (an epic landed, a fix task filed), and a plan has finitely many epics.
 from __future__ import annotations
 
 from gitconvoy.flow import feeder
-from gitconvoy.flow.feeder import FeedReport
+from gitconvoy.flow.feeder import Budget, FeedReport
 from gitconvoy.land import checks, integration, refinery, review
 from gitconvoy.state.store import Store
 
 MAX_ROUNDS = 8
 
 
-def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
+def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -> FeedReport:
     """One feeder step, then the review gate for epics whose children are all in their
-    integration branch; a landed epic or a filed fix task feeds again."""
-    report = feeder.feed(store, dispatch=dispatch)
+    integration branch; a landed epic or a filed fix task feeds again.
+
+    With a hook's budget (`detach`), the gate is left to `git convoy feed`: a review runs
+    check commands, which can take minutes, and a hook never holds git for that."""
+    report = feeder.feed(store, dispatch=dispatch, budget=budget)
     if not dispatch:
         return report
     gated: set[str] = set()
@@ -29,12 +32,15 @@ def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
         waiting = [(e, b) for e, b in report.awaiting_land if e not in gated]
         if not waiting:
             break
+        if budget is not None and budget.detach:
+            report.gate_deferred += [e for e, _ in waiting if review.gated(store, e)]
+            break
         gated.update(e for e, _ in waiting)
         events = review.gate(store, waiting)
         report.reviews += [(e.epic, e.line) for e in events]
         if not any(e.fix_bead or e.landed for e in events):
             break
-        report.absorb(feeder.feed(store))
+        report.absorb(feeder.feed(store, budget=budget))
     return report
 
 

@@ -5,6 +5,9 @@ hook where nothing moved stays in the shell. A hook never fails the git command 
 it: every error becomes one warning line on stderr and one line in
 `.git/convoy/hook-errors.log`, which `git convoy doctor` shows.
 
+A hook never holds git either: the feeder step it runs starts dispatch commands detached
+(gitconvoy.flow.detached) and leaves reviews to `git convoy feed`.
+
 Imports are lazy: the store (pygit2, yaml) is loaded only here, the feeder only once a state
 ref exists.
 """
@@ -81,8 +84,9 @@ def _feed(store: Store) -> list[str]:
         lines = sync.absorb_fetched_state(store)
         if store.exists():
             from gitconvoy import cycle
+            from gitconvoy.flow.feeder import Budget
 
-            lines += cycle.feed(store).lines()
+            lines += cycle.feed(store, budget=Budget(detach=True)).lines()
     finally:
         # Also after a failure: one warning per relevant move, not one per git command
         # until someone fixes it (the error is recorded for doctor).

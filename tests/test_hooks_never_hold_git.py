@@ -1,7 +1,13 @@
-"""A killed refinery leaves nothing running (issue 16, item 8).
+"""Hooks never hold git, and a killed refinery leaves nothing running (issue 16, items 7 and 8).
 
-A refinery killed during a check takes the check down with it, and the check's temporary
-worktree, left registered by a SIGKILL, is reported by `doctor` and pruned by the next run.
+The stories, each on a real repository with the real hooks installed and the real `git`:
+- a `git merge` / `git commit` that lands work makes the hooks dispatch what it unblocked;
+  the rig's dispatch commands block until the test releases them, and git must return
+  anyway: hooks start dispatch commands detached, with their output in a log;
+- a detached dispatch command that fails shows in `doctor` and `status` (log and exit
+  status), and the next feeder step hands the bead back like a failed foreground dispatch;
+- a refinery killed during a check takes the check down with it, and the check's temporary
+  worktree, left registered by a SIGKILL, is reported by `doctor` and pruned by the next run.
 
 Synchronisation is by files and bounded polls, never by sleeping in the test.
 """
@@ -15,10 +21,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import git, git_convoy, make_repo, ok
+from test_refinery_helpers import add_rig, bead_json, set_check, worker_commit
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +67,188 @@ def script(path: Path, body: str) -> Path:
     path.write_text("#!/bin/sh\n" + body)
     path.chmod(0o755)
     return path
+
+
+@dataclass
+class World:
+    repo: Path
+    box: Path  # where the dispatch and check scripts leave their marks
+    convoy: str
+    a: str
+    b: str
+    c: str
+
+    def bead(self, bead_id: str) -> dict:
+        return json.loads(git_convoy("bead", "show", bead_id, "--json", cwd=self.repo).stdout)
+
+    def use_dispatch(self, body: str) -> None:
+        command = script(self.box / "dispatch.sh", body)
+        git("config", "convoy.rig.app.dispatch", str(command), cwd=self.repo)
+
+    def logs(self, bead_id: str) -> list[Path]:
+        return sorted((self.repo / ".git" / "convoy" / "logs").glob(f"dispatch-{bead_id}-*"
+                                                                   ".log"))
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    """Task A blocks B and C; A is dispatched (branch only), hooks are installed."""
+    repo = make_repo(tmp_path / "repo")
+    box = tmp_path / "box"
+    box.mkdir()
+    monkeypatch.chdir(repo)
+    ok("init", "--prefix", "t")
+    ok("rig", "add", "app", "--target", "main", "--capacity", "3")
+    a, b, c = (ok("bead", "create", f"task {n}") for n in "ABC")
+    ok("dep", "add", b, a, "--type", "blocks")
+    ok("dep", "add", c, a, "--type", "blocks")
+    out = ok("sling", a, b, c)
+    convoy = out.splitlines()[0].split()[1]  # "convoy <id> tracks …"
+    ok("hooks", "install")
+    world = World(repo, box, convoy, a, b, c)
+    assert world.bead(a)["status"] == "hooked"
+    return world
+
+
+def work_on_a(w: World) -> None:
+    run("switch", "-q", f"convoy/{w.a}", cwd=w.repo, quiet=True)
+    (w.repo / "feature.txt").write_text("A's work\n")
+    run("add", "feature.txt", cwd=w.repo, quiet=True)
+    run("commit", "-q", "-m", "A: the work", cwd=w.repo, quiet=True)
+    run("switch", "-q", "main", cwd=w.repo, quiet=True)
+
+
+def land_a(w: World, how: str) -> subprocess.CompletedProcess[str]:
+    """A's work reaches main through a real git command, hooks awake."""
+    if how == "merge":
+        return run("merge", "--no-ff", "-m", "merge A", f"convoy/{w.a}", cwd=w.repo)
+    run("merge", "-q", "--squash", f"convoy/{w.a}", cwd=w.repo, quiet=True)
+    return run("commit", "-q", "-m", f"Task A\n\nConvoy-Bead: {w.a}", cwd=w.repo)
+
+
+BLOCKING = """\
+echo "$$" > "{box}/$CONVOY_BEAD.pid"
+echo "dispatch output for $CONVOY_BEAD"
+echo "dispatch stderr for $CONVOY_BEAD" >&2
+i=0
+while [ ! -f "{box}/release" ]; do
+  i=$((i+1))
+  if [ "$i" -gt 200 ]; then echo "never released"; exit 3; fi
+  sleep 0.05
+done
+echo "released $CONVOY_BEAD"
+"""
+
+
+# --- 1. hooks hold git hostage ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["merge", "commit"])
+def test_git_returns_while_the_dispatch_commands_its_hook_started_still_run(world, how):
+    world.use_dispatch(BLOCKING.format(box=world.box))
+    work_on_a(world)
+    proc = land_a(world, how)
+    # git is back; the two dispatch commands it started wait for a file nobody made yet
+    assert not (world.box / "release").exists()
+    for bead in (world.b, world.c):
+        pid = int(poll(f"{bead}'s dispatch to start",
+                       lambda b=bead: (world.box / f"{b}.pid").is_file()
+                       and (world.box / f"{b}.pid").read_text().strip()))
+        assert alive(pid), f"the dispatch of {bead} ended before git returned: {proc.stderr}"
+    assert f"{world.a}: landed in" in proc.stderr
+    for bead in (world.b, world.c):
+        assert world.bead(bead)["status"] == "hooked"
+        line = next(ln for ln in proc.stderr.splitlines() if f"✓ {bead}:" in ln)
+        assert "started" in line and "log" in line, line
+    (world.box / "release").write_text("")
+    for bead in (world.b, world.c):
+        log = poll(f"{bead}'s dispatch log", lambda b=bead: world.logs(b))[0]
+        text = poll(f"{bead}'s dispatch to finish",
+                    lambda lg=log: "# exit 0" in lg.read_text() and lg.read_text())
+        assert f"dispatch output for {bead}" in text
+        assert f"dispatch stderr for {bead}" in text
+        assert f"released {bead}" in text  # it was still waiting when the file appeared
+    doctor = git_convoy("doctor", cwd=world.repo, check=False).stdout
+    assert "ok    dispatch:" in doctor, doctor
+
+
+# --- 2. doctor and status show a detached dispatch that failed --------------------------
+
+
+def dispatch_check(repo: Path) -> dict:
+    checks = json.loads(git_convoy("doctor", "--json", cwd=repo, check=False).stdout)["checks"]
+    return next((c for c in checks if c["name"] == "dispatch"), {})
+
+
+def test_a_failed_detached_dispatch_shows_in_doctor_and_status_and_is_handed_back(world):
+    world.use_dispatch('echo "boom for $CONVOY_BEAD" >&2\n'
+                       '[ "$CONVOY_BEAD" = "{b}" ] && exit 3\nexit 0\n'.replace("{b}", world.b))
+    work_on_a(world)
+    land_a(world, "merge")
+    found = poll("doctor to report the failed dispatch",
+                 lambda: (c := dispatch_check(world.repo)).get("level") == "warn" and c)
+    message = found["message"]
+    [log] = world.logs(world.b)
+    assert world.b in message and "exited 3" in message and str(log) in message, message
+    assert world.c not in message  # C's command exited 0
+    assert f"boom for {world.b}" in log.read_text()
+    # still hooked until a feeder step runs: status says why and where to look
+    status = git_convoy("status", world.convoy, cwd=world.repo).stdout
+    row = next(ln for ln in status.splitlines() if "task B" in ln)
+    assert "exited 3" in row and str(log) in row, status
+    # the next feeder step hands the bead back, as for a failed foreground dispatch
+    git_convoy("feed", cwd=world.repo)
+    bead = world.bead(world.b)
+    assert bead["status"] == "open", bead
+    assert "exited 3" in bead["dispatch"]["last_error"]
+    assert str(log) in bead["dispatch"]["last_error"]
+    assert git("rev-parse", "--verify", "-q", f"refs/heads/convoy/{world.b}", cwd=world.repo,
+               check=False) == ""  # the fresh branch nobody committed to went away
+    assert world.bead(world.c)["status"] == "hooked"
+    status = git_convoy("status", world.convoy, cwd=world.repo).stdout
+    row = next(ln for ln in status.splitlines() if "task B" in ln)
+    assert "last dispatch failed" in row and "exited 3" in row, status
+    git_convoy("doctor", "--clear-errors", cwd=world.repo, check=False)
+    assert dispatch_check(world.repo)["level"] == "ok"
+
+
+def test_dispatch_by_hand_still_runs_in_the_foreground(world):
+    """`feed`, `sling` and `launch` wait for the command and report its failure at once."""
+    world.use_dispatch('echo "no capacity upstream" >&2\nexit 4\n')
+    d = ok("bead", "create", "task D")
+    proc = git_convoy("sling", d, cwd=world.repo, env=QUIET, check=False)
+    assert proc.returncode == 1
+    assert f"✗ {d}: dispatch command exited 4: no capacity upstream" in proc.stdout
+    assert world.bead(d)["status"] == "open"
+    assert world.logs(d) == []
+
+
+# --- reviews ---------------------------------------------------------------------------
+
+
+def test_a_hook_leaves_the_review_gate_and_its_commands_to_feed(state_repo, tmp_path):
+    """The review of an integration branch runs the check command: not inside a hook."""
+    repo = state_repo
+    add_rig()
+    git("config", "convoy.review", "true", cwd=repo)
+    ran = tmp_path / "check-ran"
+    set_check(repo, f'echo ran >> "{ran}"\n')
+    epic = ok("bead", "create", "--type", "epic", "Auth overhaul")
+    ok("integration", "create", epic)
+    branch = bead_json(epic)["integration_branch"]
+    task = ok("bead", "create", "Part A", "--parent", epic)
+    ok("create", "Auth", epic, task)
+    ok("feed")
+    worker_commit(repo, bead_json(task)["branch"], {"a.txt": "a\n"})
+    ok("hooks", "install")
+    run("switch", "-q", branch, cwd=repo, quiet=True)
+    proc = run("merge", "--no-ff", "-m", "land A", f"convoy/{task}", cwd=repo)
+    assert bead_json(task)["status"] == "closed", proc.stderr
+    assert f"epic {epic}: its review runs commands, which a hook does not wait for: run " \
+           "'git convoy feed'" in proc.stderr
+    assert not ran.exists()  # no check ran inside git merge
+    out = ok("feed")
+    assert f"review rv-{epic}-" in out and ran.exists(), out
 
 
 # --- 3. a killed refinery takes its check down; stale check worktrees are pruned ---------
