@@ -6,6 +6,7 @@ The stories, each on a real repository with the real hooks installed and the rea
   anyway: hooks start dispatch commands detached, with their output in a log;
 - a detached dispatch command that fails shows in `doctor` and `status` (log and exit
   status), and the next feeder step hands the bead back like a failed foreground dispatch;
+- a hook stops after its time budget and says how to finish;
 - a refinery killed during a check takes the check down with it, and the check's temporary
   worktree, left registered by a SIGKILL, is reported by `doctor` and pruned by the next run.
 
@@ -221,6 +222,24 @@ def test_dispatch_by_hand_still_runs_in_the_foreground(world):
     assert f"✗ {d}: dispatch command exited 4: no capacity upstream" in proc.stdout
     assert world.bead(d)["status"] == "open"
     assert world.logs(d) == []
+
+
+# --- the time budget ---------------------------------------------------------------------
+
+
+def test_a_hook_stops_after_its_time_budget_and_says_how_to_finish(world):
+    git("config", "convoy.hookBudget", "0", cwd=world.repo)
+    work_on_a(world)
+    proc = land_a(world, "merge")
+    assert world.bead(world.a)["status"] == "closed"  # landing is always recorded
+    assert {world.bead(b)["status"] for b in (world.b, world.c)} == {"open"}
+    notes = [ln for ln in proc.stderr.splitlines() if "git convoy feed" in ln]
+    assert len(notes) == 1 and "budget" in notes[0], proc.stderr
+    assert (world.repo / ".git" / "convoy" / "feed-due").exists()
+    git("config", "--unset", "convoy.hookBudget", cwd=world.repo)
+    proc = run("checkout", "-q", "-b", "elsewhere", cwd=world.repo)  # the next hook continues
+    assert {world.bead(b)["status"] for b in (world.b, world.c)} == {"hooked"}, proc.stderr
+    assert not (world.repo / ".git" / "convoy" / "feed-due").exists()
 
 
 # --- reviews ---------------------------------------------------------------------------

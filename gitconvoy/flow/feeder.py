@@ -15,14 +15,16 @@ twice, from two processes, or after a missed hook gives the same result:
 Epics whose children are all in their integration branch are reported (`awaiting_land`);
 what happens to them (the review gate, landing) is gitconvoy.cycle's to sequence.
 
-A step run by a hook gets a `Budget`: dispatch commands start detached. Step 1 also hands
-back hooked beads whose detached dispatch command failed (gitconvoy.flow.detached), as a
-failed foreground dispatch is handed back.
+A step run by a hook gets a `Budget`: dispatch commands start detached, and no dispatch starts
+once the hook's time is up (the beads left are reported in `deferred`; the hook marks a feed
+due). Step 1 also hands back hooked beads whose detached dispatch command failed
+(gitconvoy.flow.detached), as a failed foreground dispatch is handed back.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -54,10 +56,15 @@ DISPATCH_GRACE = 120.0  # seconds a claim may go without its work branch before 
 
 @dataclass(frozen=True)
 class Budget:
-    """How a hook bounds a feeder step: dispatch commands start detached (`detach`). The
-    default is a step run by hand: foreground commands."""
+    """How a hook bounds a feeder step: dispatch commands start detached (`detach`), and no
+    dispatch starts once `deadline` (a time.monotonic() value) has passed. The default is a
+    step run by hand: foreground commands, no deadline."""
 
+    deadline: float | None = None
     detach: bool = False
+
+    def spent(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
 
 @dataclass
@@ -74,6 +81,7 @@ class FeedReport:
     expired: list[str] = field(default_factory=list)
     unpushed: list[tuple[str, str, str]] = field(default_factory=list)
     handed_back: list[tuple[str, str]] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)  # ready, left for lack of time
     gate_deferred: list[str] = field(default_factory=list)  # epics whose review waits
 
     def absorb(self, later: FeedReport) -> None:
@@ -84,6 +92,7 @@ class FeedReport:
             mine = getattr(self, name)
             mine += [x for x in getattr(later, name) if x not in mine]
         self.stranded = list(later.stranded)
+        self.deferred = list(later.deferred)
 
     def lines(self) -> list[str]:
         out = [f"{b}: dispatch was interrupted; back to open" for b in self.repaired]
@@ -330,7 +339,8 @@ def _feed_message(report: FeedReport) -> str:
 
 
 def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
-    """Step 4 and 5: fill each rig's free capacity from the open convoys' ready beads."""
+    """Step 4 and 5: fill each rig's free capacity from the open convoys' ready beads, until
+    the budget's time is up (what is left goes to `report.deferred`)."""
     snap = store.snapshot()
     index = graph.Index(snap.beads)
     stamp = now()
@@ -355,6 +365,7 @@ def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
     candidates.sort(key=lambda pair: graph.sort_key(pair[0]))
     seen: set[str] = set()
     full: set[str] = set()
+    held: dict[str, int] = {}  # per rig: ready beads left for lack of time
     for bead, convoy_id in candidates:
         if bead.id in seen:
             continue
@@ -362,8 +373,13 @@ def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
         rig = rig_for(snap.config, bead, snap.convoys[convoy_id])
         if rig is None or rig.parked or rig.name in full:
             continue
-        if in_flight(store.snapshot().beads, rig.name) >= rig.capacity:
+        busy = in_flight(store.snapshot().beads, rig.name) + held.get(rig.name, 0)
+        if busy >= rig.capacity:
             full.add(rig.name)
+            continue
+        if budget.spent():
+            report.deferred.append(bead.id)
+            held[rig.name] = held.get(rig.name, 0) + 1
             continue
         report.dispatched.append(dispatch_bead(store, bead.id, snap.convoys[convoy_id],
                                                detach=budget.detach))
