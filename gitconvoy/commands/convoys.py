@@ -199,12 +199,12 @@ def status(convoy_id: str, as_json: bool, fmt: str) -> int:
         f"{progress['in_flight']} in flight")
     tree = staging.member_tree(snap, [t for t in convoy.tracks if t in snap.beads],
                                graph.Index(snap.beads))
-    runs = detached.runs(store)  # dispatch commands hooks started: a failure shows at once
     for line, (_, bead_id) in zip(tree_lines(snap, tree, waves), tree, strict=True):
         bead = snap.beads[bead_id]
         who = f"  @{bead.assignee}" if bead.assignee and bead.status != "closed" else ""
         err = bead.dispatch.get("last_error") if bead.status == "open" else None
-        problem = detached.current_problem(runs.get(bead_id), bead)
+        problem = (detached.current_problem(detached.run_of(store, bead_id), bead)
+                   if bead.status == "hooked" else None)  # a hook's detached dispatch
         say(f"  {line}{who}" + (f"  (last dispatch failed: {err})" if err else "")
             + (f"  ({problem})" if problem else ""))
     if waves.gated:

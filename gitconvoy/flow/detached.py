@@ -114,6 +114,24 @@ def _read_exit(path: str) -> int | None:
         return None
 
 
+def _load(path: str) -> Run | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        run = Run(**{k: data[k] for k in ("bead", "attempt", "pid", "log", "status_file",
+                                          "started")})
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    run.exit = _read_exit(run.status_file)
+    return run
+
+
+def run_of(store: Store, bead_id: str) -> Run | None:
+    """The bead's last detached run, if it had one (the feeder asks for hooked beads only,
+    so its cost follows the work in flight, not every bead ever dispatched)."""
+    return _load(os.path.join(_runs_dir(store), f"{bead_id}.json"))
+
+
 def runs(store: Store) -> dict[str, Run]:
     """The last detached run of each bead that had one (unreadable records are skipped)."""
     folder = _runs_dir(store)
@@ -121,18 +139,8 @@ def runs(store: Store) -> dict[str, Run]:
         names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
     except OSError:
         return {}
-    found: dict[str, Run] = {}
-    for name in names:
-        try:
-            with open(os.path.join(folder, name), encoding="utf-8") as fh:
-                data = json.load(fh)
-            run = Run(**{k: data[k] for k in ("bead", "attempt", "pid", "log", "status_file",
-                                              "started")})
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        run.exit = _read_exit(run.status_file)
-        found[run.bead] = run
-    return found
+    loaded = (_load(os.path.join(folder, name)) for name in names)
+    return {run.bead: run for run in loaded if run is not None}
 
 
 def current_problem(run: Run | None, bead: Bead) -> str | None:

@@ -218,14 +218,14 @@ def failed_dispatches(store: Store, beads: dict[str, Bead]) -> dict[str, str]:
     """Hooked beads whose detached dispatch command (this claim's) failed and whose branch has
     no work of its own yet: {bead: reason}. A bead whose worker committed is left alone."""
     found: dict[str, str] = {}
-    for bead_id, run in detached.runs(store).items():
-        bead = beads.get(bead_id)
-        if bead is None or not bead.branch:
+    for bead in beads.values():
+        if bead.status != "hooked" or not bead.branch:
             continue
+        run = detached.run_of(store, bead.id)
         problem = detached.current_problem(run, bead)
-        if problem and run.state == "failed" and branch_tip(store, bead.branch) in (
+        if run and problem and run.state == "failed" and branch_tip(store, bead.branch) in (
                 None, bead.base_commit):
-            found[bead_id] = problem
+            found[bead.id] = problem
     return found
 
 
