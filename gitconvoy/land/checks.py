@@ -131,8 +131,11 @@ def _remove_worktree(store: Store, workdir: str) -> None:
 @contextlib.contextmanager
 def _stop_on_sigterm() -> Iterator[None]:
     """While a check runs, SIGTERM unwinds like Ctrl-C does (the check's group is killed and
-    its worktree removed on the way out) instead of ending the process where it stands."""
-    if threading.current_thread() is not threading.main_thread():
+    its worktree removed on the way out) instead of ending the process where it stands. A
+    process that handles SIGTERM itself (`refinery watch` finishes the landing in progress)
+    keeps its handler."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
         yield
         return
 
@@ -221,13 +224,17 @@ def _marker_pid(path: str) -> int | None:
 
 def stale_worktrees(store: Store) -> list[Stale]:
     """Check worktrees (`.git/convoy/tmp/check-*`, registered or not) whose process is gone;
-    read-only."""
+    read-only. A folder (or marker) is what a killed refinery leaves, so without one nothing
+    is looked up."""
     scratch = os.path.realpath(scratch_dir(store))
     try:
-        names = {os.path.join(scratch, n) for n in os.listdir(scratch)
-                 if n.startswith(PREFIX) and not n.endswith(MARKER)}
+        entries = os.listdir(scratch)
     except OSError:
-        names = set()
+        entries = []
+    if not any(n.startswith(PREFIX) for n in entries):
+        return []  # the common case costs one listdir; git prunes a vanished folder itself
+    names = {os.path.join(scratch, n) for n in entries
+             if n.startswith(PREFIX) and not n.endswith(MARKER)}
     registered = {os.path.realpath(p) for p in _registered(store)}
     names |= {p for p in registered
               if os.path.dirname(p) == scratch and os.path.basename(p).startswith(PREFIX)}
