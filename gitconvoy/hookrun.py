@@ -7,7 +7,8 @@ it: every error becomes one warning line on stderr and one line in
 
 A hook never holds git either: the feeder step it runs starts dispatch commands detached
 (gitconvoy.flow.detached), leaves reviews to `git convoy feed`, and starts no dispatch after
-`convoy.hookBudget` seconds (default 2); what is left is said in one line and a feed is
+`convoy.hookBudget` seconds (default 2; one dispatch is always allowed unless it is 0, so
+every hook makes progress); what is left is said in one line and a feed is
 marked due, so the next hook goes on.
 
 Imports are lazy: the store (pygit2, yaml) is loaded only here, the feeder only once a state
@@ -104,7 +105,9 @@ def _feed(store: Store, started: float) -> list[str]:
             from gitconvoy import cycle
             from gitconvoy.flow.feeder import Budget
 
-            budget = Budget(started + parse_budget(store.config_get(BUDGET_KEY)), detach=True)
+            seconds = parse_budget(store.config_get(BUDGET_KEY))
+            # one dispatch per hook even when the machine is slow; 0 means none at all
+            budget = Budget(started + seconds, detach=True, floor=1 if seconds > 0 else 0)
             report = cycle.feed(store, budget=budget)
             lines += report.lines()
             if report.deferred:

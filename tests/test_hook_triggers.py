@@ -16,13 +16,11 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import git, is_ancestor, make_repo, ok
+from conftest import eventually, git, is_ancestor, make_repo, ok
 
 pytestmark = pytest.mark.slow
 
@@ -41,14 +39,6 @@ class World:
     def bead(self, bead_id: str) -> dict:
         os.chdir(self.alice)
         return json.loads(ok("bead", "show", bead_id, "--json"))
-
-
-def eventually(what: str, predicate: Callable[[], object], timeout: float = 20.0) -> None:
-    """Wait (bounded) for what a detached dispatch command does."""
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, f"timed out after {timeout:g}s waiting for {what}"
-        time.sleep(0.05)
 
 
 def dispatched_last(w: World, bead: str) -> bool:

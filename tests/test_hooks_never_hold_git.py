@@ -20,31 +20,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import git, git_convoy, make_repo, ok
+from conftest import eventually, git, git_convoy, make_repo, ok
 from test_refinery_helpers import add_rig, bead_json, set_check, worker_commit
 
 pytestmark = pytest.mark.slow
 
 QUIET = {"CONVOY_IN_HOOK": "1"}
-STEP = 0.05
-
-
-def poll(what: str, predicate: Callable[[], object], timeout: float = 20.0) -> object:
-    """Wait (bounded) until `predicate()` is truthy; its value."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(STEP)
 
 
 def alive(pid: int) -> bool:
@@ -106,6 +91,9 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     out = ok("sling", a, b, c)
     convoy = out.splitlines()[0].split()[1]  # "convoy <id> tracks …"
     ok("hooks", "install")
+    # B and C are both dispatched by one hook: not cut short by a loaded test machine (the
+    # budget has a test of its own)
+    git("config", "convoy.hookBudget", "60", cwd=repo)
     world = World(repo, box, convoy, a, b, c)
     assert world.bead(a)["status"] == "hooked"
     return world
@@ -152,7 +140,7 @@ def test_git_returns_while_the_dispatch_commands_its_hook_started_still_run(worl
     # git is back; the two dispatch commands it started wait for a file nobody made yet
     assert not (world.box / "release").exists()
     for bead in (world.b, world.c):
-        pid = int(poll(f"{bead}'s dispatch to start",
+        pid = int(eventually(f"{bead}'s dispatch to start",
                        lambda b=bead: (world.box / f"{b}.pid").is_file()
                        and (world.box / f"{b}.pid").read_text().strip()))
         assert alive(pid), f"the dispatch of {bead} ended before git returned: {proc.stderr}"
@@ -163,8 +151,8 @@ def test_git_returns_while_the_dispatch_commands_its_hook_started_still_run(worl
         assert "started" in line and "log" in line, line
     (world.box / "release").write_text("")
     for bead in (world.b, world.c):
-        log = poll(f"{bead}'s dispatch log", lambda b=bead: world.logs(b))[0]
-        text = poll(f"{bead}'s dispatch to finish",
+        log = eventually(f"{bead}'s dispatch log", lambda b=bead: world.logs(b))[0]
+        text = eventually(f"{bead}'s dispatch to finish",
                     lambda lg=log: "# exit 0" in lg.read_text() and lg.read_text())
         assert f"dispatch output for {bead}" in text
         assert f"dispatch stderr for {bead}" in text
@@ -186,7 +174,7 @@ def test_a_failed_detached_dispatch_shows_in_doctor_and_status_and_is_handed_bac
                        '[ "$CONVOY_BEAD" = "{b}" ] && exit 3\nexit 0\n'.replace("{b}", world.b))
     work_on_a(world)
     land_a(world, "merge")
-    found = poll("doctor to report the failed dispatch",
+    found = eventually("doctor to report the failed dispatch",
                  lambda: (c := dispatch_check(world.repo)).get("level") == "warn" and c)
     message = found["message"]
     [log] = world.logs(world.b)
@@ -322,7 +310,7 @@ def test_a_killed_refinery_takes_its_check_down_and_its_worktree_is_pruned(
                                     cwd=repo, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
     try:
-        pid = int(poll("the check to start", lambda: (box / "check.pid").is_file()
+        pid = int(eventually("the check to start", lambda: (box / "check.pid").is_file()
                        and (box / "check.pid").read_text().strip(), timeout=60))
         assert alive(pid)
         os.kill(refinery.pid, sig)
@@ -332,8 +320,8 @@ def test_a_killed_refinery_takes_its_check_down_and_its_worktree_is_pruned(
             refinery.kill()
             refinery.wait()
     child = int((box / "check-child.pid").read_text())
-    poll("the check to die with its refinery", lambda: not alive(pid), timeout=10)
-    poll("what the check started to die too", lambda: not alive(child), timeout=10)
+    eventually("the check to die with its refinery", lambda: not alive(pid), timeout=10)
+    eventually("what the check started to die too", lambda: not alive(child), timeout=10)
     left = check_worktrees(repo)
     doctor = git_convoy("doctor", cwd=repo, check=False).stdout
     if sig == signal.SIGKILL:  # no chance to clean up: the next run does

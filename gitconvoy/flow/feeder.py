@@ -57,14 +57,18 @@ DISPATCH_GRACE = 120.0  # seconds a claim may go without its work branch before 
 @dataclass(frozen=True)
 class Budget:
     """How a hook bounds a feeder step: dispatch commands start detached (`detach`), and no
-    dispatch starts once `deadline` (a time.monotonic() value) has passed. The default is a
+    dispatch starts once `deadline` (a time.monotonic() value) has passed — except the first
+    `floor` of a step, so a hook on a slow machine still makes progress. The default is a
     step run by hand: foreground commands, no deadline."""
 
     deadline: float | None = None
     detach: bool = False
+    floor: int = 0
 
-    def spent(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
+    def spent(self, done: int) -> bool:
+        """Out of time after `done` dispatches?"""
+        return (self.deadline is not None and done >= self.floor
+                and time.monotonic() >= self.deadline)
 
 
 @dataclass
@@ -377,7 +381,7 @@ def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
         if busy >= rig.capacity:
             full.add(rig.name)
             continue
-        if budget.spent():
+        if budget.spent(len(report.dispatched)):
             report.deferred.append(bead.id)
             held[rig.name] = held.get(rig.name, 0) + 1
             continue
