@@ -18,9 +18,7 @@ is only reported: nobody can tell whether its worker started.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 
 from gitconvoy import procs
@@ -81,6 +79,8 @@ def _runs_dir(store: Store) -> str:
 
 def start(store: Store, bead: Bead, command: str, *, cwd: str, env: dict[str, str]) -> Run:
     """Start the rig's command for `bead` detached; raises OSError if it cannot start."""
+    import tempfile  # here, not at the top: a hook with nothing to dispatch does not pay
+
     logs = os.path.join(watch.convoy_dir(store), LOGS_DIR)
     os.makedirs(logs, exist_ok=True)
     os.makedirs(_runs_dir(store), exist_ok=True)
@@ -97,6 +97,8 @@ def start(store: Store, bead: Bead, command: str, *, cwd: str, env: dict[str, st
 
 
 def _write_record(store: Store, run: Run) -> None:
+    import json
+
     data = asdict(run)
     data.pop("exit")
     path = os.path.join(_runs_dir(store), f"{run.bead}.json")
@@ -115,6 +117,10 @@ def _read_exit(path: str) -> int | None:
 
 
 def _load(path: str) -> Run | None:
+    if not os.path.exists(path):
+        return None
+    import json
+
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
