@@ -51,7 +51,7 @@ def convoy(*args: str, cwd: Path) -> str:
 
 
 def isolate(root: Path) -> None:
-    gitconfig = root / "gitconfig"
+    gitconfig = root / ".gitconfig"  # in HOME: libgit2 (pygit2) does not read GIT_CONFIG_GLOBAL
     gitconfig.write_text("[user]\n\tname = Bench\n\temail = bench@example.com\n"
                          "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
     os.environ.update(GIT_CONFIG_GLOBAL=str(gitconfig), GIT_CONFIG_NOSYSTEM="1",

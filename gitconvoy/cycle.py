@@ -11,17 +11,20 @@ happened (an epic landed, a fix task filed), and a plan has finitely many epics.
 from __future__ import annotations
 
 from gitconvoy.flow import feeder
-from gitconvoy.flow.feeder import FeedReport
-from gitconvoy.land import integration, refinery, review
+from gitconvoy.flow.feeder import Budget, FeedReport
+from gitconvoy.land import checks, integration, refinery, review
 from gitconvoy.state.store import Store
 
 MAX_ROUNDS = 8
 
 
-def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
+def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -> FeedReport:
     """One feeder step, then the review gate for epics whose children are all in their
-    integration branch; a landed epic or a filed fix task feeds again."""
-    report = feeder.feed(store, dispatch=dispatch)
+    integration branch; a landed epic or a filed fix task feeds again.
+
+    With a hook's budget (`detach`), the gate is left to `git convoy feed`: a review runs
+    check commands, which can take minutes, and a hook never holds git for that."""
+    report = feeder.feed(store, dispatch=dispatch, budget=budget)
     if not dispatch:
         return report
     gated: set[str] = set()
@@ -29,12 +32,15 @@ def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
         waiting = [(e, b) for e, b in report.awaiting_land if e not in gated]
         if not waiting:
             break
+        if budget is not None and budget.detach:
+            report.gate_deferred += [e for e, _ in waiting if review.gated(store, e)]
+            break
         gated.update(e for e, _ in waiting)
         events = review.gate(store, waiting)
         report.reviews += [(e.epic, e.line) for e in events]
         if not any(e.fix_bead or e.landed for e in events):
             break
-        report.absorb(feeder.feed(store))
+        report.absorb(feeder.feed(store, budget=budget))
     return report
 
 
@@ -44,9 +50,13 @@ def _feed_lines(store: Store) -> list[str]:
 
 def land_queue(store: Store, *, once: bool = False, only: set[str] | None = None
                ) -> refinery.RunReport:
-    """`refinery run` (and `done` with onDone, and `refinery watch`): land the queue; after
-    each landing, feed (dependents start from the new target before the next MR lands)."""
-    return refinery.run(store, once=once, only=only, on_landed=lambda: _feed_lines(store))
+    """`refinery run` (and `done` with onDone, and `refinery watch`): prune check worktrees a
+    killed refinery left, land the queue; after each landing, feed (dependents start from the
+    new target before the next MR lands)."""
+    pruned = checks.prune_stale(store)
+    report = refinery.run(store, once=once, only=only, on_landed=lambda: _feed_lines(store))
+    report.notices[:0] = pruned
+    return report
 
 
 def lands_on_done(store: Store) -> bool:
@@ -57,8 +67,11 @@ def lands_on_done(store: Store) -> bool:
 
 
 def retry(store: Store, mr_id: str) -> refinery.RunReport:
-    """`refinery retry`: requeue one MR, land it, feed."""
-    return refinery.retry(store, mr_id, on_landed=lambda: _feed_lines(store))
+    """`refinery retry`: prune stale check worktrees, requeue one MR, land it, feed."""
+    pruned = checks.prune_stale(store)
+    report = refinery.retry(store, mr_id, on_landed=lambda: _feed_lines(store))
+    report.notices[:0] = pruned
+    return report
 
 
 def land_epic(store: Store, epic_id: str) -> integration.LandReport:

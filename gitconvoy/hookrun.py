@@ -5,6 +5,12 @@ hook where nothing moved stays in the shell. A hook never fails the git command 
 it: every error becomes one warning line on stderr and one line in
 `.git/convoy/hook-errors.log`, which `git convoy doctor` shows.
 
+A hook never holds git either: the feeder step it runs starts dispatch commands detached
+(gitconvoy.flow.detached), leaves reviews to `git convoy feed`, and starts no dispatch after
+`convoy.hookBudget` seconds (default 2; one dispatch is always allowed unless it is 0, so
+every hook makes progress); what is left is said in one line and a feed is
+marked due, so the next hook goes on.
+
 Imports are lazy: the store (pygit2, yaml) is loaded only here, the feeder only once a state
 ref exists.
 """
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -22,11 +29,15 @@ if TYPE_CHECKING:
 HOOK_ENV = "CONVOY_IN_HOOK"
 ERRORS_MAX_BYTES = 64 * 1024
 ERRORS_KEEP_LINES = 200
+DEFAULT_BUDGET = 2.0
+BUDGET_KEY = "convoy.hookBudget"
+OUT_OF_TIME = "hook budget spent"
 
 
 def run_hook(name: str, args: list[str]) -> list[str]:
     """Run one feeder step for hook `name`; the report lines (errors are recorded, not raised)."""
     os.environ[HOOK_ENV] = "1"  # our own git calls (dispatch, sync) must not re-trigger us
+    started = time.monotonic()
     store: Store | None = None
     try:
         if _gate_says_nothing_landed():
@@ -34,7 +45,7 @@ def run_hook(name: str, args: list[str]) -> list[str]:
         from gitconvoy.state.store import Store
 
         store = Store.open()
-        return _feed(store)
+        return _feed(store, started)
     except KeyboardInterrupt:
         return []
     except Exception as exc:  # a hook must never fail the user's git operation
@@ -73,16 +84,39 @@ def main_hook(name: str, args: list[str]) -> int:
     return 0
 
 
-def _feed(store: Store) -> list[str]:
+def parse_budget(value: str | None) -> float:
+    """Seconds of feeder work a hook may do (`2`, `1.5s`, `500ms`; `0`: dispatch nothing)."""
+    text = (value or "").strip().lower()
+    scale = 0.001 if text.endswith("ms") else 1.0
+    try:
+        seconds = float(text.removesuffix("ms").removesuffix("s")) * scale
+    except ValueError:
+        return DEFAULT_BUDGET
+    return seconds if seconds >= 0 else DEFAULT_BUDGET
+
+
+def _feed(store: Store, started: float) -> list[str]:
     from gitconvoy.git import sync, watch
 
-    watch.take_feed_due(store)
+    told = watch.take_feed_due(store) == OUT_OF_TIME  # an earlier hook said it already
     try:
         lines = sync.absorb_fetched_state(store)
         if store.exists():
             from gitconvoy import cycle
+            from gitconvoy.flow.feeder import Budget
 
-            lines += cycle.feed(store).lines()
+            seconds = parse_budget(store.config_get(BUDGET_KEY))
+            # one dispatch per hook even when the machine is slow; 0 means none at all
+            budget = Budget(started + seconds, detach=True, floor=1 if seconds > 0 else 0)
+            report = cycle.feed(store, budget=budget)
+            lines += report.lines()
+            if report.deferred:
+                watch.mark_feed_due(store.common_dir, OUT_OF_TIME)
+                if not told:
+                    lines.append(
+                        f"the hook's time budget ({BUDGET_KEY}) is spent: "
+                        f"{len(report.deferred)} ready bead(s) not dispatched yet; run 'git "
+                        "convoy feed' to finish now (the next hook goes on)")
     finally:
         # Also after a failure: one warning per relevant move, not one per git command
         # until someone fixes it (the error is recorded for doctor).

@@ -14,7 +14,8 @@ import socketserver
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,3 +181,16 @@ def dulwich_remote(bare: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def eventually(what: str, predicate: Callable[[], object], timeout: float = 20.0) -> object:
+    """Wait (bounded) until `predicate()` is truthy, and return it: for what a detached
+    process does, such as a dispatch command a hook started (tests never sleep to sync)."""
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.05)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import convoy, git, make_repo, ok
+from conftest import convoy, eventually, git, make_repo, ok
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,8 @@ def test_a_pull_that_brings_only_state_changes_feeds(pair: Pair, pull: list[str]
     assert "up to date" in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
     assert pair.bead_on(pair.bob, pair.a)["status"] == "closed"
     assert pair.bead_on(pair.bob, pair.b)["status"] == "hooked", proc.stderr
-    assert pair.bob_log.read_text().split() == [pair.b]
+    eventually("B's dispatch command (hooks start it detached)",
+               lambda: pair.bob_log.exists() and pair.bob_log.read_text().split() == [pair.b])
     assert f"✓ {pair.b}" in proc.stderr
 
 
@@ -100,7 +101,8 @@ def test_a_plain_fetch_of_state_changes_feeds(pair: Pair):
     run("push", "-q", "origin", "convoy/state", cwd=pair.alice, quiet=True)
     proc = run("fetch", "-q", cwd=pair.bob)
     assert pair.bead_on(pair.bob, pair.b)["status"] == "hooked", proc.stderr
-    assert pair.bob_log.read_text().split() == [pair.b]
+    eventually("B's dispatch command (hooks start it detached)",
+               lambda: pair.bob_log.exists() and pair.bob_log.read_text().split() == [pair.b])
 
 
 # --- every landing path is seen: the work commit names its bead --------------------------

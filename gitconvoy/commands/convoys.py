@@ -14,6 +14,7 @@ from gitconvoy.commands.io import (
     warn_broken,
 )
 from gitconvoy.errors import EXIT_USER, ConvoyError
+from gitconvoy.flow import detached
 from gitconvoy.flow.dispatch import Dispatched, dispatch_bead
 from gitconvoy.land import integration
 from gitconvoy.plan import convoys, graph, staging
@@ -175,7 +176,8 @@ def _progress(snap: Snapshot, convoy: Convoy) -> dict[str, int]:
               help="markdown: a table and a mermaid graph for a PR or an issue.")
 def status(convoy_id: str, as_json: bool, fmt: str) -> int:
     """Progress of a convoy: each bead's state, who has it, the waves left."""
-    snap = open_store().snapshot()
+    store = open_store()
+    snap = store.snapshot()
     warn_broken(snap)
     convoy = snap.convoy(convoy_id)
     waves = plan_waves(snap.beads, convoy.tracks)
@@ -201,7 +203,10 @@ def status(convoy_id: str, as_json: bool, fmt: str) -> int:
         bead = snap.beads[bead_id]
         who = f"  @{bead.assignee}" if bead.assignee and bead.status != "closed" else ""
         err = bead.dispatch.get("last_error") if bead.status == "open" else None
-        say(f"  {line}{who}" + (f"  (last dispatch failed: {err})" if err else ""))
+        problem = (detached.current_problem(detached.run_of(store, bead_id), bead)
+                   if bead.status == "hooked" else None)  # a hook's detached dispatch
+        say(f"  {line}{who}" + (f"  (last dispatch failed: {err})" if err else "")
+            + (f"  ({problem})" if problem else ""))
     if waves.gated:
         say("Gated")
         say_lines(gated_lines(waves))

@@ -3,7 +3,9 @@
 Checks, each one line (ok / warn / fail) that says what to do next: hooks installed and
 current, merge driver registered and routed, state ref present and every file valid, the
 remote's copy of the state in sync (as of the last fetch, no network), recent hook errors,
-and the configuration (rigs, their targets and dispatch commands, the watch list).
+dispatch commands that hooks started detached and that failed, check worktrees left by a
+killed refinery, and the configuration (rigs, their targets and dispatch commands, the
+watch list).
 Exit 1 when any check fails; warnings alone exit 0.
 """
 
@@ -124,6 +126,33 @@ def check_errors(store: Store) -> Check:
                  "('git convoy doctor --clear-errors' empties the log)")
 
 
+def check_dispatches(store: Store) -> Check:
+    """Dispatch commands that hooks started detached (gitconvoy.flow.detached) and that
+    failed, for beads still live: the bead, the exit status, the log."""
+    from gitconvoy.flow import detached
+
+    runs = detached.runs(store)
+    beads = store.snapshot().beads if store.exists() else {}
+    bad = [(b, r.problem()) for b, r in sorted(runs.items())
+           if r.problem() and not (b in beads and beads[b].done)]
+    running = sum(1 for r in runs.values() if r.state == "running")
+    if not bad:
+        return Check("dispatch", "ok", f"no detached dispatch command failed ({running} "
+                     "running)")
+    items = "; ".join(f"{b}: {p}" for b, p in bad)
+    return Check("dispatch", "warn", f"{len(bad)} detached dispatch command(s) failed: "
+                 f"{items} (the next feed hands a hooked bead back; 'git convoy doctor "
+                 "--clear-errors' forgets these)")
+
+
+def check_worktrees(store: Store) -> list[Check]:
+    """Temporary check worktrees whose refinery is gone (killed during a check)."""
+    from gitconvoy.land import checks
+
+    return [Check("check worktree", "warn", f"{s.line()}: the next 'git convoy refinery "
+                  "run' prunes it") for s in checks.stale_worktrees(store)]
+
+
 def _command(found: localconfig.Found, what: str, default: str) -> str:
     if not found.value:
         return default
@@ -221,7 +250,9 @@ def run_checks(store: Store) -> list[Check]:
     if store.exists() and not store.snapshot().errors:
         checks.append(check_remote(store))
     checks.append(check_errors(store))
+    checks += check_worktrees(store)
     if store.exists() and not store.snapshot().errors:
+        checks.append(check_dispatches(store))
         checks += check_config(store)
         checks.append(check_refinery(store))
     return checks
@@ -229,7 +260,8 @@ def run_checks(store: Store) -> list[Check]:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--clear-errors", is_flag=True, help="Empty the hook errors log first.")
+@click.option("--clear-errors", is_flag=True,
+              help="Empty the hook errors log and forget failed detached dispatches first.")
 def doctor(as_json: bool, clear_errors: bool) -> int:
     """Check hooks, merge driver, state ref, remote, hook errors and config (exit 1 on a
     failed check)."""
@@ -238,6 +270,9 @@ def doctor(as_json: bool, clear_errors: bool) -> int:
         path = hookrun.errors_log(store)
         if path and os.path.exists(path):
             os.remove(path)
+        from gitconvoy.flow import detached
+
+        detached.forget_problems(store)
     checks = run_checks(store)
     failed = any(c.level == "fail" for c in checks)
     if as_json:

@@ -21,11 +21,11 @@ from gitconvoy.flow.dispatch import (
     _candidate_targets,
     _claim,
     _ensure_branch,
-    _rollback,
     backoff_due,
     branch_name,
     branch_tip,
     in_flight,
+    rollback,
 )
 from gitconvoy.git import gitcli, revs
 from gitconvoy.git.sync import (
@@ -284,7 +284,7 @@ def claim(store: Store, worker: str, rig_name: str | None = None) -> Claimed | N
         try:
             _ensure_branch(store, mine.branch or "", mine.base_commit or "")
         except ConvoyError as exc:
-            _rollback(store, mine.id, exc.message)
+            rollback(store, mine.id, exc.message)
             if remote is not None:
                 sync(store, remote)
             skip.add(mine.id)

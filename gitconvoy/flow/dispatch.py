@@ -6,6 +6,11 @@ Order of effects, chosen so a crash leaves nothing inconsistent that the feeder 
 2. the work branch `convoy/<id>` is created at base_commit (with pygit2: no hooks fire);
 3. the rig's dispatch command runs with CONVOY_* in its environment (never spliced into a
    shell string); on failure the bead is rolled back to open with the reason recorded.
+
+By hand (`feed`, `sling`, `launch`) the command runs in the foreground and its failure is
+known at once. From a hook (`detach=True`) it starts detached (gitconvoy.flow.detached): the
+hook must not hold git, so "dispatched" means "started", and a failure is found by the next
+feeder step, which hands the bead back the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from gitconvoy import faults
 from gitconvoy.errors import ConvoyError
+from gitconvoy.flow import detached
 from gitconvoy.git import localconfig, revs, watch
 from gitconvoy.plan import graph
 from gitconvoy.plan.edits import with_status
@@ -119,18 +125,23 @@ def _claim(tx: Tx, bead_id: str, convoy: Convoy | None, rig_name: str | None,
     return claimed
 
 
-def _rollback(store: Store, bead_id: str, reason: str) -> None:
+def handed_back(bead: Bead, reason: str) -> Bead:
+    """A hooked bead whose dispatch failed, back to open: the reason recorded, the next try
+    after a back-off, the claim's branch, base and default assignee dropped (pure)."""
+    dispatch = dict(bead.dispatch)
+    attempts = int(dispatch.get("attempts", 1))
+    dispatch["last_error"] = reason
+    dispatch["next_try"] = _next_try(attempts)
+    return touched(with_status(bead, "open"), dispatch=dispatch, base_commit=None,
+                   branch=None, assignee=None if bead.assignee and
+                   bead.assignee.endswith("-worker") else bead.assignee)
+
+
+def rollback(store: Store, bead_id: str, reason: str) -> None:
     def mutate(tx: Tx) -> None:
         bead = tx.bead(bead_id)
-        if bead.status != "hooked":
-            return
-        dispatch = dict(bead.dispatch)
-        attempts = int(dispatch.get("attempts", 1))
-        dispatch["last_error"] = reason
-        dispatch["next_try"] = _next_try(attempts)
-        tx.put(touched(with_status(bead, "open"), dispatch=dispatch, base_commit=None,
-                       branch=None, assignee=None if bead.assignee and
-                       bead.assignee.endswith("-worker") else bead.assignee))
+        if bead.status == "hooked":
+            tx.put(handed_back(bead, reason))
 
     store.transact(mutate, f"dispatch failed {bead_id}: {reason[:60]}")
 
@@ -146,7 +157,7 @@ def _ensure_branch(store: Store, branch: str, tip: str) -> None:
 
 
 def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
-                 formula: str | None) -> tuple[bool, str]:
+                 formula: str | None, detach: bool) -> tuple[bool, str]:
     command = localconfig.rig_setting(store, rig, "dispatch")
     workdir = store.repo.workdir or store.common_dir
     worktree = ""
@@ -174,6 +185,12 @@ def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
     if not command:
         where = f" in {worktree}" if worktree else ""
         return True, f"branch {bead.branch} ready{where} (no dispatch command configured)"
+    if detach:
+        try:
+            run = detached.start(store, bead, command, cwd=worktree or workdir, env=env)
+        except OSError as exc:
+            return False, f"dispatch command could not start: {exc.strerror}"
+        return True, f"dispatch started on {bead.branch} (rig {rig.name}); log: {run.log}"
     try:
         proc = subprocess.run(command, shell=True, cwd=worktree or workdir, env=env,
                               capture_output=True, text=True, timeout=DISPATCH_TIMEOUT)
@@ -190,7 +207,9 @@ def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
 
 
 def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
-                  rig_name: str | None = None, formula: str | None = None) -> Dispatched:
+                  rig_name: str | None = None, formula: str | None = None, *,
+                  detach: bool = False) -> Dispatched:
+    """Claim, branch, run the rig's command (`detach`: start it and return, for hooks)."""
     snap = store.snapshot()
     bead = snap.bead(bead_id)
     branches = {bead_id: branch_name(store, bead)}
@@ -207,12 +226,12 @@ def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
     try:
         _ensure_branch(store, result.branch or "", result.base_commit or "")
         faults.point("dispatch.after_branch")
-        ok, detail = _run_command(store, rig, result, convoy, formula)
+        ok, detail = _run_command(store, rig, result, convoy, formula, detach)
     except ConvoyError as exc:
         ok, detail = False, exc.message
     if not ok:
-        _rollback(store, bead_id, detail)
-        _drop_fresh_branch(store, result)
+        rollback(store, bead_id, detail)
+        drop_fresh_branch(store, result)
     else:
         watch.refresh_if_installed(store)  # the hooks now watch this branch and its target
     return Dispatched(bead_id, ok, detail)
@@ -225,7 +244,7 @@ def _candidate_targets(snap: Snapshot, bead: Bead, convoy: Convoy | None) -> set
     return out
 
 
-def _drop_fresh_branch(store: Store, bead: Bead) -> None:
+def drop_fresh_branch(store: Store, bead: Bead) -> None:
     """A branch we just made and nobody committed to goes away with the failed dispatch."""
     ref = f"refs/heads/{bead.branch}"
     if bead.branch and store.head_of(ref) == bead.base_commit:

@@ -14,23 +14,31 @@ twice, from two processes, or after a missed hook gives the same result:
 
 Epics whose children are all in their integration branch are reported (`awaiting_land`);
 what happens to them (the review gate, landing) is gitconvoy.cycle's to sequence.
+
+A step run by a hook gets a `Budget`: dispatch commands start detached, and no dispatch starts
+once the hook's time is up (the beads left are reported in `deferred`; the hook marks a feed
+due). Step 1 also hands back hooked beads whose detached dispatch command failed
+(gitconvoy.flow.detached), as a failed foreground dispatch is handed back.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pygit2
 
-from gitconvoy.flow import claims
+from gitconvoy.flow import claims, detached
 from gitconvoy.flow.dispatch import (
     IN_FLIGHT,
     Dispatched,
     backoff_due,
     branch_tip,
     dispatch_bead,
+    drop_fresh_branch,
+    handed_back,
     in_flight,
 )
 from gitconvoy.git import revs
@@ -46,6 +54,23 @@ TRAILER_SCAN_LIMIT = 2000
 DISPATCH_GRACE = 120.0  # seconds a claim may go without its work branch before it is repaired
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How a hook bounds a feeder step: dispatch commands start detached (`detach`), and no
+    dispatch starts once `deadline` (a time.monotonic() value) has passed — except the first
+    `floor` of a step, so a hook on a slow machine still makes progress. The default is a
+    step run by hand: foreground commands, no deadline."""
+
+    deadline: float | None = None
+    detach: bool = False
+    floor: int = 0
+
+    def spent(self, done: int) -> bool:
+        """Out of time after `done` dispatches?"""
+        return (self.deadline is not None and done >= self.floor
+                and time.monotonic() >= self.deadline)
+
+
 @dataclass
 class FeedReport:
     landed: list[tuple[str, str]] = field(default_factory=list)
@@ -59,19 +84,26 @@ class FeedReport:
     reviews: list[tuple[str, str]] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
     unpushed: list[tuple[str, str, str]] = field(default_factory=list)
+    handed_back: list[tuple[str, str]] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)  # ready, left for lack of time
+    gate_deferred: list[str] = field(default_factory=list)  # epics whose review waits
 
     def absorb(self, later: FeedReport) -> None:
         """Add what a later step of the same cycle did; what both saw is kept once."""
         for name in ("landed", "started", "epics", "closed_convoys", "dispatched",
-                     "awaiting_land", "repaired", "reviews", "expired", "unpushed"):
+                     "awaiting_land", "repaired", "reviews", "expired", "unpushed",
+                     "handed_back", "gate_deferred"):
             mine = getattr(self, name)
             mine += [x for x in getattr(later, name) if x not in mine]
         self.stranded = list(later.stranded)
+        self.deferred = list(later.deferred)
 
     def lines(self) -> list[str]:
         out = [f"{b}: dispatch was interrupted; back to open" for b in self.repaired]
         out += [f"{b}: claim expired (no heartbeat within convoy.claimTTL); back to open"
                 for b in self.expired]
+        out += [f"✗ {b}: {why}; back to open (tried again after a back-off)"
+                for b, why in self.handed_back]
         out += [f"{b}: landed in {sha[:10]}" for b, sha in self.landed]
         out += [f"{b}: landed locally in {sha[:10]} (not pushed): "
                 f"{ref.removeprefix('refs/remotes/')} lacks it; push the target, the bead "
@@ -80,7 +112,9 @@ class FeedReport:
         out += [f"epic {e}: {s}" for e, s in self.epics]
         out += [d.line() for d in self.dispatched]
         out += [f"convoy {c} landed: every tracked bead is closed" for c in self.closed_convoys]
-        gated = {e for e, _ in self.reviews}
+        out += [f"epic {e}: its review runs commands, which a hook does not wait for: run "
+                f"'git convoy feed'" for e in self.gate_deferred]
+        gated = {e for e, _ in self.reviews} | set(self.gate_deferred)
         out += [f"epic {e}: every child is in {b}; land it with "
                 f"'git convoy integration land {e}'" for e, b in self.awaiting_land
                 if e not in gated]
@@ -184,9 +218,30 @@ def observe_work(store: Store, beads: dict[str, Bead]) -> Observed:
     return seen
 
 
+def failed_dispatches(store: Store, beads: dict[str, Bead]) -> dict[str, str]:
+    """Hooked beads whose detached dispatch command (this claim's) failed and whose branch has
+    no work of its own yet: {bead: reason}. A bead whose worker committed is left alone."""
+    found: dict[str, str] = {}
+    for bead in beads.values():
+        if bead.status != "hooked" or not bead.branch:
+            continue
+        run = detached.run_of(store, bead.id)
+        problem = detached.current_problem(run, bead)
+        if run and problem and run.state == "failed" and branch_tip(store, bead.branch) in (
+                None, bead.base_commit):
+            found[bead.id] = problem
+    return found
+
+
 def _reconcile(tx: Tx, landed: dict[str, str], started: set[str], report: FeedReport,
-               interrupted: set[str]) -> None:
+               interrupted: set[str], failed: dict[str, str]) -> None:
     """Steps 1–3 as one pure mutation of the transaction."""
+    for bead_id, reason in sorted(failed.items()):
+        bead = tx.beads.get(bead_id)
+        if bead is None or bead.status != "hooked" or bead_id in started:
+            continue
+        tx.put(handed_back(bead, reason))
+        report.handed_back.append((bead_id, reason))
     for bead_id in sorted(interrupted):
         bead = tx.beads.get(bead_id)
         if bead is None or bead.status != "hooked":
@@ -220,8 +275,9 @@ def _reconcile(tx: Tx, landed: dict[str, str], started: set[str], report: FeedRe
             report.closed_convoys.append(convoy.id)
 
 
-def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
+def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -> FeedReport:
     """One feeder step (see the module docstring); safe to run concurrently."""
+    budget = budget or Budget()
     report = FeedReport()
     snap = store.snapshot()
     if not any(c.status == "open" for c in snap.convoys.values()) and not any(
@@ -233,20 +289,24 @@ def feed(store: Store, *, dispatch: bool = True) -> FeedReport:
     report.unpushed = sorted((b, sha, ref) for b, (sha, ref) in seen.unpushed.items())
     interrupted = interrupted_dispatches(store, snap.beads)
     expired = claims.expired_claims(store, snap.beads)  # pull claims without a heartbeat
+    failed = failed_dispatches(store, snap.beads)
 
     def mutate(tx: Tx) -> None:
+        report.handed_back.clear()
         report.repaired.clear()
         report.landed.clear()
         report.started.clear()
         report.epics.clear()
         report.closed_convoys.clear()
-        _reconcile(tx, landed, started, report, interrupted)
+        _reconcile(tx, landed, started, report, interrupted, failed)
         # after landing: a claim whose work landed is closed, not expired
         report.expired[:] = claims.reopen_expired(tx, expired)
 
     store.transact(mutate, lambda _: _feed_message(report))
+    for bead_id, _ in report.handed_back:
+        drop_fresh_branch(store, snap.beads[bead_id])
     if dispatch:
-        _dispatch_ready(store, report)
+        _dispatch_ready(store, report, budget)
         if any(d.ok for d in report.dispatched):
             late = FeedReport()
             store.transact(lambda tx: _roll_up(tx, late), lambda _: _feed_message(late))
@@ -265,6 +325,8 @@ def _roll_up(tx: Tx, report: FeedReport) -> None:
 
 def _feed_message(report: FeedReport) -> str:
     parts = []
+    if report.handed_back:
+        parts.append("failed dispatch reopened " + " ".join(b for b, _ in report.handed_back))
     if report.expired:
         parts.append("expired claims reopened " + " ".join(report.expired))
     if report.repaired:
@@ -280,8 +342,9 @@ def _feed_message(report: FeedReport) -> str:
     return "feed: " + "; ".join(parts)
 
 
-def _dispatch_ready(store: Store, report: FeedReport) -> None:
-    """Step 4 and 5: fill each rig's free capacity from the open convoys' ready beads."""
+def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
+    """Step 4 and 5: fill each rig's free capacity from the open convoys' ready beads, until
+    the budget's time is up (what is left goes to `report.deferred`)."""
     snap = store.snapshot()
     index = graph.Index(snap.beads)
     stamp = now()
@@ -306,6 +369,7 @@ def _dispatch_ready(store: Store, report: FeedReport) -> None:
     candidates.sort(key=lambda pair: graph.sort_key(pair[0]))
     seen: set[str] = set()
     full: set[str] = set()
+    held: dict[str, int] = {}  # per rig: ready beads left for lack of time
     for bead, convoy_id in candidates:
         if bead.id in seen:
             continue
@@ -313,7 +377,13 @@ def _dispatch_ready(store: Store, report: FeedReport) -> None:
         rig = rig_for(snap.config, bead, snap.convoys[convoy_id])
         if rig is None or rig.parked or rig.name in full:
             continue
-        if in_flight(store.snapshot().beads, rig.name) >= rig.capacity:
+        busy = in_flight(store.snapshot().beads, rig.name) + held.get(rig.name, 0)
+        if busy >= rig.capacity:
             full.add(rig.name)
             continue
-        report.dispatched.append(dispatch_bead(store, bead.id, snap.convoys[convoy_id]))
+        if budget.spent(len(report.dispatched)):
+            report.deferred.append(bead.id)
+            held[rig.name] = held.get(rig.name, 0) + 1
+            continue
+        report.dispatched.append(dispatch_bead(store, bead.id, snap.convoys[convoy_id],
+                                               detach=budget.detach))

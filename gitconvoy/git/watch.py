@@ -176,21 +176,26 @@ def record_seen(store: Store, patterns: list[str] | None = None) -> None:
     _write_if_changed(os.path.join(convoy_dir(store), SEEN_FILE), fingerprint(store, patterns))
 
 
-def mark_feed_due(common_dir: str) -> None:
-    """For the merge driver: the next hook runs a feed even if no watched ref moved."""
+def mark_feed_due(common_dir: str, why: str = "") -> None:
+    """The next hook runs a feed even if no watched ref moved: left by the merge driver, and
+    by a hook that ran out of time (`why` says so; the first reason written stays)."""
     path = os.path.join(common_dir, "convoy", FEED_DUE_FILE)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "a", encoding="utf-8"):
-            pass
+        with open(path, "a", encoding="utf-8") as fh:
+            if why and fh.tell() == 0:
+                fh.write(why + "\n")
     except OSError:
         pass
 
 
-def take_feed_due(store: Store) -> bool:
-    """Consume the marker the merge driver leaves when a merge changed the state."""
+def take_feed_due(store: Store) -> str | None:
+    """Consume the feed-due marker; why it was left ("" when nobody said), or None."""
+    path = os.path.join(convoy_dir(store), FEED_DUE_FILE)
     try:
-        os.remove(os.path.join(convoy_dir(store), FEED_DUE_FILE))
+        with open(path, encoding="utf-8") as fh:
+            why = fh.read().strip()
+        os.remove(path)
     except OSError:
-        return False
-    return True
+        return None
+    return why

@@ -393,13 +393,18 @@ class GateEvent:
     landed: bool = False
 
 
+def gated(store: Store, epic_id: str) -> bool:
+    """Does the epic go through the review gate (live, and the gate on)?"""
+    epic = store.snapshot().beads.get(epic_id)
+    return epic is not None and not epic.done and enabled(store)
+
+
 def gate(store: Store, awaiting: list[tuple[str, str]]) -> list[GateEvent]:
     """For each epic whose children are all in its branch: start its review, or land it
     once the review of its current tip is approved."""
     out: list[GateEvent] = []
     for epic_id, branch in awaiting:
-        epic = store.snapshot().beads.get(epic_id)
-        if epic is None or epic.done or not enabled(store):
+        if not gated(store, epic_id):
             continue
         try:
             started = start(store, epic_id)
