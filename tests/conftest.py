@@ -3,6 +3,10 @@
 `convoy(...)` runs the CLI in-process (fast, same code path as the entry point, including
 the one-line error policy); `git_convoy(...)` runs the installed entry point through
 `git convoy` as a subprocess for end-to-end tests.
+
+`git convoy` must mean *this* installation whatever PATH the suite was started with (a
+bare `.venv/bin/python -m pytest`, CI's own venv): at start-up the folder holding this
+interpreter's scripts goes first on PATH.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import socketserver
 import subprocess
 import sys
+import sysconfig
 import threading
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
@@ -25,6 +30,28 @@ from dulwich.server import FileSystemBackend, TCPGitServer
 from gitconvoy.cli import main
 
 STATE_REF = "refs/heads/convoy/state"
+ENTRY_POINT = "git-convoy"
+
+
+def scripts_folder() -> Path:
+    """Where pip put this interpreter's `git-convoy`: the venv's bin, or the user scheme's."""
+    schemes = [sysconfig.get_default_scheme(), sysconfig.get_preferred_scheme("user")]
+    folders = [Path(sysconfig.get_path("scripts", scheme)) for scheme in schemes]
+    for folder in folders:
+        if (folder / ENTRY_POINT).exists():
+            return folder
+    raise pytest.UsageError(
+        f"{ENTRY_POINT} is not installed for {sys.executable} (looked in "
+        f"{', '.join(map(str, folders))}): run {sys.executable} -m pip install -e '.[test]'"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Put this installation's scripts folder first on PATH, so `git convoy` in a subprocess
+    runs the code under test (also in every xdist worker, which runs this hook too)."""
+    folder = str(scripts_folder())
+    rest = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != folder]
+    os.environ["PATH"] = os.pathsep.join([folder, *rest])
 
 
 @dataclass

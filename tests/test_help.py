@@ -7,12 +7,11 @@ import os
 import re
 import shutil
 import subprocess
-import sysconfig
 from pathlib import Path
 
 import click
 import pytest
-from conftest import git_convoy
+from conftest import ENTRY_POINT, git_convoy, scripts_folder
 
 from gitconvoy import manpage
 from gitconvoy.cli import cli
@@ -43,9 +42,7 @@ def test_git_convoy_dash_h_prints_click_help(tmp_path):
 
 
 def test_git_dash_convoy_dash_dash_help_prints_click_help(tmp_path):
-    script = Path(sysconfig.get_path("scripts")) / "git-convoy"
-    exe = str(script) if script.exists() else shutil.which("git-convoy")
-    assert exe, "the git-convoy entry point is not installed"
+    exe = str(scripts_folder() / ENTRY_POINT)
     proc = subprocess.run([exe, "--help"], cwd=tmp_path, capture_output=True, text=True,
                           check=True)
     assert_click_help(proc.stdout.replace("Usage: git-convoy", "Usage: git convoy"))
