@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from dulwich.server import FileSystemBackend, TCPGitServer
+from hypothesis import settings
 
 from gitconvoy.cli import main
 
@@ -44,6 +45,20 @@ def scripts_folder() -> Path:
         f"{ENTRY_POINT} is not installed for {sys.executable} (looked in "
         f"{', '.join(map(str, folders))}): run {sys.executable} -m pip install -e '.[test]'"
     )
+
+
+def in_ci() -> bool:
+    """CI=true (as .ci/run is started): seeds are fixed and nothing may skip for lack of a
+    tool that .ci/run installs."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+# In CI every property test draws the same examples on every run (derandomize: the seed
+# comes from the test itself), with no example database carried between runs; a failure
+# prints the blob that reproduces it. Locally hypothesis keeps its random seed.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if in_ci():
+    settings.load_profile("ci")
 
 
 def pytest_configure(config: pytest.Config) -> None:
