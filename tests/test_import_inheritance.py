@@ -1,11 +1,14 @@
-"""Settings flow down the design tree (importers/build.py): the front matter, then each
-epic, then the task itself — the nearest setting wins. bench/mutate.py found that no test
-set one field on both an epic and a task under it."""
+"""What a design import inherits and keeps (importers/build.py): settings flow down the
+tree and the nearest one wins; a re-import owns the deps between its own beads, not the
+ones added by hand to beads elsewhere. bench/mutate.py found neither rule tested."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from gitconvoy.importers.build import build_import
 from gitconvoy.importers.prd import parse_prd
+from gitconvoy.state.model import Bead, Dep
 
 DOC = (
     "---\nprefix: web\nrig: frontend\npriority: 3\nintegration: false\n---\n"
@@ -28,3 +31,22 @@ def test_the_nearest_setting_wins():
         "backend/elsewhere": (1, "ops", "release"),
         "backend/plain": (1, "backend", None),
     }
+
+
+def test_a_reimport_keeps_deps_added_by_hand_on_beads_outside_the_document():
+    doc = "---\nprefix: web\nintegration: false\n---\n# Root\n\n- first\n- second (after: first)\n"
+    outline = parse_prd(doc, "d.md")
+    first_run = build_import(outline, {}, prefix="web", actor="me", stamp="T")
+    beads = {p.bead.id: p.bead for p in first_run.items}
+    ids = {p.node.key: p.bead.id for p in first_run.items}
+    outside = Bead("ops-1", "set up the database")
+    second = beads[ids["second"]]
+    beads[second.id] = replace(second, deps=sorted({*second.deps, Dep(outside.id, "blocks")}))
+    beads[outside.id] = outside
+
+    # the document drops 'after: first': that dep goes, the hand-made one stays
+    edited = doc.replace(" (after: first)", "")
+    again = build_import(parse_prd(edited, "d.md"), beads, prefix="web", actor="me",
+                         stamp="T2")
+    deps = {p.node.key: p.bead.deps for p in again.items}
+    assert deps["second"] == [Dep(outside.id, "blocks")]
