@@ -433,7 +433,11 @@ def run_tests(tree: Path, tests: tuple[str, ...], jobs: int, timeout: float,
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         code = None
-    shutil.rmtree(cache, ignore_errors=True)
+    finally:
+        if proc.poll() is None:  # the bench itself was stopped: take its pytest along
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(cache, ignore_errors=True)
     return code, out, time.monotonic() - start
 
 
@@ -508,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="first run every selected test file unmutated (must pass)")
     args = parser.parse_args(argv)
     chosen = select(args.only)
+    # a plain `kill` unwinds like Ctrl-C: the file is restored and the scratch copy removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     if args.list:
         for m in chosen:
