@@ -3,6 +3,10 @@
 `convoy(...)` runs the CLI in-process (fast, same code path as the entry point, including
 the one-line error policy); `git_convoy(...)` runs the installed entry point through
 `git convoy` as a subprocess for end-to-end tests.
+
+`git convoy` must mean *this* installation whatever PATH the suite was started with (a
+bare `.venv/bin/python -m pytest`, CI's own venv): at start-up the folder holding this
+interpreter's scripts goes first on PATH.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import socketserver
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,10 +27,47 @@ from pathlib import Path
 
 import pytest
 from dulwich.server import FileSystemBackend, TCPGitServer
+from hypothesis import settings
 
 from gitconvoy.cli import main
 
 STATE_REF = "refs/heads/convoy/state"
+ENTRY_POINT = "git-convoy"
+
+
+def scripts_folder() -> Path:
+    """Where pip put this interpreter's `git-convoy`: the venv's bin, or the user scheme's."""
+    schemes = [sysconfig.get_default_scheme(), sysconfig.get_preferred_scheme("user")]
+    folders = [Path(sysconfig.get_path("scripts", scheme)) for scheme in schemes]
+    for folder in folders:
+        if (folder / ENTRY_POINT).exists():
+            return folder
+    raise pytest.UsageError(
+        f"{ENTRY_POINT} is not installed for {sys.executable} (looked in "
+        f"{', '.join(map(str, folders))}): run {sys.executable} -m pip install -e '.[test]'"
+    )
+
+
+def in_ci() -> bool:
+    """CI=true (as .ci/run is started): seeds are fixed and nothing may skip for lack of a
+    tool that .ci/run installs."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+# In CI every property test draws the same examples on every run (derandomize: the seed
+# comes from the test itself), with no example database carried between runs; a failure
+# prints the blob that reproduces it. Locally hypothesis keeps its random seed.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if in_ci():
+    settings.load_profile("ci")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Put this installation's scripts folder first on PATH, so `git convoy` in a subprocess
+    runs the code under test (also in every xdist worker, which runs this hook too)."""
+    folder = str(scripts_folder())
+    rest = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != folder]
+    os.environ["PATH"] = os.pathsep.join([folder, *rest])
 
 
 @dataclass
