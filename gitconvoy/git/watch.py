@@ -193,9 +193,10 @@ def take_feed_due(store: Store) -> str | None:
     """Consume the feed-due marker; why it was left ("" when nobody said), or None."""
     path = os.path.join(convoy_dir(store), FEED_DUE_FILE)
     try:
-        with open(path, encoding="utf-8") as fh:
-            why = fh.read().strip()
+        with open(path, "rb") as fh:
+            raw = fh.read(4096)
         os.remove(path)
     except OSError:
         return None
-    return why
+    # a runtime file may hold any bytes (a crash, a hand edit): the reason is only shown
+    return raw.decode("utf-8", "replace").strip()
