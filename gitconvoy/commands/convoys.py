@@ -258,7 +258,8 @@ def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
     for bead_id in beads:
         bead = snap.bead(bead_id)
         if not bead.slingable:
-            raise ConvoyError(f"{bead_id} is a {bead.type}: only tasks, bugs, features and "
+            article = "an" if bead.type[:1] in "aeiou" else "a"
+            raise ConvoyError(f"{bead_id} is {article} {bead.type}: only tasks, bugs, features and "
                               "chores are slung (stage an epic with 'git convoy stage')")
         if bead.status == "tombstone":
             raise ConvoyError(f"bead '{bead_id}' was deleted")
