@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
-from conftest import ref_of
+from conftest import convoy, ok, ref_of
 
 
 def test_a_non_utf8_argument_is_a_one_line_error_and_writes_nothing(state_repo):
@@ -14,3 +15,17 @@ def test_a_non_utf8_argument_is_a_one_line_error_and_writes_nothing(state_repo):
     assert proc.returncode == 1
     assert proc.stderr == b"error: argument 3 is not valid UTF-8: state files hold text only\n"
     assert proc.stdout == b"" and ref_of(state_repo) == before
+
+
+def test_status_without_a_convoy_lists_the_open_ones(state_repo):
+    a = ok("bead", "create", "one")
+    b = ok("bead", "create", "two")
+    first = ok("create", "First", a)
+    second = ok("create", "Second", b)
+    ok("close", second, "--force")
+    assert ok("status") == ok("list")
+    lines = ok("status").splitlines()
+    assert len(lines) == 1 and lines[0].startswith(first) and "First" in lines[0]
+    assert json.loads(ok("status", "--json")) == json.loads(ok("list", "--json"))
+    res = convoy("status", "--format", "markdown")
+    assert res.code == 2 and "--format markdown draws one convoy" in res.err

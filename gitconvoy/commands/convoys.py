@@ -169,13 +169,18 @@ def _progress(snap: Snapshot, convoy: Convoy) -> dict[str, int]:
 
 
 @click.command()
-@click.argument("convoy_id")
+@click.argument("convoy_id", required=False)
 @json_option
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]),
               default="text", show_default=True,
               help="markdown: a table and a mermaid graph for a PR or an issue.")
-def status(convoy_id: str, as_json: bool, fmt: str) -> int:
-    """Progress of a convoy: each bead's state, who has it, the waves left."""
+def status(convoy_id: str | None, as_json: bool, fmt: str) -> int:
+    """Progress of a convoy: each bead's state, who has it, the waves left. Without a
+    convoy: every open or staged convoy, one line each."""
+    if convoy_id is None:
+        if fmt == "markdown":
+            raise click.UsageError("--format markdown draws one convoy: name it")
+        return _list(False, as_json or fmt == "json")
     store = open_store()
     snap = store.snapshot()
     warn_broken(snap)
@@ -220,6 +225,10 @@ def status(convoy_id: str, as_json: bool, fmt: str) -> int:
 @json_option
 def list_convoys(show_all: bool, as_json: bool) -> int:
     """List open and staged convoys."""
+    return _list(show_all, as_json)
+
+
+def _list(show_all: bool, as_json: bool) -> int:
     snap = open_store().snapshot()
     chosen = sorted((c for c in snap.convoys.values() if show_all or c.status != "closed"),
                     key=lambda c: (c.status == "closed", c.created_at or "", c.id))
