@@ -29,3 +29,18 @@ def test_status_without_a_convoy_lists_the_open_ones(state_repo):
     assert json.loads(ok("status", "--json")) == json.loads(ok("list", "--json"))
     res = convoy("status", "--format", "markdown")
     assert res.code == 2 and "--format markdown draws one convoy" in res.err
+
+
+def test_diff_takes_json_like_every_read(state_repo):
+    ok("bead", "create", "one")
+    assert json.loads(ok("diff", "--json")) == json.loads(ok("diff", "--format", "json"))
+
+
+def test_init_with_another_prefix_on_an_existing_state_says_so(state_repo):
+    before = ref_of(state_repo)
+    res = convoy("init", "--prefix", "zz")
+    assert res.code == 1
+    assert res.err.strip() == ("error: refs/heads/convoy/state already exists with prefix 't'; "
+                               "init does not change it (new beads keep t-…): nothing was done")
+    assert ref_of(state_repo) == before
+    assert ok("init") == "refs/heads/convoy/state already exists (prefix t); nothing to do"

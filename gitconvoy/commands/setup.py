@@ -31,7 +31,12 @@ def init(prefix: str, repair: bool) -> int:
     if repair:
         return _repair(store, prefix)
     if store.exists():
-        say(f"{store.ref} already exists; nothing to do")
+        current = store.snapshot().config.prefix
+        asked = click.get_current_context().get_parameter_source("prefix")
+        if asked == click.core.ParameterSource.COMMANDLINE and prefix != current:
+            raise ConvoyError(f"{store.ref} already exists with prefix {current!r}; init does "
+                              f"not change it (new beads keep {current}-…): nothing was done")
+        say(f"{store.ref} already exists (prefix {current}); nothing to do")
         return 0
     adopted = sync.adopt_remote_state(store)
     if adopted:

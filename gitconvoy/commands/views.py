@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from gitconvoy.commands.io import open_store, print_json, say, say_lines, say_text
+from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines, say_text
 from gitconvoy.errors import ConvoyError
 from gitconvoy.git import revs
 from gitconvoy.render.markdown import diff_markdown
@@ -61,13 +61,16 @@ def resolve_range(store: Store, spec: str | None) -> tuple[str | None, str, str]
 @click.argument("revs", required=False, metavar="[A..B | A...B | A]")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]),
               default="text", show_default=True, help="markdown suits a PR comment.")
-def diff(revs: str | None, fmt: str) -> int:
+@json_option
+def diff(revs: str | None, fmt: str, as_json: bool) -> int:
     """Say in words what changed between two commits of the state branch.
 
     A..B compares two commits (convoy/state~3..convoy/state, origin/convoy/state..HEAD);
     A...B starts from their merge base (what a pull request adds); A alone means A..the
     state ref; nothing means the state ref's last change. Nothing is written.
     """
+    if as_json:  # --json on every read, as the README says: the same as --format json
+        fmt = "json"
     store = open_store()
     before, after, label = resolve_range(store, revs)
     result = diff_files(before, after, store.changed_files(before, after))
