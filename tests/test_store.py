@@ -29,7 +29,7 @@ def test_init_writes_convoy_yaml_and_gitattributes_on_an_orphan_commit(repo):
     assert "*.yaml merge=convoy" in git("show", f"{STATE_REF}:.gitattributes")
     assert git("rev-list", "--parents", STATE_REF).split() == [git("rev-parse", STATE_REF)]
     assert git("log", "--format=%s", STATE_REF) == "init: prefix sh"
-    assert ok("init") == f"{STATE_REF} already exists; nothing to do"
+    assert ok("init") == f"{STATE_REF} already exists (prefix sh); nothing to do"
     assert git("reflog", "show", "--format=%gs", STATE_REF) == "git convoy: git convoy init"
 
 
