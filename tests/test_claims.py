@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import STATE_REF, convoy, dulwich_remote, git, git_convoy, make_repo, ok, ref_of
 
-from gitconvoy.flow import claims
+from gitconvoy.flow import claims, publish
 from gitconvoy.flow.claims import candidates
 from gitconvoy.state.store import Store
 
@@ -231,9 +231,9 @@ def test_losing_a_push_concedes_the_bead_and_takes_the_next(tmp_path, monkeypatc
     assert mine.id == first  # both went for the best bead; a pushed first
     if write_on_top:  # another local write: the ref can no longer simply be reset
         ok("bead", "create", "written meanwhile")
-    lost = claims._publish(store, "origin", mine)
+    lost = publish.publish(store, "origin", mine)
     assert lost == f"{first} was claimed by alice on the remote first"
-    claims._concede(store, mine, commit, "origin")
+    publish.concede(store, mine, commit, "origin")
     if not write_on_top:
         assert store.state_commit() == before
     data = json.loads(ok("claim", "--json", "--as", "bob"))

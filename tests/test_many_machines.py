@@ -105,6 +105,95 @@ def test_a_plain_fetch_of_state_changes_feeds(pair: Pair):
                lambda: pair.bob_log.exists() and pair.bob_log.read_text().split() == [pair.b])
 
 
+# --- one dispatch per bead across clones ------------------------------------------------
+
+
+def alice_dispatches(pair: Pair, tmp_path: Path) -> Path:
+    script, log = dispatch_script(tmp_path, "alice")
+    git("config", "convoy.rig.app.dispatch", str(script), cwd=pair.alice)
+    return log
+
+
+def lines_of(log: Path) -> list[str]:
+    return log.read_text().split() if log.exists() else []
+
+
+def test_a_commit_on_one_clone_and_a_pull_on_another_dispatch_a_bead_once(pair: Pair,
+                                                                        tmp_path: Path):
+    """The issue's sighting: alice closes A and shares it; an unrelated commit there fires
+    her feeder, which dispatches B; bob's pull must not dispatch B again."""
+    alice_log = alice_dispatches(pair, tmp_path)
+    os.chdir(pair.alice)
+    ok("hooks", "install")
+    ok("bead", "close", pair.a, "--reason", "done by hand")
+    ok("sync")
+    commit(pair.alice, "notes.txt", "unrelated work on main")
+    eventually("B's dispatch on alice", lambda: lines_of(alice_log) == [pair.b])
+    run("pull", "-q", cwd=pair.bob)
+    assert pair.bead_on(pair.bob, pair.b)["status"] == "hooked"
+    os.chdir(pair.bob)
+    ok("feed")
+    assert lines_of(pair.bob_log) == [] and lines_of(alice_log) == [pair.b]
+
+
+def test_a_feeder_with_a_stale_view_concedes_before_its_command_runs(pair: Pair,
+                                                                     tmp_path: Path):
+    """Both clones know A closed; alice dispatches B and publishes the claim; bob's feeder,
+    which has not fetched since, claims B locally, loses on the remote and concedes: his
+    command never runs and his state carries no trace of the claim."""
+    alice_log = alice_dispatches(pair, tmp_path)
+    os.chdir(pair.alice)
+    ok("bead", "close", pair.a, "--reason", "done by hand")
+    ok("sync")
+    git("config", "convoy.hookBudget", "0", cwd=pair.bob)  # bob's hooks dispatch nothing
+    os.chdir(pair.bob)
+    ok("sync")
+    assert pair.bead_on(pair.bob, pair.b)["status"] == "open"
+    os.chdir(pair.alice)
+    assert f"✓ {pair.b}" in ok("feed")
+    os.chdir(pair.bob)
+    out = ok("feed")
+    assert f"✗ {pair.b}: not dispatched: {pair.b} was" in out and "on the remote first" in out
+    assert lines_of(pair.bob_log) == [] and lines_of(alice_log) == [pair.b]
+    bead = pair.bead_on(pair.bob, pair.b)
+    alice_clone = (pair.alice / ".git" / "convoy" / "id").read_text().strip()
+    assert (bead["status"], bead["dispatch"]["by"]) == ("hooked", alice_clone)
+    assert git("rev-parse", "convoy/state", cwd=pair.bob) == \
+        git("rev-parse", "convoy/state", cwd=pair.remote)
+
+
+def test_a_feeder_and_a_claim_worker_never_share_a_bead(pair: Pair, tmp_path: Path):
+    """A worker on bob's clone claims B; alice's feeder, with a view from before the claim,
+    must not hand B to her rig as well."""
+    alice_log = alice_dispatches(pair, tmp_path)
+    os.chdir(pair.alice)
+    ok("bead", "close", pair.a, "--reason", "done by hand")
+    ok("sync")
+    os.chdir(pair.bob)
+    claimed = json.loads(ok("claim", "--json", "--as", "bob"))
+    assert claimed["bead"] == pair.b
+    os.chdir(pair.alice)
+    out = ok("feed")
+    assert f"{pair.b} was claimed by bob on the remote first" in out
+    assert lines_of(alice_log) == []
+    assert pair.bead_on(pair.alice, pair.b)["assignee"] == "bob"
+
+
+def test_without_a_reachable_remote_the_dispatch_waits_and_says_how_to_go_alone(
+        pair: Pair, tmp_path: Path):
+    alice_log = alice_dispatches(pair, tmp_path)
+    os.chdir(pair.alice)
+    ok("bead", "close", pair.a, "--reason", "done by hand")
+    git("remote", "set-url", "origin", str(tmp_path / "gone.git"), cwd=pair.alice)
+    out = ok("feed")
+    assert f"✗ {pair.b}: not dispatched: the claim could not be confirmed on origin" in out
+    assert "convoy.confirmDispatch false" in out and lines_of(alice_log) == []
+    assert pair.bead_on(pair.alice, pair.b)["status"] == "open"
+    git("config", "convoy.confirmDispatch", "false", cwd=pair.alice)  # alone, by choice
+    assert f"✓ {pair.b}" in ok("sling", pair.b)
+    assert lines_of(alice_log) == [pair.b]
+
+
 # --- every landing path is seen: the work commit names its bead --------------------------
 
 

@@ -162,7 +162,9 @@ def test_a_close_on_another_clone_feeds_the_next_bead_after_sync(tmp_path, monke
     ok("bead", "close", first, "--reason", "landed")
     ok("sync")
     out = git_convoy("sync", cwd=b).stdout
-    assert f"feed: ✓ {second}" in out and out.splitlines()[-1].startswith("sync: pushed")
+    # the dispatch published its claim itself (publish-and-confirm): nothing left to push
+    assert f"feed: ✓ {second}" in out
+    assert out.splitlines()[-1].startswith("sync: up to date with origin"), out
     ok("sync")
     assert shown(second)["status"] == "hooked"  # B's dispatch reached the seed clone too
 

@@ -310,4 +310,7 @@ def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
                 owner = c
         results.append(dispatch_bead(store, bead_id, owner, rig, formula))
     _dispatch_lines(results)
-    return 0 if all(r.ok for r in results) else 1
+    failed = [r.bead for r in results if not r.ok]
+    if failed:  # a script must see it on stderr too, not only in a ✗ line
+        say(f"error: not dispatched: {', '.join(failed)} (the ✗ line says why)", err=True)
+    return 1 if failed else 0

@@ -117,7 +117,7 @@ def unpark(name: str) -> int:
 @json_option
 def list_rigs(as_json: bool) -> int:
     """List rigs with their load."""
-    from gitconvoy.flow.dispatch import in_flight
+    from gitconvoy.state.model import in_flight
 
     snap = open_store().snapshot()
     rows = []

@@ -6,7 +6,8 @@ claim only counts once it is on the remote: the local claim commit is pushed wit
 when the push loses, the remote is fetched and, if its state shows the bead taken (or the rig
 full), the claim is conceded — the local ref is reset, or the bead takes the remote's version
 byte for byte — so the next merge carries no trace of it, and the next bead is tried.
-The merge never has to pick between two claims: a losing claim is never pushed.
+The merge never has to pick between two claims: a losing claim is never pushed
+(gitconvoy.flow.publish, which the feeder's dispatch uses too).
 """
 
 from __future__ import annotations
@@ -17,37 +18,26 @@ from typing import Any
 
 from gitconvoy.errors import ConvoyError, LostRace
 from gitconvoy.flow.dispatch import (
-    IN_FLIGHT,
     _candidate_targets,
     _claim,
     _ensure_branch,
     backoff_due,
     branch_name,
     branch_tip,
-    in_flight,
     rollback,
 )
-from gitconvoy.git import gitcli, revs
-from gitconvoy.git.sync import (
-    QUIET_HOOKS,
-    SyncReport,
-    check_remote,
-    check_remote_commit,
-    merge_into_local,
-    private_ref,
-    sync,
-)
+from gitconvoy.flow.publish import concede, publish, shared_remote
+from gitconvoy.git.sync import check_remote, sync
 from gitconvoy.plan import graph
 from gitconvoy.plan.edits import with_status
 from gitconvoy.plan.targets import rig_for
-from gitconvoy.state.model import Bead, Convoy, now, touched
+from gitconvoy.state.model import IN_FLIGHT, Bead, Convoy, now, touched
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
 
 DEFAULT_TTL = 3600
 CLAIM_ROUNDS = 12  # beads tried (each lost push costs one) before giving up with exit 3
-PUSH_ROUNDS = 8  # fetch/merge/push rounds for one claim whose bead is still free
 
 
 @dataclass
@@ -91,16 +81,6 @@ def claim_ttl(store: Store) -> int:
     if value < 0:
         raise ConvoyError(f"convoy.claimTTL is {raw!r}: expected a whole number of seconds")
     return value
-
-
-def shared_remote(store: Store) -> str | None:
-    """The remote claims go through: convoy.remote (or the state branch's remote, or origin)
-    when it is configured; None works on this clone alone."""
-    remote = revs.default_remote(store)
-    is_url = any(c in remote for c in "/:") or remote.startswith(".")
-    if is_url or store.config_get(f"remote.{remote}.url") is not None:
-        return remote
-    return None
 
 
 # --- picking (pure) -------------------------------------------------------------------------
@@ -181,85 +161,6 @@ def _claim_locally(store: Store, worker: str, rig_name: str | None,
     return claimed, store.state_commit() or ""
 
 
-def _is_our_claim(bead: Bead | None, mine: Bead) -> bool:
-    return bool(bead and bead.status in IN_FLIGHT
-                and bead.dispatch.get("by") == mine.dispatch.get("by")
-                and bead.dispatch.get("claimed_at") == mine.dispatch.get("claimed_at"))
-
-
-def _lost_on(remote_snap: Snapshot, mine: Bead) -> str | None:
-    """Why the remote's state beats our claim (taken, or the rig is full there), else None."""
-    theirs = remote_snap.beads.get(mine.id)
-    if _is_our_claim(theirs, mine):
-        return None
-    if theirs is None or theirs.status != "open":
-        who = theirs.assignee if theirs else None
-        return f"{mine.id} was {'claimed by ' + who if who else 'taken'} on the remote first"
-    rig = remote_snap.config.rigs.get(mine.rig or "")
-    others = {k: v for k, v in remote_snap.beads.items() if k != mine.id}
-    if rig is not None and in_flight(others, rig.name) >= rig.capacity:
-        return f"rig {rig.name} filled up on the remote"
-    return None
-
-
-def _publish(store: Store, remote: str, mine: Bead) -> str | None:
-    """Push the claim without force; None once a fetch shows it on the remote, else why it
-    lost. Only the fetch counts: a server may report a push as done although its ref update
-    lost the compare-and-swap (dulwich's server does), and then the claim is not there."""
-    git_dir, into = store.common_dir, private_ref(remote)
-    for attempt in range(PUSH_ROUNDS + 1):  # the last round only looks
-        found = gitcli.fetch_ref(git_dir, remote, store.ref, into, QUIET_HOOKS)
-        remote_commit = store.head_of(into) if found else None
-        local = store.state_commit() or ""
-        if remote_commit is not None:
-            if revs.is_ancestor(store, local, remote_commit):  # our claim is on the remote
-                if remote_commit != local:
-                    check_remote_commit(store, remote_commit, remote)
-                    store.cas_ref(store.ref, local, remote_commit, f"claim: take {remote}'s")
-                return None
-            if not revs.is_ancestor(store, remote_commit, local):
-                lost = _lost_on(store.read_commit(remote_commit), mine)
-                if lost:
-                    return lost
-                merged = merge_into_local(store, local, remote_commit, remote,
-                                          SyncReport(remote, "up-to-date", local))
-                if merged is None:
-                    continue  # a local writer moved the ref: fetch and look again
-                local = merged
-        if attempt == PUSH_ROUNDS:
-            break
-        outcome = gitcli.push_commit(git_dir, remote, local, store.ref, QUIET_HOOKS)
-        if not outcome.pushed and not outcome.rejected:
-            raise ConvoyError(f"cannot push {store.ref} to {remote}: {outcome.message}")
-    return f"{remote} kept moving while pushing the claim of {mine.id}"
-
-
-def _concede(store: Store, mine: Bead, claim_commit: str, remote: str) -> None:
-    """Take back a claim that never reached the remote, leaving no trace to merge: reset the
-    ref when nothing was written on top, else give the bead the remote's exact version."""
-    parent = revs.first_parent(store, claim_commit)
-    if parent and store.cas_ref(store.ref, claim_commit, parent, f"claim: concede {mine.id}"):
-        return
-    theirs = None
-    found = store.head_of(private_ref(remote))
-    if found:
-        theirs = store.read_commit(found).beads.get(mine.id)
-
-    def mutate(tx: Tx) -> None:
-        if not _is_our_claim(tx.beads.get(mine.id), mine):
-            return
-        if theirs is not None:
-            tx.put(theirs)
-        else:
-            before = tx.bead(mine.id)
-            dispatch = {k: v for k, v in before.dispatch.items()
-                        if k not in ("claimed_at", "heartbeat")}
-            tx.put(touched(with_status(before, "open"), dispatch=dispatch, branch=None,
-                           base_commit=None, assignee=None))
-
-    store.transact(mutate, f"claim: concede {mine.id} (lost on {remote})")
-
-
 def claim(store: Store, worker: str, rig_name: str | None = None) -> Claimed | None:
     """Claim the next ready bead; None when nothing is ready. LostRace: the remote never
     settled within the bounded rounds (nothing is left claimed by us)."""
@@ -276,9 +177,9 @@ def claim(store: Store, worker: str, rig_name: str | None = None) -> Claimed | N
             return None
         mine, commit = got
         if remote is not None:
-            lost = _publish(store, remote, mine)
+            lost = publish(store, remote, mine)
             if lost is not None:
-                _concede(store, mine, commit, remote)
+                concede(store, mine, commit, remote)
                 sync(store, remote)
                 continue
         try:

@@ -2,7 +2,10 @@
 
 Order of effects, chosen so a crash leaves nothing inconsistent that the feeder cannot mend:
 1. one state transaction claims the bead (still ready? rig has room?) → status hooked, rig,
-   branch, target, base_commit, attempts; the CAS makes two feeders dispatch a bead once;
+   branch, target, base_commit, attempts; the CAS makes two feeders of one clone dispatch a
+   bead once; with a shared remote the claim is then published and confirmed by a fetch,
+   or conceded (gitconvoy.flow.publish), so feeders and `claim` workers on many clones
+   dispatch it once too;
 2. the work branch `convoy/<id>` is created at base_commit (with pygit2: no hooks fire);
 3. the rig's dispatch command runs with CONVOY_* in its environment (never spliced into a
    shell string); on failure the bead is rolled back to open with the reason recorded.
@@ -15,6 +18,7 @@ feeder step, which hands the bead back the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from dataclasses import dataclass
@@ -22,17 +26,17 @@ from datetime import UTC, datetime, timedelta
 
 from gitconvoy import faults
 from gitconvoy.errors import ConvoyError
-from gitconvoy.flow import detached
+from gitconvoy.flow import detached, publish
 from gitconvoy.git import localconfig, revs, watch
+from gitconvoy.git.sync import sync
 from gitconvoy.plan import graph
 from gitconvoy.plan.edits import with_status
 from gitconvoy.plan.targets import rig_for, target_for
-from gitconvoy.state.model import Bead, Convoy, Rig, now, touched
+from gitconvoy.state.model import Bead, Convoy, Rig, in_flight, now, touched
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
 
-IN_FLIGHT = frozenset({"hooked", "in_progress"})
 BRANCH_TEMPLATE = "convoy/{id}"
 DISPATCH_TIMEOUT = 600
 
@@ -45,10 +49,6 @@ class Dispatched:
 
     def line(self) -> str:
         return f"{'✓' if self.ok else '✗'} {self.bead}: {self.detail}"
-
-
-def in_flight(beads: dict[str, Bead], rig: str) -> int:
-    return sum(1 for b in beads.values() if b.rig == rig and b.status in IN_FLIGHT)
 
 
 def branch_name(store: Store, bead: Bead) -> str:
@@ -221,8 +221,11 @@ def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
     )
     if isinstance(result, str):
         return Dispatched(bead_id, False, f"not dispatched: {result}")
-    rig = store.snapshot().config.rigs[result.rig or ""]
     faults.point("dispatch.after_claim")
+    lost = _confirm(store, result)
+    if lost is not None:
+        return Dispatched(bead_id, False, f"not dispatched: {lost}")
+    rig = store.snapshot().config.rigs[result.rig or ""]
     try:
         _ensure_branch(store, result.branch or "", result.base_commit or "")
         faults.point("dispatch.after_branch")
@@ -235,6 +238,30 @@ def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
     else:
         watch.refresh_if_installed(store)  # the hooks now watch this branch and its target
     return Dispatched(bead_id, ok, detail)
+
+
+def _confirm(store: Store, claimed: Bead) -> str | None:
+    """With a shared remote, the claim counts only once the remote shows it (the protocol of
+    `claim`, gitconvoy.flow.publish): None when confirmed or there is no remote; else why
+    not, the claim already taken back, so the rig's command never runs on a lost bead."""
+    remote = publish.confirming_remote(store)
+    if remote is None:
+        return None
+    claim_commit = store.state_commit() or ""
+    try:
+        lost = publish.publish(store, remote, claimed)
+    except ConvoyError as exc:
+        reason = (f"the claim could not be confirmed on {remote} ({exc.message}); "
+                  f"offline? 'git config {publish.CONFIRM_KEY} false' dispatches without it")
+        rollback(store, claimed.id, reason)
+        return reason
+    if lost is not None:
+        publish.concede(store, claimed, claim_commit, remote)
+        # see the winner's claim here, so the next step does not try again; if the sync
+        # fails, the next one catches up (the claim is conceded either way)
+        with contextlib.suppress(ConvoyError):
+            sync(store, remote)
+    return lost
 
 
 def _candidate_targets(snap: Snapshot, bead: Bead, convoy: Convoy | None) -> set[str]:

@@ -32,20 +32,18 @@ import pygit2
 
 from gitconvoy.flow import claims, detached
 from gitconvoy.flow.dispatch import (
-    IN_FLIGHT,
     Dispatched,
     backoff_due,
     branch_tip,
     dispatch_bead,
     drop_fresh_branch,
     handed_back,
-    in_flight,
 )
 from gitconvoy.git import revs
 from gitconvoy.plan import epics, graph
 from gitconvoy.plan.edits import with_status
 from gitconvoy.plan.targets import rig_for
-from gitconvoy.state.model import Bead, now, touched
+from gitconvoy.state.model import IN_FLIGHT, Bead, in_flight, now, touched
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
 

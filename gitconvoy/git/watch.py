@@ -28,6 +28,7 @@ from gitconvoy.git.hookgate import (  # noqa: F401  (re-exported: one name for e
     WATCH_FILE,
     InFlight,
 )
+from gitconvoy.state.model import IN_FLIGHT
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 
@@ -54,9 +55,6 @@ def watch_patterns(state_ref: str, snap: Snapshot | None) -> list[str]:
     if snap is not None:
         patterns.update(p for b in _branches(snap) for p in _branch_patterns(b))
     return sorted(patterns)
-
-
-IN_FLIGHT = frozenset({"hooked", "in_progress"})
 
 
 def _branches(snap: Snapshot) -> Iterable[str]:

@@ -23,6 +23,7 @@ BEAD_STATUSES = ("open", "in_progress", "hooked", "blocked", "deferred", "closed
 DEP_TYPES = ("blocks", "parent-child", "related", "discovered-from", "waits-for", "merge-blocks")
 BLOCKING_DEP_TYPES = frozenset({"blocks", "waits-for", "merge-blocks"})
 DONE_STATUSES = frozenset({"closed", "tombstone"})
+IN_FLIGHT = frozenset({"hooked", "in_progress"})  # handed to a worker, not done yet
 CONVOY_STATUSES = ("staged_ready", "staged_warnings", "open", "closed")
 MAX_TITLE = 500
 
@@ -373,6 +374,11 @@ def touched(obj: Any, **changes: Any) -> Any:
     if "updated_at" in names:
         changes.setdefault("updated_at", now())
     return replace(obj, **changes)
+
+
+def in_flight(beads: dict[str, Bead], rig: str) -> int:
+    """How many beads the rig's workers hold (what its capacity counts)."""
+    return sum(1 for b in beads.values() if b.rig == rig and b.status in IN_FLIGHT)
 
 
 # --- merge requests (the refinery queue) ------------------------------------------------
