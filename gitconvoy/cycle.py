@@ -59,6 +59,13 @@ def land_queue(store: Store, *, once: bool = False, only: set[str] | None = None
     return report
 
 
+def repush_due(store: Store) -> refinery.RunReport | None:
+    """`feed` by hand: push again the landings whose push failed and whose back-off is over
+    (the lander does it too; a hook never does: a push can hold git for seconds)."""
+    due = refinery.due_repushes(store, store.snapshot())
+    return land_queue(store, only=set(due)) if due else None
+
+
 def lands_on_done(store: Store) -> bool:
     """`convoy.refinery.onDone` (local git config only: it decides that this machine runs
     checks): `done` lands its MR at once instead of leaving it to a lander."""

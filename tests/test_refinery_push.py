@@ -184,3 +184,62 @@ def test_diverged_target_is_reported_with_the_steps_that_recover_it(state_repo, 
     ok("refinery", "retry", mr.id)
     assert git("rev-parse", "main", cwd=bare) == git("rev-parse", "main", cwd=state_repo)
     assert bead_json(bead)["status"] == "closed"
+
+
+def test_a_push_failed_mr_is_pushed_again_by_the_next_run_after_its_back_off(state_repo):
+    """Issue 10: nothing re-pushed by itself. Now the next `refinery run` past the back-off
+    pushes again and lands; before it, the run says when."""
+    add_rig()
+    bare, counter = _remote(state_repo, rejects=100)
+    git("config", "convoy.refinery.pushAttempts", "1", cwd=state_repo)
+    git("checkout", "-q", "-b", "mine", cwd=state_repo)
+    bead = _queued(state_repo, "Pushed later")
+    assert git_convoy("refinery", "run", cwd=state_repo, check=False).returncode == 3
+    [mr] = mrs().values()
+    out = ok("refinery", "run")  # the default back-off (30 s) has not passed
+    assert f"waiting: {mr.id} ({bead}): push_failed, pushed again in " in out
+    assert "(try 1 of 8)" in out and mrs()[mr.id].status == "push_failed"
+    counter.write_text("0")  # the remote takes pushes again
+    git("config", "convoy.refinery.repushBackoff", "0", cwd=state_repo)
+    out = ok("refinery", "run")
+    assert f"notice: {mr.id} ({bead}): push_failed, pushing again (try 1 of 8)" in out
+    assert f"{mr.id} ({bead}): already" in out and "refinery: 1 of 1 landed" in out
+    assert git("rev-parse", "main", cwd=bare) == git("rev-parse", "main", cwd=state_repo)
+    assert bead_json(bead)["status"] == "closed"
+
+
+def test_automatic_re_pushes_are_bounded_and_the_give_up_is_said_once(state_repo):
+    add_rig()
+    bare, counter = _remote(state_repo, rejects=100)
+    for key, value in (("pushAttempts", "1"), ("repushBackoff", "0"), ("maxRepush", "2")):
+        git("config", f"convoy.refinery.{key}", value, cwd=state_repo)
+    git("checkout", "-q", "-b", "mine", cwd=state_repo)
+    _queued(state_repo, "Never pushed")
+    outs = [git_convoy("refinery", "run", cwd=state_repo, check=False) for _ in range(5)]
+    assert [p.returncode for p in outs] == [3, 3, 3, 0, 0]
+    assert ["pushing again" in p.stdout for p in outs] == [False, True, True, False, False]
+    given_up = [p.stdout.count("escalated:") for p in outs]
+    assert given_up == [0, 0, 0, 1, 0], [p.stdout for p in outs]
+    [mr] = mrs().values()
+    assert mr.status == "push_failed" and "automatic tries spent" in outs[4].stdout
+    counter.write_text("0")
+    ok("refinery", "retry", mr.id)  # by hand it always goes
+    assert mrs()[mr.id].status == "merged"
+
+
+def test_feed_by_hand_pushes_a_landing_again_once_its_back_off_is_over(state_repo):
+    add_rig()
+    bare, counter = _remote(state_repo, rejects=100)
+    git("config", "convoy.refinery.pushAttempts", "1", cwd=state_repo)
+    git("checkout", "-q", "-b", "mine", cwd=state_repo)
+    bead = _queued(state_repo, "Fed later")
+    assert git_convoy("refinery", "run", cwd=state_repo, check=False).returncode == 3
+    out = ok("feed")
+    assert "pushed again" not in out and "(not pushed)" in out  # still backing off
+    counter.write_text("0")
+    git("config", "convoy.refinery.repushBackoff", "0", cwd=state_repo)
+    out = ok("feed")
+    [mr] = mrs().values()
+    assert f"refinery: pushed again: {mr.id} ({bead}): already" in out, out
+    assert git("rev-parse", "main", cwd=bare) == git("rev-parse", "main", cwd=state_repo)
+    assert bead_json(bead)["status"] == "closed"

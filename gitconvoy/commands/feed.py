@@ -12,9 +12,14 @@ from gitconvoy.commands.io import json_option, open_store, print_json, say
 @json_option
 def feed(as_json: bool) -> int:
     """Run one feeder step: close landed work, roll up epics, dispatch what is ready."""
-    report = cycle.feed(open_store())
+    store = open_store()
+    repushed = cycle.repush_due(store)
+    steps = repushed.steps if repushed else []
+    report = cycle.feed(store)
     if as_json:
         print_json({
+            "repushed": [{"mr": s.mr, "bead": s.bead, "outcome": s.outcome, "sha": s.sha,
+                          "detail": s.detail} for s in steps],
             "landed": [{"id": b, "sha": s} for b, s in report.landed],
             "started": report.started,
             "epics": [{"id": e, "status": s} for e, s in report.epics],
@@ -24,6 +29,8 @@ def feed(as_json: bool) -> int:
             "unpushed": [{"id": b, "sha": s, "missing_on": r} for b, s, r in report.unpushed],
         })
         return 0
+    for step in steps:
+        say(f"refinery: pushed again: {step.line()}")
     for line in report.lines():
         say(line)
     return 0

@@ -145,7 +145,7 @@ def _print_report(report: engine.RunReport, as_json: bool, adopted: list[str]) -
             "adopted": adopted,
             "steps": [{"mr": s.mr, "bead": s.bead, "outcome": s.outcome, "sha": s.sha,
                        "detail": s.detail, "notes": s.notes} for s in report.steps],
-            "notices": report.notices, "fed": report.fed,
+            "notices": report.notices, "fed": report.fed, "waiting": report.waiting,
         })
         return EXIT_RACE if stuck else 0
     for mr_id in adopted:
@@ -158,6 +158,8 @@ def _print_report(report: engine.RunReport, as_json: bool, adopted: list[str]) -
             say(f"  {note}")
     for line in report.fed:
         say(f"feed: {line}")
+    for line in report.waiting:
+        say(f"waiting: {line}")
     if not report.steps:
         say("refinery: nothing queued")
     else:

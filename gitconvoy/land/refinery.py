@@ -39,6 +39,8 @@ DEFAULTS: dict[str, str] = {
     "convoy.refinery.escalateAfter": "4h",
     "convoy.refinery.staleAfter": "1h",
     "convoy.refinery.idleAfter": "30m",
+    "convoy.refinery.repushBackoff": "30s",
+    "convoy.refinery.maxRepush": "8",
 }
 TRUTHY = ("1", "true", "yes", "on")
 CONFLICT_LABEL = "conflict"
@@ -103,6 +105,17 @@ def format_age(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"
+
+
+def repush_verdict(mr: MergeRequest, at: str, backoff: float, limit: int) -> str:
+    """For a push_failed MR: `due` (re-push now), `wait` (backing off), or `give_up` (past
+    `limit` tries: a person must look at the remote). Failed tries are the MR's retries that
+    were not check failures; the wait doubles with each, from `backoff`, capped at an hour."""
+    tries = max(mr.retries - mr.check_failures, 1)
+    if tries > limit:
+        return "give_up"
+    wait = min(backoff * 2 ** (tries - 1), 3600.0)
+    return "due" if age_seconds(mr.updated_at, at) >= wait else "wait"
 
 
 def queue_order(mrs: Iterable[MergeRequest], beads: Mapping[str, Bead]) -> list[MergeRequest]:
@@ -284,10 +297,14 @@ def _close_conflict_bead(tx: Tx, mr: MergeRequest, reason: str) -> None:
 
 
 def reconcile(store: Store) -> list[str]:
-    """Requeue conflict MRs whose conflict bead closed; escalate old conflicts (once)."""
+    """Requeue conflict MRs whose conflict bead closed; escalate old conflicts (once);
+    requeue push_failed MRs whose back-off is over, and give up on them (once, said) after
+    `convoy.refinery.maxRepush` tries."""
     snap = store.snapshot()
     at = now()
     limit = duration_setting(store, "convoy.refinery.escalateAfter")
+    backoff = duration_setting(store, "convoy.refinery.repushBackoff")
+    max_repush = number_setting(store, "convoy.refinery.maxRepush")
     tips = {mr.branch: store.head_of(f"refs/heads/{mr.branch}")
             for mr in mrs_of(snap).values() if mr.status == "conflict"}
     advanced = {
@@ -299,6 +316,10 @@ def reconcile(store: Store) -> list[str]:
     def mutate(tx: Tx) -> list[str]:
         notices = []
         for mr in sorted(mrs_of(tx).values(), key=lambda m: m.id):
+            if mr.status == "push_failed":
+                notices += _repush(tx, mr, repush_verdict(mr, at, backoff, max_repush),
+                                   max_repush)
+                continue
             if mr.status != "conflict":
                 continue
             blocker = tx.beads.get(mr.conflict_bead or "")
@@ -319,6 +340,20 @@ def reconcile(store: Store) -> list[str]:
         return notices
 
     return store.transact(mutate, lambda n: "refinery reconcile: " + "; ".join(n)[:200])
+
+
+def _repush(tx: Tx, mr: MergeRequest, verdict: str, limit: int) -> list[str]:
+    if verdict == "due":
+        tries = max(mr.retries - mr.check_failures, 1)
+        tx.put(touched(mr, status="queued", closed_at=None,
+                       reason=f"re-push {tries} of {limit} after: {mr.reason or 'push failed'}"))
+        return [f"{mr.id} ({mr.bead}): push_failed, pushing again (try {tries} of {limit})"]
+    if verdict == "give_up" and not mr.escalated:
+        tx.put(touched(mr, escalated=True))
+        fix = mr.recovery or f"git convoy refinery retry {mr.id}"
+        return [f"escalated: {mr.id} ({mr.bead}) failed to push {limit} times; no more "
+                f"automatic tries: fix the remote, then {fix}"]
+    return []
 
 
 # --- landing one MR ---------------------------------------------------------------------
@@ -536,6 +571,38 @@ class RunReport:
     steps: list[Step] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     fed: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # push_failed MRs backing off
+
+
+def due_repushes(store: Store, snap: Snapshot, at: str | None = None) -> list[str]:
+    """push_failed MRs whose back-off is over (what the next run pushes again)."""
+    at = at or now()
+    backoff = duration_setting(store, "convoy.refinery.repushBackoff")
+    limit = number_setting(store, "convoy.refinery.maxRepush")
+    return sorted(mr.id for mr in mrs_of(snap).values() if mr.status == "push_failed"
+                  and repush_verdict(mr, at, backoff, limit) == "due")
+
+
+def waiting_lines(store: Store, snap: Snapshot, at: str | None = None) -> list[str]:
+    """One line per push_failed MR left after a run: when it is pushed again, or that a
+    person must look (its automatic tries are spent)."""
+    at = at or now()
+    backoff = duration_setting(store, "convoy.refinery.repushBackoff")
+    limit = number_setting(store, "convoy.refinery.maxRepush")
+    out = []
+    for mr in sorted(mrs_of(snap).values(), key=lambda m: m.id):
+        if mr.status != "push_failed":
+            continue
+        tries = max(mr.retries - mr.check_failures, 1)
+        if repush_verdict(mr, at, backoff, limit) == "give_up":
+            out.append(f"{mr.id} ({mr.bead}): push_failed, automatic tries spent; "
+                       f"{mr.recovery or 'git convoy refinery retry ' + mr.id}")
+            continue
+        wait = min(backoff * 2 ** (tries - 1), 3600.0) - age_seconds(mr.updated_at, at)
+        out.append(f"{mr.id} ({mr.bead}): push_failed, pushed again in "
+                   f"{format_age(max(wait, 0.0))} (try {tries} of {limit}) by the next "
+                   f"'refinery run' or 'watch'; now: {mr.recovery or 'refinery retry ' + mr.id}")
+    return out
 
 
 OnLanded = Callable[[], list[str]]
@@ -567,6 +634,7 @@ def run(store: Store, *, once: bool = False, only: set[str] | None = None,
                 report.fed.extend(on_landed())
         if once:
             break
+    report.waiting = waiting_lines(store, store.snapshot())
     return report
 
 
