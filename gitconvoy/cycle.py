@@ -56,6 +56,8 @@ def land_queue(store: Store, *, once: bool = False, only: set[str] | None = None
     pruned = checks.prune_stale(store)
     report = refinery.run(store, once=once, only=only, on_landed=lambda: _feed_lines(store))
     report.notices[:0] = pruned
+    if any(s.outcome == "conflict" for s in report.steps):
+        report.fed.extend(_feed_lines(store))  # the conflict bead goes to a worker now
     return report
 
 

@@ -32,7 +32,16 @@ from gitconvoy.git.sync import sync
 from gitconvoy.plan import graph
 from gitconvoy.plan.edits import with_status
 from gitconvoy.plan.targets import rig_for, target_for
-from gitconvoy.state.model import Bead, Convoy, Rig, in_flight, now, touched
+from gitconvoy.state.model import (
+    Bead,
+    Convoy,
+    MergeRequest,
+    Rig,
+    in_flight,
+    now,
+    resolves,
+    touched,
+)
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
@@ -101,15 +110,21 @@ def _claim(tx: Tx, bead_id: str, convoy: Convoy | None, rig_name: str | None,
         return "has no rig: add one with 'git convoy rig add' or pass --rig"
     if rig.parked:
         return f"rig {rig.name} is parked"
-    if in_flight(tx.beads, rig.name) >= rig.capacity:
+    conflict = conflicting_mr(tx, bead)
+    if conflict is None and resolves(bead):
+        return f"resolves {resolves(bead)}, which is no longer in conflict"
+    if conflict is None and in_flight(tx.beads, rig.name) >= rig.capacity:
         return f"rig {rig.name} is at capacity ({rig.capacity})"
     claimed = touched(bead, rig=rig.name)
-    target = target_for(tx.beads, tx.config, claimed, convoy)
+    target = conflict.target if conflict else target_for(tx.beads, tx.config, claimed, convoy)
     if not target:
         return "has no target branch"
     tip = tips.get(target)
     if tip is None:
         return f"target branch {target} does not exist"
+    branch = branch_for[bead_id]
+    if conflict is not None:  # on the work's own branch, from the commit that conflicted
+        branch, tip = conflict.branch, conflict.commit
     dispatch = dict(bead.dispatch)
     dispatch["attempts"] = int(dispatch.get("attempts", 0)) + 1
     dispatch["last_attempt"] = now()
@@ -118,11 +133,17 @@ def _claim(tx: Tx, bead_id: str, convoy: Convoy | None, rig_name: str | None,
     dispatch.pop("last_error", None)
     claimed = with_status(claimed, "hooked")
     claimed = touched(
-        claimed, branch=branch_for[bead_id], target=target, base_commit=tip,
+        claimed, branch=branch, target=target, base_commit=tip,
         assignee=bead.assignee or f"{rig.name}-worker", dispatch=dispatch,
     )
     tx.put(claimed)
     return claimed
+
+
+def conflicting_mr(state: Snapshot | Tx, bead: Bead) -> MergeRequest | None:
+    """The MR a conflict bead resolves, while it is still in conflict (else None)."""
+    mr = state.objects["mrs"].get(resolves(bead) or "")
+    return mr if mr is not None and mr.status == "conflict" else None
 
 
 def handed_back(bead: Bead, reason: str) -> Bead:
@@ -149,11 +170,27 @@ def rollback(store: Store, bead_id: str, reason: str) -> None:
 def _ensure_branch(store: Store, branch: str, tip: str) -> None:
     ref = f"refs/heads/{branch}"
     current = store.head_of(ref)
+    if current is None and tip not in store.repo:
+        raise ConvoyError(f"commit {tip[:10]} for {branch} is not in this clone: fetch it "
+                          f"(git fetch origin {branch}) and feed again")
     if current is None:
         if not store.cas_ref(ref, None, tip, f"dispatch: create {branch}"):
             raise ConvoyError(f"branch {branch} appeared while dispatching")
     elif not revs.is_ancestor(store, tip, current) and not revs.is_ancestor(store, current, tip):
         raise ConvoyError(f"branch {branch} exists and has diverged from its target")
+
+
+def conflict_env(store: Store, bead: Bead) -> dict[str, str]:
+    """What a worker resolving a conflict needs beyond the usual: the MR, the bead whose
+    work it unblocks, the files (one per line) and the target's tip it conflicted with."""
+    mr = conflicting_mr(store.snapshot(), bead)
+    if mr is None:
+        return {}
+    tip = branch_tip(store, mr.target) or ""
+    return {
+        "CONVOY_RESOLVES": mr.bead, "CONVOY_MR": mr.id, "CONVOY_TARGET_TIP": tip,
+        "CONVOY_CONFLICT_FILES": "\n".join(f.replace("\0", "") for f in mr.conflict_files),
+    }
 
 
 def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
@@ -174,6 +211,7 @@ def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
         "CONVOY_RIG": rig.name,
         "CONVOY_CONVOY": convoy.id if convoy else "",
         "CONVOY_IN_HOOK": "1",
+        **conflict_env(store, bead),
     }
     for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
         env.pop(var, None)
@@ -272,7 +310,8 @@ def _candidate_targets(snap: Snapshot, bead: Bead, convoy: Convoy | None) -> set
 
 
 def drop_fresh_branch(store: Store, bead: Bead) -> None:
-    """A branch we just made and nobody committed to goes away with the failed dispatch."""
+    """A branch we just made and nobody committed to goes away with the failed dispatch
+    (never a conflict bead's: that branch is the conflicting MR's, holding its work)."""
     ref = f"refs/heads/{bead.branch}"
-    if bead.branch and store.head_of(ref) == bead.base_commit:
+    if bead.branch and not resolves(bead) and store.head_of(ref) == bead.base_commit:
         store.cas_ref(ref, bead.base_commit, None, f"dispatch rolled back: {bead.branch}")

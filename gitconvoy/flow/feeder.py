@@ -43,7 +43,7 @@ from gitconvoy.git import revs
 from gitconvoy.plan import epics, graph
 from gitconvoy.plan.edits import with_status
 from gitconvoy.plan.targets import rig_for
-from gitconvoy.state.model import IN_FLIGHT, Bead, in_flight, now, touched
+from gitconvoy.state.model import IN_FLIGHT, Bead, in_flight, now, resolves, touched
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
 
@@ -364,7 +364,8 @@ def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
         report.awaiting_land += [x for x in landing if x not in report.awaiting_land]
         if unfinished and not busy and not ready and not landing:
             report.stranded.append(convoy.id)
-    candidates.sort(key=lambda pair: graph.sort_key(pair[0]))
+    # conflict beads first: each unblocks work that is otherwise done
+    candidates.sort(key=lambda pair: (resolves(pair[0]) is None, graph.sort_key(pair[0])))
     seen: set[str] = set()
     full: set[str] = set()
     held: dict[str, int] = {}  # per rig: ready beads left for lack of time
@@ -373,10 +374,13 @@ def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
             continue
         seen.add(bead.id)
         rig = rig_for(snap.config, bead, snap.convoys[convoy_id])
-        if rig is None or rig.parked or rig.name in full:
+        if rig is None or rig.parked:
+            continue
+        borrows = resolves(bead) is not None  # the conflicting bead's slot, not a new one
+        if rig.name in full and not borrows:
             continue
         busy = in_flight(store.snapshot().beads, rig.name) + held.get(rig.name, 0)
-        if busy >= rig.capacity:
+        if busy >= rig.capacity and not borrows:
             full.add(rig.name)
             continue
         if budget.spent(len(report.dispatched)):

@@ -22,11 +22,21 @@ from typing import Any
 
 from gitconvoy.errors import ConvoyError
 from gitconvoy.git import localconfig, revs
-from gitconvoy.land import checks, landing, targetchecks
+from gitconvoy.land import checks, landing, notify, targetchecks
 from gitconvoy.plan import targets
 from gitconvoy.plan.edits import with_status
 from gitconvoy.state import ids
-from gitconvoy.state.model import MAX_TITLE, Bead, Convoy, Dep, MergeRequest, Rig, now, touched
+from gitconvoy.state.model import (
+    MAX_TITLE,
+    Bead,
+    Convoy,
+    Dep,
+    MergeRequest,
+    Rig,
+    now,
+    resolves,
+    touched,
+)
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
@@ -148,13 +158,15 @@ def merge_message(mr: MergeRequest, bead: Bead, strategy: str) -> str:
             f"Lands {bead.id} through {mr.id}.\n\n{trailers}")
 
 
-def conflict_description(mr: MergeRequest, bead: Bead, files: list[str]) -> str:
+def conflict_description(mr: MergeRequest, bead: Bead, files: list[str],
+                         target_tip: str | None = None) -> str:
     listed = "\n".join(f"  - {f}" for f in files)
+    at = f" (at {target_tip[:10]})" if target_tip else ""
     return (
-        f"Merging {mr.branch} ({mr.commit[:10]}) into {mr.target} for {bead.id} ({mr.id}) "
+        f"Merging {mr.branch} ({mr.commit[:10]}) into {mr.target}{at} for {bead.id} ({mr.id}) "
         f"conflicts in:\n{listed}\n\n"
         f"To resolve: on {mr.branch}, run 'git merge {mr.target}', fix these files, commit, "
-        f"then 'git convoy done {bead.id}' (or close this bead: the refinery retries "
+        f"then 'git convoy done' (or close this bead: the refinery retries "
         f"{mr.id} with the branch's new tip)."
     )
 
@@ -182,9 +194,20 @@ def current_branch(store: Store) -> str | None:
 
 
 def bead_on_branch(snap: Snapshot, branch: str) -> Bead | None:
+    """The bead whose work the branch holds (a conflict bead working on the same branch
+    stands for the bead it unblocks)."""
     found = [b for b in snap.beads.values() if b.branch == branch and not b.done]
-    found.sort(key=lambda b: (b.status not in ("in_progress", "hooked"), b.id))
-    return found[0] if found else None
+    found.sort(key=lambda b: (resolves(b) is not None,
+                              b.status not in ("in_progress", "hooked"), b.id))
+    return unblocked_by(snap, found[0]) if found else None
+
+
+def unblocked_by(snap: Snapshot, bead: Bead) -> Bead:
+    """For a conflict bead, the bead whose conflicting MR it resolves: `done` on it lands
+    that bead's work (its MR superseded, the conflict bead closed). Any other bead: itself."""
+    mr = mrs_of(snap).get(resolves(bead) or "")
+    owner = snap.beads.get(mr.bead) if mr is not None else None
+    return owner if owner is not None and not owner.done else bead
 
 
 def queue_mr(store: Store, bead_id: str | None = None, *, target: str | None = None,
@@ -202,7 +225,7 @@ def queue_mr(store: Store, bead_id: str | None = None, *, target: str | None = N
                 "(convoy/<bead-id>) or name the bead: git convoy done <bead>"
             )
     else:
-        bead = snap.bead(bead_id)
+        bead = unblocked_by(snap, snap.bead(bead_id))
     if bead.status == "tombstone":
         raise ConvoyError(f"bead '{bead.id}' was deleted: nothing to land")
     if bead.status == "closed":
@@ -302,7 +325,8 @@ def reconcile(store: Store) -> list[str]:
     `convoy.refinery.maxRepush` tries."""
     snap = store.snapshot()
     at = now()
-    limit = duration_setting(store, "convoy.refinery.escalateAfter")
+    limit = parse_duration(store.config_get("convoy.conflictEscalateAfter")
+                           or setting(store, "convoy.refinery.escalateAfter"))
     backoff = duration_setting(store, "convoy.refinery.repushBackoff")
     max_repush = number_setting(store, "convoy.refinery.maxRepush")
     tips = {mr.branch: store.head_of(f"refs/heads/{mr.branch}")
@@ -313,8 +337,11 @@ def reconcile(store: Store) -> list[str]:
         and revs.is_ancestor(store, mr.commit, tip)
     }
 
+    events: list[dict[str, Any]] = []
+
     def mutate(tx: Tx) -> list[str]:
         notices = []
+        events.clear()  # a retried transaction decides afresh
         for mr in sorted(mrs_of(tx).values(), key=lambda m: m.id):
             if mr.status == "push_failed":
                 notices += _repush(tx, mr, repush_verdict(mr, at, backoff, max_repush),
@@ -337,9 +364,25 @@ def reconcile(store: Store) -> list[str]:
                     f"{format_age(age_seconds(mr.conflict_since, at))} in "
                     f"{', '.join(mr.conflict_files)}; resolve {blocker.id}"
                 )
+                events.append(conflict_event(mr, blocker, age_seconds(mr.conflict_since, at)))
         return notices
 
-    return store.transact(mutate, lambda n: "refinery reconcile: " + "; ".join(n)[:200])
+    notices = store.transact(mutate, lambda n: "refinery reconcile: " + "; ".join(n)[:200])
+    for event in events:  # only the process whose transaction escalated tells anyone
+        failed = notify.send(store, event)
+        if failed:
+            notices.append(f"{event['mr']}: {failed}")
+    return notices
+
+
+def conflict_event(mr: MergeRequest, blocker: Bead, age: float) -> dict[str, Any]:
+    """The JSON event `convoy.notify` reads on stdin when a conflict escalates."""
+    return {
+        "event": "conflict_escalated", "mr": mr.id, "bead": mr.bead,
+        "conflict_bead": blocker.id, "assignee": blocker.assignee, "branch": mr.branch,
+        "target": mr.target, "files": list(mr.conflict_files), "since": mr.conflict_since,
+        "age_seconds": int(age), "command": f"git convoy bead show {blocker.id}",
+    }
 
 
 def _repush(tx: Tx, mr: MergeRequest, verdict: str, limit: int) -> list[str]:
@@ -462,7 +505,8 @@ def _record(store: Store, mr: MergeRequest, step: Step,
                 tx.put(touched(with_status(bead, "open"), assignee=None, branch=None,
                                base_commit=None, mr=None))
         elif outcome == "conflict" and bead is not None:
-            _conflicted(tx, current, bead, result.files if result else [], stamp)
+            _conflicted(tx, current, bead, result.files if result else [], stamp,
+                        result.base if result else None)
         elif outcome == "push_failed":
             tx.put(touched(current, status="push_failed", retries=current.retries + 1,
                            reason=step.detail + (f"; kept locally as {step.sha[:12]}"
@@ -511,9 +555,12 @@ def _merged(tx: Tx, mr: MergeRequest, bead: Bead | None, step: Step, stamp: str)
         tx.put(touched(closed, dispatch=dispatch))
 
 
-def _conflicted(tx: Tx, mr: MergeRequest, bead: Bead, files: list[str], stamp: str) -> None:
+def _conflicted(tx: Tx, mr: MergeRequest, bead: Bead, files: list[str], stamp: str,
+                target_tip: str | None) -> None:
+    """A conflict bead blocks the work and joins every open convoy tracking it, so the
+    feeder hands it to a worker (on the MR's own branch, gitconvoy.flow.dispatch)."""
     existing = tx.beads.get(mr.conflict_bead or "")
-    description = conflict_description(mr, bead, files)
+    description = conflict_description(mr, bead, files, target_tip)
     if existing is not None and not existing.done:
         blocker = touched(existing, description=description)
     else:
@@ -525,9 +572,13 @@ def _conflicted(tx: Tx, mr: MergeRequest, bead: Bead, files: list[str], stamp: s
             id=blocker_id, title=title, type="task", priority=bead.priority,
             description=description, assignee=bead.assignee, labels=[CONFLICT_LABEL],
             parent=bead.parent, rig=bead.rig, target=mr.target, created_at=stamp,
-            created_by="refinery", updated_at=stamp,
+            created_by="refinery", updated_at=stamp, dispatch={"resolves": mr.id},
         )
     tx.put(blocker)
+    for convoy in tx.convoys.values():
+        if convoy.status == "open" and bead.id in convoy.tracks and \
+                blocker.id not in convoy.tracks:
+            tx.put(touched(convoy, tracks=[*convoy.tracks, blocker.id]))
     deps = sorted(set(bead.deps) | {Dep(blocker.id, "blocks")})
     tx.put(touched(bead, deps=deps))
     tx.put(touched(mr, status="conflict", retries=mr.retries + 1, conflict_bead=blocker.id,

@@ -376,6 +376,13 @@ def touched(obj: Any, **changes: Any) -> Any:
     return replace(obj, **changes)
 
 
+def resolves(bead: Bead) -> str | None:
+    """The merge request a conflict bead resolves (set by the refinery), else None. Such a
+    bead works on the conflicting MR's own branch and borrows its bead's rig slot."""
+    value = bead.dispatch.get("resolves")
+    return value if isinstance(value, str) and value else None
+
+
 def in_flight(beads: dict[str, Bead], rig: str) -> int:
     """How many beads the rig's workers hold (what its capacity counts)."""
     return sum(1 for b in beads.values() if b.rig == rig and b.status in IN_FLIGHT)
