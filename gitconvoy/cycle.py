@@ -27,6 +27,7 @@ def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -
     report = feeder.feed(store, dispatch=dispatch, budget=budget)
     if not dispatch:
         return report
+    _catch_up(store, report, budget)
     gated: set[str] = set()
     for _ in range(MAX_ROUNDS):
         waiting = [(e, b) for e, b in report.awaiting_land if e not in gated]
@@ -42,6 +43,28 @@ def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -
             break
         report.absorb(feeder.feed(store, budget=budget))
     return report
+
+
+def _catch_up(store: Store, report: FeedReport, budget: Budget | None) -> None:
+    """Ready beads whose target lacks a blocker's landed work: bring each such integration
+    branch up to date (a merge, checked: never in a hook, which only reports them), then
+    feed again so they are dispatched from the merged code. Bounded: a branch is tried once
+    per cycle."""
+    if budget is not None and budget.detach:
+        return
+    tried: set[str] = set()
+    for _ in range(MAX_ROUNDS):
+        todo: dict[str, list[tuple[str, str]]] = {}
+        for behind in report.behind:
+            if behind.target not in tried:
+                need = todo.setdefault(behind.target, [])
+                need += [m for m in behind.missing if m not in need]
+        if not todo:
+            return
+        tried.update(todo)
+        report.caught_up += [integration.catch_up(store, branch, need)
+                             for branch, need in sorted(todo.items())]
+        report.absorb(feeder.feed(store, budget=budget))
 
 
 def _feed_lines(store: Store) -> list[str]:

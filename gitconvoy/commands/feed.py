@@ -27,6 +27,10 @@ def feed(as_json: bool) -> int:
             "closed_convoys": report.closed_convoys,
             "stranded": report.stranded,
             "unpushed": [{"id": b, "sha": s, "missing_on": r} for b, s, r in report.unpushed],
+            "behind": [{"id": b.bead, "target": b.target,
+                        "missing": [{"blocker": x, "sha": c} for x, c in b.missing]}
+                       for b in report.behind],
+            "caught_up": report.caught_up,
         })
         return 0
     for step in steps:

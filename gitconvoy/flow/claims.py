@@ -22,8 +22,10 @@ from gitconvoy.flow.dispatch import (
     _claim,
     _ensure_branch,
     backoff_due,
+    behind_on,
     branch_name,
     branch_tip,
+    integration_branches,
     rollback,
 )
 from gitconvoy.flow.publish import concede, publish, shared_remote
@@ -133,7 +135,10 @@ def _claim_locally(store: Store, worker: str, rig_name: str | None,
     """One transaction: the first candidate that `_claim` accepts; (bead, commit) or None."""
     snap = store.snapshot(fresh=True)
     check_rig(snap, rig_name)
-    picks = [(b, c) for b, c in candidates(snap, rig_name, now()) if b.id not in skip]
+    index = graph.Index(snap.beads)
+    integrating = integration_branches(snap)
+    picks = [(b, c) for b, c in candidates(snap, rig_name, now()) if b.id not in skip
+             and behind_on(store, snap, b, c, index, integrating) is None]
     if not picks:
         return None
     branches = {b.id: branch_name(store, b) for b, _ in picks}

@@ -29,7 +29,7 @@ from gitconvoy.errors import ConvoyError
 from gitconvoy.flow import detached, publish
 from gitconvoy.git import localconfig, revs, watch
 from gitconvoy.git.sync import sync
-from gitconvoy.plan import graph
+from gitconvoy.plan import carry, graph
 from gitconvoy.plan.edits import with_status
 from gitconvoy.plan.targets import rig_for, target_for
 from gitconvoy.state.model import (
@@ -244,12 +244,69 @@ def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
     return True, f"dispatched on {bead.branch} (rig {rig.name})"
 
 
+@dataclass
+class Behind:
+    """A ready bead whose target lacks landings of its blockers (plan.carry): it is not
+    dispatched until the target has them (gitconvoy.land.integration.catch_up)."""
+
+    bead: str
+    target: str
+    missing: list[tuple[str, str]]  # (blocker, commit)
+
+    def phrase(self) -> str:
+        names = ", ".join(f"{b} ({sha[:10]})" for b, sha in self.missing[:3])
+        more = f" and {len(self.missing) - 3} more" if len(self.missing) > 3 else ""
+        return f"{self.target} lacks the landed work of {names}{more}"
+
+
+def integration_branches(snap: Snapshot) -> frozenset[str]:
+    """Branches of open epics: a bead aimed at one waits for (and gets) its blockers' work."""
+    return frozenset(b.integration_branch for b in snap.beads.values()
+                     if b.type == "epic" and b.integration_branch and not b.done)
+
+
+def behind_on(store: Store, snap: Snapshot, bead: Bead, convoy: Convoy | None,
+              index: graph.Index | None = None,
+              integrating: frozenset[str] | None = None) -> Behind | None:
+    """Whether the bead's target lacks a closed blocker's landing (None: it has them all).
+
+    On an integration branch every missing landing counts (gitconvoy.land.integration
+    brings it in). On any other target only work still in transit counts — a blocker that
+    landed on an open epic's integration branch, which reaches the target when the epic
+    lands; a blocker that landed on an unrelated branch (another rig's target) is not
+    waited for, as it would never arrive."""
+    index = index or graph.Index(snap.beads)
+    need = carry.required(index, bead, snap.objects["mrs"])
+    if not need:
+        return None
+    target = target_for(snap.beads, snap.config, bead, convoy)
+    tip = branch_tip(store, target) if target else None
+    if not target or tip is None:
+        return None  # the claim says what is wrong with the target
+    integrating = integration_branches(snap) if integrating is None else integrating
+    missing = [(b, sha) for b, sha in need
+               if sha not in store.repo or not revs.is_ancestor(store, sha, tip)]
+    if target not in integrating:
+        missing = [(b, sha) for b, sha in missing if _in_transit(index, b)]
+    return Behind(bead.id, target, missing) if missing else None
+
+
+def _in_transit(index: graph.Index, bead_id: str) -> bool:
+    """The bead's work sits on an open epic's integration branch, not yet landed beyond."""
+    return any(index.beads[a].integration_branch and not index.beads[a].done
+               for a in index.ancestors(bead_id) if a in index.beads)
+
+
 def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
                   rig_name: str | None = None, formula: str | None = None, *,
                   detach: bool = False) -> Dispatched:
     """Claim, branch, run the rig's command (`detach`: start it and return, for hooks)."""
     snap = store.snapshot()
     bead = snap.bead(bead_id)
+    behind = behind_on(store, snap, bead, convoy) if bead.status == "open" else None
+    if behind is not None:
+        return Dispatched(bead_id, False, f"not dispatched: {behind.phrase()}; 'git convoy "
+                          "feed' brings it in (or it arrives when that work lands there)")
     branches = {bead_id: branch_name(store, bead)}
     tips = {t: branch_tip(store, t) for t in _candidate_targets(snap, bead, convoy)}
     clone = store.clone_id()

@@ -32,12 +32,15 @@ import pygit2
 
 from gitconvoy.flow import claims, detached
 from gitconvoy.flow.dispatch import (
+    Behind,
     Dispatched,
     backoff_due,
+    behind_on,
     branch_tip,
     dispatch_bead,
     drop_fresh_branch,
     handed_back,
+    integration_branches,
 )
 from gitconvoy.git import revs
 from gitconvoy.plan import epics, graph
@@ -85,6 +88,8 @@ class FeedReport:
     handed_back: list[tuple[str, str]] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)  # ready, left for lack of time
     gate_deferred: list[str] = field(default_factory=list)  # epics whose review waits
+    behind: list[Behind] = field(default_factory=list)  # ready, target lacks a blocker's work
+    caught_up: list[str] = field(default_factory=list)  # integration.catch_up's lines
 
     def absorb(self, later: FeedReport) -> None:
         """Add what a later step of the same cycle did; what both saw is kept once."""
@@ -95,6 +100,7 @@ class FeedReport:
             mine += [x for x in getattr(later, name) if x not in mine]
         self.stranded = list(later.stranded)
         self.deferred = list(later.deferred)
+        self.behind = list(later.behind)
 
     def lines(self) -> list[str]:
         out = [f"{b}: dispatch was interrupted; back to open" for b in self.repaired]
@@ -108,6 +114,9 @@ class FeedReport:
                 "closes when the remote has it" for b, sha, ref in self.unpushed]
         out += [f"{b}: work started" for b in self.started]
         out += [f"epic {e}: {s}" for e, s in self.epics]
+        out += self.caught_up
+        out += [f"{b.bead}: waits: {b.phrase()} (the next 'git convoy feed' or refinery run "
+                "brings it in)" for b in self.behind]
         out += [d.line() for d in self.dispatched]
         out += [f"convoy {c} landed: every tracked bead is closed" for c in self.closed_convoys]
         out += [f"epic {e}: its review runs commands, which a hook does not wait for: run "
@@ -253,7 +262,8 @@ def _reconcile(tx: Tx, landed: dict[str, str], started: set[str], report: FeedRe
         bead = tx.beads.get(bead_id)
         if bead is None or bead.status not in IN_FLIGHT:
             continue
-        tx.put(with_status(bead, "closed", f"landed in {sha[:10]}"))
+        closed = with_status(bead, "closed", f"landed in {sha[:10]}")
+        tx.put(touched(closed, dispatch={**closed.dispatch, "landed_as": sha}))
         report.landed.append((bead_id, sha))
     for bead_id in sorted(started - set(landed)):
         bead = tx.beads.get(bead_id)
@@ -366,6 +376,7 @@ def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
             report.stranded.append(convoy.id)
     # conflict beads first: each unblocks work that is otherwise done
     candidates.sort(key=lambda pair: (resolves(pair[0]) is None, graph.sort_key(pair[0])))
+    integrating = integration_branches(snap)
     seen: set[str] = set()
     full: set[str] = set()
     held: dict[str, int] = {}  # per rig: ready beads left for lack of time
@@ -378,6 +389,10 @@ def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
             continue
         borrows = resolves(bead) is not None  # the conflicting bead's slot, not a new one
         if rig.name in full and not borrows:
+            continue
+        behind = behind_on(store, snap, bead, snap.convoys[convoy_id], index, integrating)
+        if behind is not None:
+            report.behind.append(behind)
             continue
         busy = in_flight(store.snapshot().beads, rig.name) + held.get(rig.name, 0)
         if busy >= rig.capacity and not borrows:

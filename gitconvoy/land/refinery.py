@@ -552,6 +552,8 @@ def _merged(tx: Tx, mr: MergeRequest, bead: Bead | None, step: Step, stamp: str)
     if bead is not None and not bead.done:
         closed = with_status(bead, "closed", f"Merged in {mr.id} as {sha[:12]}")
         dispatch = {k: v for k, v in closed.dispatch.items() if not k.startswith("returned")}
+        if sha:
+            dispatch["landed_as"] = sha  # what dependents' bases must contain (plan.carry)
         tx.put(touched(closed, dispatch=dispatch))
 
 
