@@ -9,7 +9,7 @@ import click
 
 from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines, warn_broken
 from gitconvoy.errors import ConvoyError
-from gitconvoy.plan import edits, graph
+from gitconvoy.plan import convoys, edits, graph
 from gitconvoy.render.shapes import bead_json
 from gitconvoy.render.text import bead_detail, bead_line
 from gitconvoy.state.codec import load_yaml
@@ -93,13 +93,15 @@ def _read_batch(path: str) -> list[edits.BeadSpec]:
 @click.option("--id", "bead_id", help="An explicit id (letters, digits, '-', '.', '_').")
 @click.option("--rig", help="The rig that should run it.")
 @click.option("--target", help="The branch its work lands on.")
+@click.option("--convoy", "into", help="Track it in this convoy too (a bead under an epic an "
+              "open convoy tracks joins that convoy by itself).")
 @click.option("--batch", type=click.Path(),
               help="Create every bead of a YAML/JSON list (- for stdin) in one commit.")
 @json_option
 def create(title: str | None, bead_type: str, priority: str, description: str | None,
            acceptance: str | None, assignee: str | None, labels: tuple[str, ...],
            parent: str | None, deps: tuple[str, ...], bead_id: str | None, rig: str | None,
-           target: str | None, batch: str | None, as_json: bool) -> int:
+           target: str | None, into: str | None, batch: str | None, as_json: bool) -> int:
     """Create a bead and print its id."""
     store = open_store()
     if batch:
@@ -115,8 +117,12 @@ def create(title: str | None, bead_type: str, priority: str, description: str | 
         )]
     actor = store.identity()
 
+    joined: list[tuple[str, str]] = []
+
     def mutate(tx: Tx) -> list[Any]:
-        return edits.create_beads(tx, specs, actor)
+        made = edits.create_beads(tx, specs, actor)
+        joined[:] = convoys.track_grown(tx, made, into)
+        return made
 
     def message(made: list[Any]) -> str:
         if len(made) == 1:
@@ -129,6 +135,10 @@ def create(title: str | None, bead_type: str, priority: str, description: str | 
     else:
         for b in made:
             say(b.id)
+    for convoy_id, bead_id in joined[:20]:  # stdout stays the ids: scripts read them
+        say(f"{bead_id} joins convoy {convoy_id}: the next feed hands it out", err=True)
+    if len(joined) > 20:
+        say(f"… and {len(joined) - 20} more joined their convoys", err=True)
     return 0
 
 
@@ -208,14 +218,21 @@ def update(bead_id: str, as_json: bool, **options: Any) -> int:
     store = open_store()
     summary = ", ".join(f"{k} {v if not isinstance(v, tuple) else ','.join(v)}"
                         for k, v in fields.items())
-    updated = store.transact(
-        lambda tx: edits.update_bead(tx, bead_id, **dict(fields)),
-        f"bead update {bead_id}: {summary}",
-    )
+    joined: list[tuple[str, str]] = []
+
+    def mutate(tx: Tx) -> Any:
+        moved = edits.update_bead(tx, bead_id, **dict(fields))
+        if fields.get("parent"):  # moved under a tracked epic: the convoy takes it in
+            joined[:] = convoys.track_grown(tx, [moved])
+        return moved
+
+    updated = store.transact(mutate, f"bead update {bead_id}: {summary}")
     if as_json:
         print_json(bead_json(updated))
     else:
         say(f"updated {bead_id}")
+    for convoy_id, joiner in joined:
+        say(f"{joiner} joins convoy {convoy_id}: the next feed hands it out", err=True)
     return 0
 
 

@@ -207,6 +207,9 @@ def status(convoy_id: str | None, as_json: bool, fmt: str) -> int:
     for line, (_, bead_id) in zip(tree_lines(snap, tree, waves), tree, strict=True):
         bead = snap.beads[bead_id]
         who = f"  @{bead.assignee}" if bead.assignee and bead.status != "closed" else ""
+        grown = bool(convoy.launched_at and bead.created_at
+                      and bead.created_at > convoy.launched_at)
+        who += "  (added after launch)" if grown else ""
         err = bead.dispatch.get("last_error") if bead.status == "open" else None
         problem = (detached.current_problem(detached.run_of(store, bead_id), bead)
                    if bead.status == "hooked" else None)  # a hook's detached dispatch

@@ -276,11 +276,22 @@ def _reconcile(tx: Tx, landed: dict[str, str], started: set[str], report: FeedRe
             continue
         tracked = [tx.beads[t] for t in convoy.tracks if t in tx.beads]
         live = [b for b in tracked if b.status != "tombstone"]
-        if live and all(b.status == "closed" for b in live):
+        if live and all(b.status == "closed" for b in live) and \
+                not _open_below(tx, [b for b in live if b.type == "epic"]):
             stamp = now()
             tx.put(touched(convoy, status="closed", closed_at=stamp, notified=True,
                            close_reason="every tracked bead is closed"))
             report.closed_convoys.append(convoy.id)
+
+
+def _open_below(tx: Tx, epics: list[Bead]) -> bool:
+    """A tracked epic has a live descendant still open (one the convoy never took in, e.g.
+    created by an older gitconvoy): the convoy is not done."""
+    if not epics:
+        return False
+    index = graph.Index(tx.beads)
+    return any(not tx.beads[d].done for e in epics for d in index.descendants(e.id)
+               if d in tx.beads)
 
 
 def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -> FeedReport:

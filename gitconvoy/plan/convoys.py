@@ -9,7 +9,7 @@ from __future__ import annotations
 from gitconvoy.errors import ConvoyError
 from gitconvoy.plan.staging import StagePlan
 from gitconvoy.state import ids
-from gitconvoy.state.model import Convoy, now, touched
+from gitconvoy.state.model import Bead, Convoy, now, touched
 from gitconvoy.state.tx import Tx
 
 
@@ -135,3 +135,39 @@ def close(tx: Tx, convoy_id: str, force: bool, reason: str | None) -> Convoy:
     closed = touched(convoy, status="closed", closed_at=now(), close_reason=why)
     tx.put(closed)
     return closed
+
+
+def track_grown(tx: Tx, beads: list[Bead], into: str | None = None) -> list[tuple[str, str]]:
+    """A living plan: a new bead whose ancestor an open convoy tracks joins that convoy at
+    once (and every open convoy that tracks an ancestor), so the next feeder step hands it
+    out and the convoy cannot close before it lands. `into` (`bead create --convoy`) adds
+    them to that convoy too. The (convoy, bead) pairs added."""
+    added: list[tuple[str, str]] = []
+    if into is not None:
+        convoy = tx.convoy(into)
+        if convoy.status == "closed":
+            raise ConvoyError(f"convoy {into} is closed: 'git convoy add {into} BEAD' "
+                              "reopens it")
+    if not beads:
+        return added
+    parents = {b.id: b.parent for b in tx.beads.values()}
+
+    def ancestors(bead_id: str) -> set[str]:
+        out: set[str] = set()
+        current = parents.get(bead_id)
+        while current and current not in out:
+            out.add(current)
+            current = parents.get(current)
+        return out
+
+    for convoy in sorted(tx.convoys.values(), key=lambda c: c.id):
+        if convoy.status == "closed" and convoy.id != into:
+            continue
+        tracked = set(convoy.tracks)
+        fresh = [b.id for b in beads if b.id not in tracked
+                 and (convoy.id == into or ancestors(b.id) & tracked)]
+        if fresh:
+            tx.put(touched(convoy, tracks=sorted(tracked | set(fresh))))
+            added += [(convoy.id, b) for b in fresh]
+    return added
+
