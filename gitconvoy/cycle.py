@@ -10,8 +10,12 @@ happened (an epic landed, a fix task filed), and a plan has finitely many epics.
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 from gitconvoy.flow import feeder
 from gitconvoy.flow.feeder import Budget, FeedReport
+from gitconvoy.git import notify
 from gitconvoy.land import checks, integration, refinery, review
 from gitconvoy.state.store import Store
 
@@ -28,6 +32,7 @@ def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -
     if not dispatch:
         return report
     _catch_up(store, report, budget)
+    _notify(store, report)
     gated: set[str] = set()
     for _ in range(MAX_ROUNDS):
         waiting = [(e, b) for e, b in report.awaiting_land if e not in gated]
@@ -65,6 +70,41 @@ def _catch_up(store: Store, report: FeedReport, budget: Budget | None) -> None:
         report.caught_up += [integration.catch_up(store, branch, need)
                              for branch, need in sorted(todo.items())]
         report.absorb(feeder.feed(store, budget=budget))
+
+
+STRANDED_FILE = "notified-stranded"  # convoys this clone has told the notifier are stranded
+
+
+def _notify(store: Store, report: FeedReport) -> None:
+    """One event per happening: a convoy landed (said by the process whose transaction
+    closed it), a claim expired, a convoy became stranded (once until it moves again; per
+    clone: only local files remember it). A notifier that cannot start is one line."""
+    if notify.command(store) is None:
+        return
+    events: list[dict[str, object]] = [
+        {"event": "convoy_landed", "convoy": c, "command": f"git convoy status {c}"}
+        for c in report.closed_convoys]
+    events += [{"event": "claim_expired", "bead": b, "command": f"git convoy bead show {b}"}
+               for b in report.expired]
+    path = os.path.join(store.common_dir, "convoy", STRANDED_FILE)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            told = set(fh.read().split())
+    except OSError:
+        told = set()
+    now_stranded = set(report.stranded)
+    events += [{"event": "convoy_stranded", "convoy": c,
+                "command": f"git convoy status {c}"} for c in sorted(now_stranded - told)]
+    if now_stranded != told:
+        with contextlib.suppress(OSError):
+            with open(f"{path}.tmp", "w", encoding="utf-8") as fh:
+                fh.write("".join(f"{c}\n" for c in sorted(now_stranded)))
+            os.replace(f"{path}.tmp", path)
+    for event in events:
+        failed = notify.send(store, event)
+        if failed:
+            report.notices.append(failed)
+            return  # said once; the next event would fail the same way
 
 
 def _feed_lines(store: Store) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import convoy, git, ok, stuck
+from conftest import convoy, eventually, git, ok, stuck
 from test_refinery_helpers import (
     add_rig,
     bead_json,
@@ -195,6 +195,7 @@ def test_an_escalated_conflict_runs_the_local_notifier_once_with_a_json_event(
     git("config", "convoy.conflictEscalateAfter", "1h", cwd=state_repo)
     monkeypatch.setenv("CONVOY_NOW", "2099-01-01T00:00:00.000000Z")
     ok("refinery", "run")
+    eventually("the notifier (it runs detached)", events.exists)
     ok("refinery", "run")
     [event] = [json.loads(line) for line in events.read_text().splitlines()]
     assert (event["event"], event["mr"], event["bead"], event["conflict_bead"]) == \

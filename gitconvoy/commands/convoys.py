@@ -16,6 +16,7 @@ from gitconvoy.commands.io import (
 from gitconvoy.errors import EXIT_USER, ConvoyError
 from gitconvoy.flow import detached
 from gitconvoy.flow.dispatch import Dispatched, dispatch_bead
+from gitconvoy.git import notify
 from gitconvoy.land import integration
 from gitconvoy.plan import convoys, graph, staging
 from gitconvoy.plan.targets import rig_for
@@ -132,6 +133,11 @@ def launch(convoy_id: str, force: bool, as_json: bool) -> int:
         raise ConvoyError(f"rig {', '.join(parked)} is parked: unpark it before launching "
                           f"{convoy_id} (nothing was changed)")
     store.transact(lambda tx: convoys.launch(tx, convoy_id, force), f"launch {convoy_id}")
+    failed = notify.send(store, {"event": "convoy_launched", "convoy": convoy_id,
+                                 "title": convoy.title, "beads": len(convoy.tracks),
+                                 "command": f"git convoy status {convoy_id}"})
+    if failed:
+        say(f"warning: {failed}", err=True)
     epics = [b for b in convoy.tracks if b in snap.beads and snap.beads[b].type == "epic"]
     cut = integration.create_planned(store, epics)  # before anything is dispatched from them
     report = feed(store)

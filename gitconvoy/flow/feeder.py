@@ -90,6 +90,7 @@ class FeedReport:
     gate_deferred: list[str] = field(default_factory=list)  # epics whose review waits
     behind: list[Behind] = field(default_factory=list)  # ready, target lacks a blocker's work
     caught_up: list[str] = field(default_factory=list)  # integration.catch_up's lines
+    notices: list[str] = field(default_factory=list)  # e.g. a notifier that cannot start
 
     def absorb(self, later: FeedReport) -> None:
         """Add what a later step of the same cycle did; what both saw is kept once."""
@@ -115,6 +116,7 @@ class FeedReport:
         out += [f"{b}: work started" for b in self.started]
         out += [f"epic {e}: {s}" for e, s in self.epics]
         out += self.caught_up
+        out += self.notices
         out += [f"{b.bead}: waits: {b.phrase()} (the next 'git convoy feed' or refinery run "
                 "brings it in)" for b in self.behind]
         out += [d.line() for d in self.dispatched]

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitconvoy.errors import ConvoyError
-from gitconvoy.git import localconfig, revs
-from gitconvoy.land import checks, landing, notify, targetchecks
+from gitconvoy.git import localconfig, notify, revs
+from gitconvoy.land import checks, landing, targetchecks
 from gitconvoy.plan import targets
 from gitconvoy.plan.edits import with_status
 from gitconvoy.state import ids
@@ -489,8 +489,10 @@ def _in_target(store: Store, mr: MergeRequest) -> bool:
 def _record(store: Store, mr: MergeRequest, step: Step,
             result: landing.Landed | None = None) -> Step:
     max_failures = number_setting(store, "convoy.refinery.maxCheckFailures")
+    events: list[dict[str, Any]] = []
 
     def mutate(tx: Tx) -> Step:
+        events.clear()  # a retried transaction decides afresh
         current = mrs_of(tx).get(mr.id)
         if current is None or current.status != mr.status:
             return step  # someone else already moved this MR on
@@ -525,13 +527,22 @@ def _record(store: Store, mr: MergeRequest, step: Step,
             if bead is not None and not bead.done:
                 _send_back(tx, bead, current, step.detail, log, escalate)
             if escalate:
-                step.notes.append(
-                    f"escalated: {mr.bead} failed its check {failures} times "
-                    f"(convoy.refinery.maxCheckFailures = {max_failures})"
-                )
+                note = (f"escalated: {mr.bead} failed its check {failures} times "
+                        f"(convoy.refinery.maxCheckFailures = {max_failures})")
+                if note not in step.notes:
+                    step.notes.append(note)
+                events.append({"event": "check_failures_escalated", "mr": mr.id,
+                               "bead": mr.bead, "failures": failures, "log": log,
+                               "branch": mr.branch, "target": mr.target,
+                               "command": f"git convoy bead show {mr.bead}"})
         return step
 
-    return store.transact(mutate, lambda s: f"refinery {s.mr} ({s.bead}): {s.outcome}")
+    done = store.transact(mutate, lambda s: f"refinery {s.mr} ({s.bead}): {s.outcome}")
+    for event in events:  # only the process whose transaction escalated tells anyone
+        failed = notify.send(store, event)
+        if failed:
+            done.notes.append(failed)
+    return done
 
 
 def recovery_command(mr_id: str, result: landing.Landed | None) -> str:
