@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
 from conftest import convoy, ok, ref_of
 
 
@@ -44,3 +45,37 @@ def test_init_with_another_prefix_on_an_existing_state_says_so(state_repo):
                                "init does not change it (new beads keep t-…): nothing was done")
     assert ref_of(state_repo) == before
     assert ok("init") == "refs/heads/convoy/state already exists (prefix t); nothing to do"
+
+
+# --- input rules made consistent (issue 14) -------------------------------------------------
+
+
+def test_a_title_is_one_line(state_repo):
+    res = convoy("bead", "create", "first line\nsecond line")
+    assert (res.code, res.err) == (1, "error: title must be one line (listings show one bead "
+                                      "per line): put the rest in --description\n")
+    bead = ok("bead", "create", "fine")
+    res = convoy("bead", "update", bead, "--title", "a\rb")
+    assert res.code == 1 and "must be one line" in res.err
+
+
+@pytest.mark.parametrize("args", [
+    ("rig", "add", "r2", "--target", "bad..name"),
+    ("bead", "create", "x", "--target", "refs/../x"),
+    ("create", "C", "--target", "-rf"),
+    ("done", "--branch", "a b"),
+])
+def test_every_branch_name_typed_is_checked_by_gits_rules(state_repo, args):
+    res = convoy(*args)
+    assert res.code == 1 and "is not a valid branch name" in res.err, res
+    assert res.err.count("\n") == 1
+
+
+def test_a_state_naming_an_invalid_branch_is_refused_by_name(state_repo):
+    from gitconvoy.errors import SchemaError
+    from gitconvoy.state.model import Bead
+
+    with pytest.raises(SchemaError) as info:
+        Bead.from_dict({"id": "t-1", "title": "x", "branch": "--upload-pack=evil"},
+                       "beads/t-1.yaml")
+    assert "branch" in str(info.value) and "starts with '-'" in str(info.value)

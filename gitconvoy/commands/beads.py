@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines, warn_broken
+from gitconvoy.commands.refargs import branch_value
 from gitconvoy.errors import ConvoyError
 from gitconvoy.plan import convoys, edits, graph
 from gitconvoy.render.shapes import bead_json
@@ -92,7 +93,7 @@ def _read_batch(path: str) -> list[edits.BeadSpec]:
 @click.option("--dep", "deps", multiple=True, help="ID or TYPE:ID this bead depends on.")
 @click.option("--id", "bead_id", help="An explicit id (letters, digits, '-', '.', '_').")
 @click.option("--rig", help="The rig that should run it.")
-@click.option("--target", help="The branch its work lands on.")
+@click.option("--target", help="The branch its work lands on.", callback=branch_value)
 @click.option("--convoy", "into", help="Track it in this convoy too (a bead under an epic an "
               "open convoy tracks joins that convoy by itself).")
 @click.option("--batch", type=click.Path(),
@@ -206,7 +207,7 @@ def list_beads(statuses: tuple[str, ...], types: tuple[str, ...], assignee: str 
 @click.option("--remove-label", "remove_labels", multiple=True, help="Remove a label.")
 @click.option("--parent", help="Move under this epic ('' to detach).")
 @click.option("--rig")
-@click.option("--target")
+@click.option("--target", callback=branch_value)
 @click.option("--reason", help="Close reason, with --status closed.")
 @json_option
 def update(bead_id: str, as_json: bool, **options: Any) -> int:

@@ -13,6 +13,7 @@ from gitconvoy.commands.io import (
     say_text,
     warn_broken,
 )
+from gitconvoy.commands.refargs import branch_value
 from gitconvoy.errors import EXIT_USER, ConvoyError
 from gitconvoy.flow import detached
 from gitconvoy.flow.dispatch import Dispatched, dispatch_bead
@@ -38,7 +39,7 @@ def _branch_exists(store: Store) -> object:
 @click.argument("beads", nargs=-1)
 @click.option("--from-epic", "epic", help="Track this epic and all its descendants.")
 @click.option("--rig", help="Rig for beads that name none.")
-@click.option("--target", help="Target branch for beads that name none.")
+@click.option("--target", help="Target branch for beads that name none.", callback=branch_value)
 def create(title: str, beads: tuple[str, ...], epic: str | None, rig: str | None,
            target: str | None) -> int:
     """Create an open convoy tracking BEADS (the feeder dispatches them as they get ready)."""

@@ -6,6 +6,7 @@ import click
 
 from gitconvoy import cycle
 from gitconvoy.commands.io import json_option, open_store, print_json, say
+from gitconvoy.commands.refargs import branch_value
 from gitconvoy.land import integration as engine
 
 
@@ -16,7 +17,8 @@ def integration_group() -> None:
 
 @integration_group.command("create")
 @click.argument("epic")
-@click.option("--base", help="Branch to cut from (default: the epic's target).")
+@click.option("--base", help="Branch to cut from (default: the epic's target).",
+              callback=branch_value)
 @click.option("--name", help="Branch name (default: convoy.integration.template, "
                              "integration/{epic}-{slug}).")
 @click.option("--all", "every", is_flag=True,

@@ -8,14 +8,17 @@ import click
 
 from gitconvoy import cycle
 from gitconvoy.commands.io import json_option, open_store, print_json, say, warn_broken
+from gitconvoy.commands.refargs import branch_value
 from gitconvoy.errors import EXIT_RACE, ConvoyError
 from gitconvoy.land import refinery as engine
 
 
 @click.command()
 @click.argument("bead", required=False)
-@click.option("--target", help="Land on this branch instead of the bead's target.")
-@click.option("--branch", help="The work branch (default: the bead's branch or HEAD's).")
+@click.option("--target", help="Land on this branch instead of the bead's target.",
+              callback=branch_value)
+@click.option("--branch", help="The work branch (default: the bead's branch or HEAD's).",
+              callback=branch_value)
 @json_option
 def done(bead: str | None, target: str | None, branch: str | None, as_json: bool) -> int:
     """Queue the work branch's tip for landing (a merge request for the refinery)."""

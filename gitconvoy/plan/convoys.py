@@ -148,24 +148,27 @@ def track_grown(tx: Tx, beads: list[Bead], into: str | None = None) -> list[tupl
         if convoy.status == "closed":
             raise ConvoyError(f"convoy {into} is closed: 'git convoy add {into} BEAD' "
                               "reopens it")
-    if not beads:
-        return added
-    parents = {b.id: b.parent for b in tx.beads.values()}
+    if not beads or (into is None and not any(b.parent for b in beads)) or \
+            tx.convoys.count() == 0:
+        return added  # nothing can take them in: no other object is read
+    live = [c for c in tx.convoys.values() if c.status != "closed" or c.id == into]
 
     def ancestors(bead_id: str) -> set[str]:
+        """Walked by single lookups: a create stays flat however big the state is."""
         out: set[str] = set()
-        current = parents.get(bead_id)
+        found = tx.beads.get(bead_id)
+        current = found.parent if found is not None else None
         while current and current not in out:
             out.add(current)
-            current = parents.get(current)
+            parent = tx.beads.get(current)
+            current = parent.parent if parent is not None else None
         return out
 
-    for convoy in sorted(tx.convoys.values(), key=lambda c: c.id):
-        if convoy.status == "closed" and convoy.id != into:
-            continue
+    lines = {b.id: ancestors(b.id) for b in beads}
+    for convoy in sorted(live, key=lambda c: c.id):
         tracked = set(convoy.tracks)
         fresh = [b.id for b in beads if b.id not in tracked
-                 and (convoy.id == into or ancestors(b.id) & tracked)]
+                 and (convoy.id == into or lines[b.id] & tracked)]
         if fresh:
             tx.put(touched(convoy, tracks=sorted(tracked | set(fresh))))
             added += [(convoy.id, b) for b in fresh]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 from gitconvoy.errors import ConvoyError, NewerSchema, SchemaError
+from gitconvoy.state import refnames
 
 SCHEMA_VERSION = 1
 
@@ -68,6 +69,17 @@ def _str(data: dict, key: str, path: str, *, required: bool = False, max_len: in
         raise SchemaError(path, key, "must not be empty")
     if max_len and len(value) > max_len:
         raise SchemaError(path, key, f"longer than {max_len} characters")
+    return value
+
+
+def _branch(data: dict, key: str, path: str, *, required: bool = False) -> Any:
+    """A branch name the state gives: it becomes a ref and a git argument, so git's rules
+    (and no leading '-') are checked here, where the state is read."""
+    value = _str(data, key, path, required=required)
+    if value is not None:
+        problem = refnames.branch_problem(value)
+        if problem:
+            raise SchemaError(path, key, f"is not a valid branch name: it {problem}")
     return value
 
 
@@ -235,12 +247,14 @@ class Bead:
             **{
                 name: _str(data, name, path)
                 for name in (
-                    "description", "acceptance", "assignee", "parent", "rig", "branch",
-                    "target", "base_commit", "integration_branch", "created_at", "created_by",
+                    "description", "acceptance", "assignee", "parent", "rig",
+                    "base_commit", "created_at", "created_by",
                     "updated_at", "started_at", "closed_at", "close_reason", "import_key",
                     "mr",
                 )
             },
+            **{name: _branch(data, name, path)
+               for name in ("branch", "target", "integration_branch")},
         )
         if (bead.status == "closed") != (bead.closed_at is not None):
             raise SchemaError(path, "closed_at", "must be set exactly when status is closed")
@@ -290,10 +304,11 @@ class Convoy:
             tracks=_str_list(data, "tracks", path),
             warnings=list(data.get("warnings") or []),
             notified=_bool(data, "notified", path),
+            target=_branch(data, "target", path),
             **{
                 name: _str(data, name, path)
                 for name in (
-                    "rig", "target", "source", "created_at", "created_by", "updated_at",
+                    "rig", "source", "created_at", "created_by", "updated_at",
                     "launched_at", "closed_at", "close_reason",
                 )
             },
@@ -329,7 +344,7 @@ class Rig:
         _check_keys(data, where, set(cls.ORDER))
         return cls(
             name=name,
-            target=_str(data, "target", where) or "main",
+            target=_branch(data, "target", where) or "main",
             capacity=_int(data, "capacity", where, 3, 1, 10_000),
             parked=_bool(data, "parked", where),
             dispatch=_str(data, "dispatch", where),
@@ -453,9 +468,9 @@ class MergeRequest:
         return cls(
             id=mr_id,
             bead=_str(data, "bead", path, required=True),
-            branch=_str(data, "branch", path, required=True),
+            branch=_branch(data, "branch", path, required=True),
             commit=commit,
-            target=_str(data, "target", path, required=True),
+            target=_branch(data, "target", path, required=True),
             status=_enum(data, "status", path, MR_STATUSES, "queued"),
             retries=_int(data, "retries", path, 0, 0, 1_000_000),
             check_failures=_int(data, "check_failures", path, 0, 0, 1_000_000),
@@ -525,8 +540,8 @@ class Review:
         return cls(
             id=review_id,
             epic=_str(data, "epic", path, required=True),
-            branch=_str(data, "branch", path, required=True),
-            base=_str(data, "base", path, required=True),
+            branch=_branch(data, "branch", path, required=True),
+            base=_branch(data, "base", path, required=True),
             tip=tip,
             status=_enum(data, "status", path, REVIEW_STATUSES, "pending"),
             findings=list(findings),
