@@ -12,10 +12,11 @@ from conftest import STATE_REF, convoy, git, ok, ref_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitconvoy.importers.build import branch_name_problem, build_import
+from gitconvoy.importers.build import build_import
 from gitconvoy.importers.outline import ImportFailure
 from gitconvoy.importers.prd import parse_label, parse_prd
 from gitconvoy.plan.waves import plan_waves
+from gitconvoy.state.refnames import branch_problem as branch_name_problem
 from gitconvoy.state.store import Store
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "PRD.md"

@@ -79,3 +79,14 @@ def test_a_state_naming_an_invalid_branch_is_refused_by_name(state_repo):
         Bead.from_dict({"id": "t-1", "title": "x", "branch": "--upload-pack=evil"},
                        "beads/t-1.yaml")
     assert "branch" in str(info.value) and "starts with '-'" in str(info.value)
+
+
+def test_import_dry_run_shows_the_ids_the_import_creates(state_repo):
+    doc = state_repo.parent / "prd.md"
+    doc.write_text("# Plan\n\n## Data model\n\n- Tables\n\n## API (after: Data model)\n\n"
+                   "- Endpoints\n")
+    dry = json.loads(ok("import", str(doc), "--dry-run", "--json"))
+    shown = sorted(b["id"] for b in dry["beads"])
+    ok("import", str(doc))
+    made = sorted(b["id"] for b in json.loads(ok("bead", "list", "--json")))
+    assert shown == made, (shown, made)
