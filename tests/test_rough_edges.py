@@ -90,3 +90,20 @@ def test_import_dry_run_shows_the_ids_the_import_creates(state_repo):
     ok("import", str(doc))
     made = sorted(b["id"] for b in json.loads(ok("bead", "list", "--json")))
     assert shown == made, (shown, made)
+
+
+def test_docs_link_only_to_files_in_the_repository():
+    """The docs once sent readers to WORKFLOWS.md and DESIGN §…, which live outside it."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    pages = [root / "README.md", root / "SECURITY.md", *sorted((root / "docs").glob("*.md"))]
+    missing = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if "://" not in target and not (page.parent / target).exists():
+                missing.append(f"{page.name} -> {target}")
+        missing += [f"{page.name} -> {m}" for m in re.findall(r"WORKFLOWS\.md|DESIGN §", text)]
+    assert missing == []
