@@ -107,3 +107,20 @@ def test_docs_link_only_to_files_in_the_repository():
                 missing.append(f"{page.name} -> {target}")
         missing += [f"{page.name} -> {m}" for m in re.findall(r"WORKFLOWS\.md|DESIGN §", text)]
     assert missing == []
+
+
+def test_integration_status_of_a_landed_epic_says_it_landed(state_repo):
+    from test_refinery_helpers import add_rig, worker_commit
+
+    add_rig()
+    epic = ok("bead", "create", "--type", "epic", "E")
+    task = ok("bead", "create", "T", "--parent", epic)
+    ok("integration", "create", epic)
+    ok("create", "C", epic, task)
+    ok("feed")
+    worker_commit(state_repo, f"convoy/{task}", {"t.txt": "t\n"})
+    ok("done", task)
+    ok("refinery", "run")
+    ok("integration", "land", epic)
+    out = ok("integration", "status", epic)
+    assert out.startswith("integration/") and f"landed: epic {epic} is closed" in out

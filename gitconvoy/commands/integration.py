@@ -54,7 +54,15 @@ def create(epic: str, base: str | None, name: str | None, every: bool, as_json: 
 @json_option
 def status(epic: str, as_json: bool) -> int:
     """Ahead/behind, children, merged and pending MRs, and whether it is ready to land."""
-    st = engine.status(open_store(), epic)
+    store = open_store()
+    landed = engine.landed_line(store, epic)
+    if landed is not None:
+        if as_json:
+            print_json({"epic": epic, "landed": True, "detail": landed})
+        else:
+            say(landed)
+        return 0
+    st = engine.status(store, epic)
     if as_json:
         print_json(st.to_json())
         return 0

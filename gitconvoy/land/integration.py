@@ -186,6 +186,15 @@ class Status:
                 "reasons": self.reasons}
 
 
+def landed_line(store: Store, epic_id: str) -> str | None:
+    """For an epic that already landed (its branch gone with it): one line saying so."""
+    epic = find_epic(store.snapshot(), epic_id)
+    if epic.status != "closed" or not epic.integration_branch or \
+            store.head_of(f"refs/heads/{epic.integration_branch}") is not None:
+        return None
+    return f"{epic.integration_branch} landed: epic {epic_id} is closed ({epic.close_reason})"
+
+
 def status(store: Store, epic_id: str) -> Status:
     snap = store.snapshot()
     epic = find_epic(snap, epic_id)
@@ -427,7 +436,7 @@ def _gate_epic(store: Store, epic_id: str, branch: str, source: str, src_tip: st
                 return found.id
         stamp = now()
         title = f"Bring {source} into {branch}"[:MAX_TITLE]
-        gate_id = ids.new_id(tx.config.prefix, title, tx.beads, len(tx.beads) + 1)
+        gate_id = ids.new_id(tx.config.prefix, title, tx.beads, tx.beads.count() + 1)
         gate = Bead(id=gate_id, title=title, type="task", priority=epic.priority,
                     description=description, labels=[refinery.CONFLICT_LABEL], rig=epic.rig,
                     target=branch, created_at=stamp, created_by="refinery",
