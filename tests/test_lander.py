@@ -3,6 +3,7 @@ local config says so, and `refinery watch` keeps landing until it is stopped."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -133,3 +134,37 @@ def test_a_bare_remote_with_server_hooks_lands_what_clients_queue(tmp_path: Path
     assert bead_json(bead)["status"] == "closed"
     log = (bare / "convoy" / "refinery.log").read_text()
     assert "refinery: 1 of 1 landed" in log, log
+
+
+def test_the_server_lander_leaves_dispatch_to_the_clients(tmp_path: Path, monkeypatch):
+    """A landing on the bare remote makes a dependent ready; the server has no workers (no
+    dispatch command), so it must not hand the dependent out itself — it did, to nobody:
+    `branch convoy/<b> ready (no dispatch command configured)`, and no client could claim it.
+    The clients' feeders and `claim` hand it out."""
+    bare = tmp_path / "remote.git"
+    git("init", "-q", "--bare", "-b", "main", str(bare))
+    alice = make_repo(tmp_path / "alice")
+    git("remote", "add", "origin", str(bare), cwd=alice)
+    monkeypatch.chdir(alice)
+    ok("init", "--prefix", "t")
+    ok("rig", "add", "app", "--target", "main")
+    first = ok("bead", "create", "First")
+    then = ok("bead", "create", "Then")
+    ok("dep", "add", then, first)
+    ok("create", "Pair", first, then)
+    git("push", "-q", "-u", "origin", "main", "convoy/state", cwd=alice)
+    git_convoy("hooks", "install", "--server", cwd=bare)
+    assert json.loads(ok("claim", "--json", "--as", "alice"))["bead"] == first
+    worker_commit(alice, f"convoy/{first}", {f"{first}.txt": "first\n"})
+    git("push", "-q", "origin", f"convoy/{first}", cwd=alice)
+    ok("done", first)
+    git_convoy("sync", cwd=alice)
+    log = bare / "convoy" / "refinery.log"
+    wait_for(lambda: log.exists() and "refinery: 1 of 1 landed" in log.read_text(),
+             "the remote to land the first bead")
+    assert "no dispatch command configured" not in log.read_text()
+    git_convoy("sync", cwd=alice)
+    assert bead_json(first)["status"] == "closed"
+    assert bead_json(then)["status"] == "open"
+    assert git("branch", "--list", f"convoy/{then}", cwd=bare) == ""
+    assert json.loads(ok("claim", "--json", "--as", "alice"))["bead"] == then
