@@ -168,3 +168,32 @@ def test_the_server_lander_leaves_dispatch_to_the_clients(tmp_path: Path, monkey
     assert bead_json(then)["status"] == "open"
     assert git("branch", "--list", f"convoy/{then}", cwd=bare) == ""
     assert json.loads(ok("claim", "--json", "--as", "alice"))["bead"] == then
+
+
+def test_the_server_lander_lands_a_ready_epic_through_the_review_gate(tmp_path: Path,
+                                                                      monkeypatch):
+    """Without dispatching, the server's feed still sees an epic whose tasks are all in its
+    integration branch, and the gate (an approving reviewer on the server) lands it."""
+    bare = tmp_path / "remote.git"
+    git("init", "-q", "--bare", "-b", "main", str(bare))
+    alice = make_repo(tmp_path / "alice")
+    git("remote", "add", "origin", str(bare), cwd=alice)
+    monkeypatch.chdir(alice)
+    ok("init", "--prefix", "t")
+    ok("rig", "add", "app", "--target", "main")
+    epic = ok("bead", "create", "Epic", "--type", "epic")
+    task = ok("bead", "create", "Task", "--parent", epic)
+    ok("integration", "create", epic, "--name", "integration/e")
+    ok("create", "Epic work", epic, task)
+    git("push", "-q", "-u", "origin", "main", "integration/e", "convoy/state", cwd=alice)
+    for key, value in (("convoy.review", "true"), ("convoy.review.command", "true")):
+        git("config", key, value, cwd=bare)
+    git_convoy("hooks", "install", "--server", cwd=bare)
+    assert json.loads(ok("claim", "--json", "--as", "alice"))["bead"] == task
+    tip = worker_commit(alice, f"convoy/{task}", {"t.txt": "task\n"})
+    git("push", "-q", "origin", f"convoy/{task}", cwd=alice)
+    ok("done", task)
+    git_convoy("sync", cwd=alice)
+    wait_for(lambda: is_ancestor(bare, tip, "main"), "the remote to land the epic on main")
+    git_convoy("sync", cwd=alice)
+    assert bead_json(epic)["status"] == "closed"
