@@ -27,11 +27,12 @@ def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -
     integration branch; a landed epic or a filed fix task feeds again.
 
     With a hook's budget (`detach`), the gate is left to `git convoy feed`: a review runs
-    check commands, which can take minutes, and a hook never holds git for that."""
+    check commands, which can take minutes, and a hook never holds git for that. Without
+    `dispatch` (the server's lander: it has no workers) nothing is handed out, but landed
+    work still closes and a ready epic still goes through the gate."""
     report = feeder.feed(store, dispatch=dispatch, budget=budget)
-    if not dispatch:
-        return report
-    _catch_up(store, report, budget)
+    if dispatch:  # the server's lander dispatches nothing, so it brings nothing up to date
+        _catch_up(store, report, budget)
     _notify(store, report)
     gated: set[str] = set()
     for _ in range(MAX_ROUNDS):
@@ -46,7 +47,7 @@ def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -
         report.reviews += [(e.epic, e.line) for e in events]
         if not any(e.fix_bead or e.landed for e in events):
             break
-        report.absorb(feeder.feed(store, budget=budget))
+        report.absorb(feeder.feed(store, dispatch=dispatch, budget=budget))
     return report
 
 
@@ -107,20 +108,23 @@ def _notify(store: Store, report: FeedReport) -> None:
             return  # said once; the next event would fail the same way
 
 
-def _feed_lines(store: Store) -> list[str]:
-    return feed(store).lines()
+def _feed_lines(store: Store, *, dispatch: bool = True) -> list[str]:
+    return feed(store, dispatch=dispatch).lines()
 
 
-def land_queue(store: Store, *, once: bool = False, only: set[str] | None = None
-               ) -> refinery.RunReport:
+def land_queue(store: Store, *, once: bool = False, only: set[str] | None = None,
+               dispatch: bool = True) -> refinery.RunReport:
     """`refinery run` (and `done` with onDone, and `refinery watch`): prune check worktrees a
     killed refinery left, land the queue; after each landing, feed (dependents start from the
-    new target before the next MR lands)."""
+    new target before the next MR lands). The server's lander passes `dispatch=False`: on a
+    bare remote nobody works, so the clients' feeders and `claim` hand out what became ready."""
     pruned = checks.prune_stale(store)
-    report = refinery.run(store, once=once, only=only, on_landed=lambda: _feed_lines(store))
+    report = refinery.run(store, once=once, only=only,
+                          on_landed=lambda: _feed_lines(store, dispatch=dispatch))
     report.notices[:0] = pruned
     if any(s.outcome == "conflict" for s in report.steps):
-        report.fed.extend(_feed_lines(store))  # the conflict bead goes to a worker now
+        # the conflict bead goes to a worker now (on a server: the clients hand it out)
+        report.fed.extend(_feed_lines(store, dispatch=dispatch))
     return report
 
 

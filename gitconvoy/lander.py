@@ -88,15 +88,17 @@ def _take(path: str) -> bool:
 
 def serve(store: Store, report: Callable[[RunReport], None]) -> int:
     """What the server's post-receive shim starts: land while pushes keep marking work due,
-    then exit. A second serve while one runs exits at once; the running one sees the marker
-    the second push left, also when it arrives just as the lock is released."""
+    then exit. It dispatches nothing: a bare remote has no workers, and a bead it handed to
+    its rig's default dispatch (a branch, no command) was lost to every worker. A second
+    serve while one runs exits at once; the running one sees the marker the second push
+    left, also when it arrives just as the lock is released."""
     due = os.path.join(store.common_dir, "convoy", DUE_FILE)
     rounds = 0
     while True:
         try:
             with lander_lock(store):
                 while _take(due) or rounds == 0:
-                    report(cycle.land_queue(store))
+                    report(cycle.land_queue(store, dispatch=False))
                     rounds += 1
         except Busy:
             return rounds

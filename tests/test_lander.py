@@ -3,6 +3,7 @@ local config says so, and `refinery watch` keeps landing until it is stopped."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -133,3 +134,66 @@ def test_a_bare_remote_with_server_hooks_lands_what_clients_queue(tmp_path: Path
     assert bead_json(bead)["status"] == "closed"
     log = (bare / "convoy" / "refinery.log").read_text()
     assert "refinery: 1 of 1 landed" in log, log
+
+
+def test_the_server_lander_leaves_dispatch_to_the_clients(tmp_path: Path, monkeypatch):
+    """A landing on the bare remote makes a dependent ready; the server has no workers (no
+    dispatch command), so it must not hand the dependent out itself — it did, to nobody:
+    `branch convoy/<b> ready (no dispatch command configured)`, and no client could claim it.
+    The clients' feeders and `claim` hand it out."""
+    bare = tmp_path / "remote.git"
+    git("init", "-q", "--bare", "-b", "main", str(bare))
+    alice = make_repo(tmp_path / "alice")
+    git("remote", "add", "origin", str(bare), cwd=alice)
+    monkeypatch.chdir(alice)
+    ok("init", "--prefix", "t")
+    ok("rig", "add", "app", "--target", "main")
+    first = ok("bead", "create", "First")
+    then = ok("bead", "create", "Then")
+    ok("dep", "add", then, first)
+    ok("create", "Pair", first, then)
+    git("push", "-q", "-u", "origin", "main", "convoy/state", cwd=alice)
+    git_convoy("hooks", "install", "--server", cwd=bare)
+    assert json.loads(ok("claim", "--json", "--as", "alice"))["bead"] == first
+    worker_commit(alice, f"convoy/{first}", {f"{first}.txt": "first\n"})
+    git("push", "-q", "origin", f"convoy/{first}", cwd=alice)
+    ok("done", first)
+    git_convoy("sync", cwd=alice)
+    log = bare / "convoy" / "refinery.log"
+    wait_for(lambda: log.exists() and "refinery: 1 of 1 landed" in log.read_text(),
+             "the remote to land the first bead")
+    assert "no dispatch command configured" not in log.read_text()
+    git_convoy("sync", cwd=alice)
+    assert bead_json(first)["status"] == "closed"
+    assert bead_json(then)["status"] == "open"
+    assert git("branch", "--list", f"convoy/{then}", cwd=bare) == ""
+    assert json.loads(ok("claim", "--json", "--as", "alice"))["bead"] == then
+
+
+def test_the_server_lander_lands_a_ready_epic_through_the_review_gate(tmp_path: Path,
+                                                                      monkeypatch):
+    """Without dispatching, the server's feed still sees an epic whose tasks are all in its
+    integration branch, and the gate (an approving reviewer on the server) lands it."""
+    bare = tmp_path / "remote.git"
+    git("init", "-q", "--bare", "-b", "main", str(bare))
+    alice = make_repo(tmp_path / "alice")
+    git("remote", "add", "origin", str(bare), cwd=alice)
+    monkeypatch.chdir(alice)
+    ok("init", "--prefix", "t")
+    ok("rig", "add", "app", "--target", "main")
+    epic = ok("bead", "create", "Epic", "--type", "epic")
+    task = ok("bead", "create", "Task", "--parent", epic)
+    ok("integration", "create", epic, "--name", "integration/e")
+    ok("create", "Epic work", epic, task)
+    git("push", "-q", "-u", "origin", "main", "integration/e", "convoy/state", cwd=alice)
+    for key, value in (("convoy.review", "true"), ("convoy.review.command", "true")):
+        git("config", key, value, cwd=bare)
+    git_convoy("hooks", "install", "--server", cwd=bare)
+    assert json.loads(ok("claim", "--json", "--as", "alice"))["bead"] == task
+    tip = worker_commit(alice, f"convoy/{task}", {"t.txt": "task\n"})
+    git("push", "-q", "origin", f"convoy/{task}", cwd=alice)
+    ok("done", task)
+    git_convoy("sync", cwd=alice)
+    wait_for(lambda: is_ancestor(bare, tip, "main"), "the remote to land the epic on main")
+    git_convoy("sync", cwd=alice)
+    assert bead_json(epic)["status"] == "closed"

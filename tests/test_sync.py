@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -286,6 +287,51 @@ def test_a_locked_local_ref_is_named_not_blamed_on_the_remote(tmp_path, monkeypa
     with pytest.raises(LostRace, match=r"refs/heads/convoy/state kept moving here"):
         run_sync(Store.open(), rounds=2)
     assert ref_of(a) == before
+
+
+def test_a_fetch_that_meets_a_busy_ref_lock_tries_again(tmp_path, monkeypatch):
+    """Two gitconvoy processes of one clone (a worker's sync, a hook, a claim) fetch the state
+    at once: git refuses the slower one's ref update ("cannot lock ref …: is at X but expected
+    Y", or the other's lock file exists). That is a local race, not a dead remote: the fetch
+    is tried again, and a lock that stays is named after a bounded wait."""
+    remote = published(tmp_path, monkeypatch)
+    a = clone(remote, tmp_path / "a")
+    ok("bead", "create", "moves the remote")  # in seed
+    ok("sync")
+    monkeypatch.chdir(a)
+    lock = a / ".git" / "refs" / "convoy" / "remote" / "origin.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")
+    timer = threading.Timer(0.2, lock.unlink)
+    timer.start()
+    try:
+        ok("sync")
+    finally:
+        timer.join()
+    assert ref_of(a) == ref_of(remote)
+    monkeypatch.chdir(tmp_path / "seed")
+    ok("bead", "create", "moves it again")
+    ok("sync")
+    monkeypatch.chdir(a)
+    lock.write_text("")  # a crash's lock: it stays
+    res = convoy("sync")
+    assert res.code == 1 and res.err.startswith("error: cannot fetch"), res
+    assert "origin.lock" in res.err and res.err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_parallel_syncs_in_one_clone_all_succeed(tmp_path, monkeypatch):
+    remote = published(tmp_path, monkeypatch)
+    b = clone(remote, tmp_path / "b")
+    for n in range(4):
+        ok("bead", "create", f"remote moves {n}")  # in seed
+        ok("sync")
+        procs = [subprocess.Popen(["git", "convoy", "sync", "-q"], cwd=b, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for _ in range(4)]
+        results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+        assert all(code == 0 for code, _ in results), results
+    assert state_tree(b) == state_tree(remote)
 
 
 def test_two_beads_that_meet_under_one_id_are_both_kept(tmp_path, monkeypatch):

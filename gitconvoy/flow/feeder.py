@@ -47,6 +47,7 @@ from gitconvoy.plan import epics, graph
 from gitconvoy.plan.edits import with_status
 from gitconvoy.plan.targets import rig_for
 from gitconvoy.state.model import IN_FLIGHT, Bead, in_flight, now, resolves, touched
+from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
 
@@ -326,7 +327,9 @@ def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -
     store.transact(mutate, lambda _: _feed_message(report))
     for bead_id, _ in report.handed_back:
         drop_fresh_branch(store, snap.beads[bead_id])
-    if dispatch:
+    if not dispatch:  # (the server's lander) what is ready, waiting to land or stranded
+        _survey(store.snapshot(), report)
+    else:
         _dispatch_ready(store, report, budget)
         if any(d.ok for d in report.dispatched):
             late = FeedReport()
@@ -363,11 +366,11 @@ def _feed_message(report: FeedReport) -> str:
     return "feed: " + "; ".join(parts)
 
 
-def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
-    """Step 4 and 5: fill each rig's free capacity from the open convoys' ready beads, until
-    the budget's time is up (what is left goes to `report.deferred`)."""
-    snap = store.snapshot()
-    index = graph.Index(snap.beads)
+def _survey(snap: Snapshot, report: FeedReport,
+            index: graph.Index | None = None) -> list[tuple[Bead, str]]:
+    """Step 5, and the epics whose children are all in their integration branch: what the
+    open convoys have ready (bead, convoy id), in no particular order."""
+    index = index or graph.Index(snap.beads)
     stamp = now()
     candidates: list[tuple[Bead, str]] = []
     for convoy in sorted(snap.convoys.values(), key=lambda c: c.id):
@@ -387,6 +390,15 @@ def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
         report.awaiting_land += [x for x in landing if x not in report.awaiting_land]
         if unfinished and not busy and not ready and not landing:
             report.stranded.append(convoy.id)
+    return candidates
+
+
+def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
+    """Step 4 and 5: fill each rig's free capacity from the open convoys' ready beads, until
+    the budget's time is up (what is left goes to `report.deferred`)."""
+    snap = store.snapshot()
+    index = graph.Index(snap.beads)
+    candidates = _survey(snap, report, index)
     # conflict beads first: each unblocks work that is otherwise done
     candidates.sort(key=lambda pair: (resolves(pair[0]) is None, graph.sort_key(pair[0])))
     integrating = integration_branches(snap)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import re
 import subprocess
+import time
 from dataclasses import dataclass
 
 from gitconvoy.errors import ConvoyError
@@ -105,18 +107,30 @@ def parse_version(text: str) -> tuple[int, int, int]:
     return (int(found.group(1)), int(found.group(2)), int(found.group(3) or 0))
 
 
+FETCH_LOCK_TRIES = 8  # 0.6–1.4 s of waiting in all before a lock that stays is reported
+
+
 def fetch_ref(git_dir: str, remote: str, ref: str, into: str,
               env: dict[str, str] | None = None) -> bool:
-    """Fetch the remote's `ref` into our private ref `into`; False when the remote lacks it."""
-    res = run_git(
-        ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-maintenance",
-         remote, f"+{ref}:{into}"],
-        git_dir=git_dir, check=False, env=env,
-    )
-    if res.code == 0:
-        return True
-    if "couldn't find remote ref" in res.err:
-        return False
+    """Fetch the remote's `ref` into our private ref `into`; False when the remote lacks it.
+
+    Another process of this clone (a worker's sync, a hook, a claim) fetching the same ref
+    at the same moment makes git refuse our local ref update ("cannot lock ref …: is at X
+    but expected Y", or its lock file exists): a local race, so the fetch is tried again
+    (bounded; a lock left by a crash is then reported like any other failure)."""
+    for attempt in range(1, FETCH_LOCK_TRIES + 1):
+        res = run_git(
+            ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-maintenance",
+             remote, f"+{ref}:{into}"],
+            git_dir=git_dir, check=False, env=env,
+        )
+        if res.code == 0:
+            return True
+        if "couldn't find remote ref" in res.err:
+            return False
+        if "cannot lock ref" not in res.err or attempt == FETCH_LOCK_TRIES:
+            break
+        time.sleep(random.uniform(0.02 * attempt, 0.05 * attempt))
     raise ConvoyError(f"cannot fetch {ref} from {remote}: {res.first_error}")
 
 
