@@ -10,7 +10,7 @@ import pytest
 from conftest import convoy, git, ok
 
 from gitconvoy.errors import ConvoyError
-from gitconvoy.land import formulas
+from gitconvoy.git import formulas
 from gitconvoy.state.store import Store
 
 NAME = "mol-integration-review"

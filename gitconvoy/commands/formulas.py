@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines
+from gitconvoy.git import formulas as engine
 from gitconvoy.git import localconfig
-from gitconvoy.land import formulas as engine
 from gitconvoy.state.store import Store
 
 
