@@ -28,6 +28,14 @@ CONVOY_STATUSES = ("staged_ready", "staged_warnings", "open", "closed")
 MAX_TITLE = 500
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Formulas (gitconvoy.git.formulas) as a bead names them: the names, step ids and var names
+# a formula file may use, and caps that keep a bead small whatever the state's writer puts.
+FORMULA_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+STEP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+MAX_STEPS = 64
+MAX_FORMULA_VARS = 32
+MAX_VAR_VALUE = 2000
 
 
 def now() -> str:
