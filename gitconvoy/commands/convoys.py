@@ -16,13 +16,14 @@ from gitconvoy.commands.io import (
 from gitconvoy.errors import EXIT_USER, ConvoyError
 from gitconvoy.flow import detached
 from gitconvoy.flow.dispatch import Dispatched, dispatch_bead
+from gitconvoy.git import formulas
 from gitconvoy.land import integration
 from gitconvoy.plan import convoys, graph, staging
 from gitconvoy.plan.targets import rig_for
 from gitconvoy.plan.waves import plan_waves
 from gitconvoy.render.plan import gated_lines, plan_lines, tree_lines, wave_lines
 from gitconvoy.render.shapes import bead_json, convoy_json
-from gitconvoy.state.model import Convoy, touched
+from gitconvoy.state.model import IN_FLIGHT, Convoy, touched
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
@@ -257,13 +258,21 @@ def close(convoy_id: str, force: bool, reason: str | None) -> int:
 @click.command()
 @click.argument("beads", nargs=-1, required=True)
 @click.option("--rig", help="Rig to run them on.")
-@click.option("--formula", help="Formula the worker follows (passed as CONVOY_FORMULA).")
+@click.option("--formula", help="Workflow formula the workers follow, stored on the beads "
+                                "(CONVOY_FORMULA; 'git convoy work' shows its steps).")
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
+              help="A value for one of the formula's vars (repeatable).")
 @click.option("--title", help="Title of the convoy made for the batch.")
 def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
-          title: str | None) -> int:
+          variables: tuple[str, ...], title: str | None) -> int:
     """Hand beads to workers: one convoy for the batch; ready ones dispatched now."""
     store = open_store()
     snap = store.snapshot()
+    values = formulas.parse_assignments(variables)
+    if values and not formula:
+        raise ConvoyError("--var needs --formula: the vars belong to a formula")
+    if formula:
+        formulas.for_worker(store, formula, values)  # unknown, invalid or a review: refused
     for bead_id in beads:
         bead = snap.bead(bead_id)
         if not bead.slingable:
@@ -285,6 +294,12 @@ def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
             for bead_id in beads:
                 if tx.beads[bead_id].rig != rig and tx.beads[bead_id].status == "open":
                     tx.put(touched(tx.beads[bead_id], rig=rig))
+        if formula:  # kept on the bead: whoever dispatches it later hands out the same
+            for bead_id in beads:
+                bead = tx.beads[bead_id]
+                if not bead.done and bead.status not in IN_FLIGHT and \
+                        (bead.formula, bead.formula_vars) != (formula, values):
+                    tx.put(touched(bead, formula=formula, formula_vars=values))
         fresh = [b for b in beads if b not in tracked_by]
         if not fresh:
             return tracked_by[beads[0]]
@@ -308,7 +323,7 @@ def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
         for c in snap.convoys.values():
             if c.status == "open" and bead_id in c.tracks:
                 owner = c
-        results.append(dispatch_bead(store, bead_id, owner, rig, formula))
+        results.append(dispatch_bead(store, bead_id, owner, rig))
     _dispatch_lines(results)
     failed = [r.bead for r in results if not r.ok]
     if failed:  # a script must see it on stderr too, not only in a ✗ line
