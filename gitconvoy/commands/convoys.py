@@ -14,7 +14,7 @@ from gitconvoy.commands.io import (
     warn_broken,
 )
 from gitconvoy.errors import EXIT_USER, ConvoyError
-from gitconvoy.flow import detached
+from gitconvoy.flow import detached, work
 from gitconvoy.flow.dispatch import Dispatched, dispatch_bead
 from gitconvoy.git import formulas
 from gitconvoy.land import integration
@@ -205,9 +205,12 @@ def status(convoy_id: str | None, as_json: bool, fmt: str) -> int:
         f"{progress['in_flight']} in flight")
     tree = staging.member_tree(snap, [t for t in convoy.tracks if t in snap.beads],
                                graph.Index(snap.beads))
+    steps = work.step_counts(store, [snap.beads[b] for _, b in tree])
     for line, (_, bead_id) in zip(tree_lines(snap, tree, waves), tree, strict=True):
         bead = snap.beads[bead_id]
         who = f"  @{bead.assignee}" if bead.assignee and bead.status != "closed" else ""
+        if bead_id in steps:
+            who += f"  steps {steps[bead_id][0]}/{steps[bead_id][1]}"
         err = bead.dispatch.get("last_error") if bead.status == "open" else None
         problem = (detached.current_problem(detached.run_of(store, bead_id), bead)
                    if bead.status == "hooked" else None)  # a hook's detached dispatch
