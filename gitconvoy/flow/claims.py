@@ -57,11 +57,11 @@ class Claimed:
             "bead": b.id, "title": b.title, "type": b.type, "priority": b.priority,
             "description": b.description, "acceptance": b.acceptance, "rig": b.rig,
             "branch": b.branch, "target": b.target, "base_commit": b.base_commit,
-            "assignee": b.assignee, "formula": b.formula,
-            "formula_vars": dict(b.formula_vars), "clone": self.clone,
+            "assignee": b.assignee, "clone": self.clone,
             "claimed_at": b.dispatch.get("claimed_at"),
             "heartbeat": b.dispatch.get("heartbeat"), "ttl": self.ttl,
-            "remote": self.remote, "rounds": self.rounds,
+            "remote": self.remote, "rounds": self.rounds, "formula": b.formula,
+            "formula_vars": dict(b.formula_vars),
         }
 
     def line(self) -> str:
