@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,8 +14,12 @@ from gitconvoy.plan import convoys, edits, graph
 from gitconvoy.render.shapes import bead_json
 from gitconvoy.render.text import bead_detail, bead_line
 from gitconvoy.state.codec import load_yaml
-from gitconvoy.state.model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Dep
+from gitconvoy.state.model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Bead, Dep
 from gitconvoy.state.tx import Tx
+
+if TYPE_CHECKING:
+    from gitconvoy.state.snapshot import Snapshot
+    from gitconvoy.state.store import Store
 
 
 def parse_dep(text: str) -> Dep:
@@ -148,14 +152,31 @@ def create(title: str | None, bead_type: str, priority: str, description: str | 
 @json_option
 def show(ids: tuple[str, ...], as_json: bool) -> int:
     """Show beads in full."""
-    snap = open_store().snapshot()
+    store = open_store()
+    snap = store.snapshot()
     beads = [snap.bead(i) for i in ids]
     if as_json:
         print_json(bead_json(beads[0]) if len(beads) == 1 else [bead_json(b) for b in beads])
         return 0
     for b in beads:
-        say_lines(bead_detail(b))
+        say_lines(bead_detail(b, _steps(store, snap, b)))
     return 0
+
+
+def _steps(store: Store, snap: Snapshot, bead: Bead) -> list[tuple[str, str, bool]] | None:
+    """The bead's formula steps with what is done; None when it names no formula or the
+    formula cannot be read here (the recorded steps are shown instead)."""
+    if not bead.formula:
+        return None
+    from gitconvoy.flow import work
+
+    try:
+        formula = work.bound_formula(store, snap, bead)
+    except ConvoyError:
+        return None
+    if formula is None:
+        return None
+    return [(s.id, s.title, s.done) for s in work.step_states(formula, bead.steps_done)]
 
 
 @bead.command("list")

@@ -15,16 +15,16 @@ from gitconvoy.commands.io import (
 )
 from gitconvoy.commands.refargs import branch_value
 from gitconvoy.errors import EXIT_USER, ConvoyError
-from gitconvoy.flow import detached
+from gitconvoy.flow import detached, work
 from gitconvoy.flow.dispatch import Dispatched, dispatch_bead
-from gitconvoy.git import notify
+from gitconvoy.git import formulas, notify
 from gitconvoy.land import integration
 from gitconvoy.plan import convoys, graph, staging
 from gitconvoy.plan.targets import rig_for
 from gitconvoy.plan.waves import plan_waves
 from gitconvoy.render.plan import gated_lines, plan_lines, tree_lines, wave_lines
 from gitconvoy.render.shapes import bead_json, convoy_json
-from gitconvoy.state.model import Convoy, touched
+from gitconvoy.state.model import IN_FLIGHT, Convoy, touched
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
@@ -211,12 +211,15 @@ def status(convoy_id: str | None, as_json: bool, fmt: str) -> int:
         f"{progress['in_flight']} in flight")
     tree = staging.member_tree(snap, [t for t in convoy.tracks if t in snap.beads],
                                graph.Index(snap.beads))
+    steps = work.step_counts(store, [snap.beads[b] for _, b in tree])
     for line, (_, bead_id) in zip(tree_lines(snap, tree, waves), tree, strict=True):
         bead = snap.beads[bead_id]
         who = f"  @{bead.assignee}" if bead.assignee and bead.status != "closed" else ""
         grown = bool(convoy.launched_at and bead.created_at
                       and bead.created_at > convoy.launched_at)
         who += "  (added after launch)" if grown else ""
+        if bead_id in steps:
+            who += f"  steps {steps[bead_id][0]}/{steps[bead_id][1]}"
         err = bead.dispatch.get("last_error") if bead.status == "open" else None
         problem = (detached.current_problem(detached.run_of(store, bead_id), bead)
                    if bead.status == "hooked" else None)  # a hook's detached dispatch
@@ -267,13 +270,21 @@ def close(convoy_id: str, force: bool, reason: str | None) -> int:
 @click.command()
 @click.argument("beads", nargs=-1, required=True)
 @click.option("--rig", help="Rig to run them on.")
-@click.option("--formula", help="Formula the worker follows (passed as CONVOY_FORMULA).")
+@click.option("--formula", help="Workflow formula the workers follow, stored on the beads "
+                                "(CONVOY_FORMULA; 'git convoy work' shows its steps).")
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
+              help="A value for one of the formula's vars (repeatable).")
 @click.option("--title", help="Title of the convoy made for the batch.")
 def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
-          title: str | None) -> int:
+          variables: tuple[str, ...], title: str | None) -> int:
     """Hand beads to workers: one convoy for the batch; ready ones dispatched now."""
     store = open_store()
     snap = store.snapshot()
+    values = formulas.parse_assignments(variables)
+    if values and not formula:
+        raise ConvoyError("--var needs --formula: the vars belong to a formula")
+    if formula:
+        formulas.for_worker(store, formula, values)  # unknown, invalid or a review: refused
     for bead_id in beads:
         bead = snap.bead(bead_id)
         if not bead.slingable:
@@ -295,6 +306,12 @@ def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
             for bead_id in beads:
                 if tx.beads[bead_id].rig != rig and tx.beads[bead_id].status == "open":
                     tx.put(touched(tx.beads[bead_id], rig=rig))
+        if formula:  # kept on the bead: whoever dispatches it later hands out the same
+            for bead_id in beads:
+                bead = tx.beads[bead_id]
+                if not bead.done and bead.status not in IN_FLIGHT and \
+                        (bead.formula, bead.formula_vars) != (formula, values):
+                    tx.put(touched(bead, formula=formula, formula_vars=values))
         fresh = [b for b in beads if b not in tracked_by]
         if not fresh:
             return tracked_by[beads[0]]
@@ -318,7 +335,7 @@ def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
         for c in snap.convoys.values():
             if c.status == "open" and bead_id in c.tracks:
                 owner = c
-        results.append(dispatch_bead(store, bead_id, owner, rig, formula))
+        results.append(dispatch_bead(store, bead_id, owner, rig))
     _dispatch_lines(results)
     failed = [r.bead for r in results if not r.ok]
     if failed:  # a script must see it on stderr too, not only in a ✗ line

@@ -21,13 +21,15 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from gitconvoy import faults
 from gitconvoy.errors import ConvoyError
 from gitconvoy.flow import detached, publish
-from gitconvoy.git import localconfig, revs, watch
+from gitconvoy.git import formulas, localconfig, revs, watch, worktrees
 from gitconvoy.git.sync import sync
 from gitconvoy.plan import carry, graph
 from gitconvoy.plan.edits import with_status
@@ -94,8 +96,9 @@ def _next_try(attempts: int) -> str:
 
 def _claim(tx: Tx, bead_id: str, convoy: Convoy | None, rig_name: str | None,
            branch_for: dict[str, str], tips: dict[str, str | None],
-           clone: str) -> Bead | str:
-    """Claim inside a transaction; a string result says why the bead was skipped."""
+           clone: str, rig_formulas: Mapping[str, str] | None = None) -> Bead | str:
+    """Claim inside a transaction; a string result says why the bead was skipped.
+    `rig_formulas`: rigs' default formulas (checked beforehand), for a bead without one."""
     bead = tx.bead(bead_id)
     index = graph.Index(tx.beads)
     if bead.status != "open":
@@ -135,9 +138,36 @@ def _claim(tx: Tx, bead_id: str, convoy: Convoy | None, rig_name: str | None,
     claimed = touched(
         claimed, branch=branch, target=target, base_commit=tip,
         assignee=bead.assignee or f"{rig.name}-worker", dispatch=dispatch,
+        formula=bead.formula or (rig_formulas or {}).get(rig.name),
     )
     tx.put(claimed)
     return claimed
+
+
+def worker_formula(store: Store, bead: Bead, rig: Rig | None,
+                   seen: dict[tuple[Any, ...], str | None] | None = None,
+                   ) -> tuple[str | None, str | None]:
+    """(formula, problem): the workflow formula the bead's worker follows — its own (`sling
+    --formula`, a conflict bead's), else its rig's default (`convoy.rig.<rig>.formula`,
+    trusted config only) — and why it cannot be followed here (unknown on this clone, a
+    review formula, a var it lacks), else None. A bead with a problem is not handed out:
+    its worker would get steps nobody can read. `seen` memoises checks within one step."""
+    own = bead.formula
+    name = own or (localconfig.rig_setting(store, rig, "formula") if rig else None)
+    if not name:
+        return None, None
+    key = (name, tuple(sorted(bead.formula_vars.items())))
+    if seen is not None and key in seen:
+        return name, seen[key]
+    try:
+        formulas.for_worker(store, name, bead.formula_vars)
+        problem = None
+    except ConvoyError as exc:
+        problem = exc.message if own or rig is None else \
+            f"rig {rig.name}'s formula (convoy.rig.{rig.name}.formula): {exc.message}"
+    if seen is not None:
+        seen[key] = problem
+    return name, problem
 
 
 def conflicting_mr(state: Snapshot | Tx, bead: Bead) -> MergeRequest | None:
@@ -194,12 +224,16 @@ def conflict_env(store: Store, bead: Bead) -> dict[str, str]:
 
 
 def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
-                 formula: str | None, detach: bool) -> tuple[bool, str]:
+                 detach: bool) -> tuple[bool, str]:
     command = localconfig.rig_setting(store, rig, "dispatch")
     workdir = store.repo.workdir or store.common_dir
     worktree = ""
     if localconfig.rig_setting(store, rig, "worktree") in ("true", "yes", "1"):
-        worktree = os.path.join(store.common_dir, "convoy", "worktrees", bead.id)
+        try:  # the branch's own worktree if it has one (a conflict bead's), else a new one
+            worktree = worktrees.ensure(store, bead.branch or "",
+                                        worktrees.bead_worktree(store, bead.id))
+        except ConvoyError as exc:
+            return False, exc.message
     env = {
         **os.environ,
         "CONVOY_BEAD": bead.id,
@@ -207,7 +241,7 @@ def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
         "CONVOY_BRANCH": bead.branch or "",
         "CONVOY_WORKTREE": worktree,
         "CONVOY_TARGET": bead.target or "",
-        "CONVOY_FORMULA": formula or "",
+        "CONVOY_FORMULA": bead.formula or "",
         "CONVOY_RIG": rig.name,
         "CONVOY_CONVOY": convoy.id if convoy else "",
         "CONVOY_IN_HOOK": "1",
@@ -215,11 +249,6 @@ def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
     }
     for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
         env.pop(var, None)
-    if worktree and not os.path.exists(worktree):
-        made = subprocess.run(["git", "worktree", "add", "-q", worktree, bead.branch or ""],
-                              cwd=workdir, env=env, capture_output=True, text=True)
-        if made.returncode != 0:
-            return False, f"git worktree add failed: {made.stderr.strip()[:200]}"
     if not command:
         where = f" in {worktree}" if worktree else ""
         return True, f"branch {bead.branch} ready{where} (no dispatch command configured)"
@@ -298,20 +327,26 @@ def _in_transit(index: graph.Index, bead_id: str) -> bool:
 
 
 def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
-                  rig_name: str | None = None, formula: str | None = None, *,
-                  detach: bool = False) -> Dispatched:
-    """Claim, branch, run the rig's command (`detach`: start it and return, for hooks)."""
+                  rig_name: str | None = None, *, detach: bool = False) -> Dispatched:
+    """Claim, branch, run the rig's command (`detach`: start it and return, for hooks).
+    The worker gets the bead's formula (or its rig's default, then stored on the bead)."""
     snap = store.snapshot()
     bead = snap.bead(bead_id)
     behind = behind_on(store, snap, bead, convoy) if bead.status == "open" else None
     if behind is not None:
         return Dispatched(bead_id, False, f"not dispatched: {behind.phrase()}; 'git convoy "
                           "feed' brings it in (or it arrives when that work lands there)")
+    rig = snap.config.rigs.get(rig_name) if rig_name else rig_for(snap.config, bead, convoy)
+    formula, problem = worker_formula(store, bead, rig) if bead.status == "open" \
+        else (None, None)
+    if problem is not None:
+        return Dispatched(bead_id, False, f"not dispatched: {problem}")
+    defaults = {rig.name: formula} if rig and formula and not bead.formula else {}
     branches = {bead_id: branch_name(store, bead)}
     tips = {t: branch_tip(store, t) for t in _candidate_targets(snap, bead, convoy)}
     clone = store.clone_id()
     result = store.transact(
-        lambda tx: _claim(tx, bead_id, convoy, rig_name, branches, tips, clone),
+        lambda tx: _claim(tx, bead_id, convoy, rig_name, branches, tips, clone, defaults),
         lambda r: f"dispatch {bead_id}: hooked on {getattr(r, 'rig', '')}",
     )
     if isinstance(result, str):
@@ -324,7 +359,7 @@ def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
     try:
         _ensure_branch(store, result.branch or "", result.base_commit or "")
         faults.point("dispatch.after_branch")
-        ok, detail = _run_command(store, rig, result, convoy, formula, detach)
+        ok, detail = _run_command(store, rig, result, convoy, detach)
     except ConvoyError as exc:
         ok, detail = False, exc.message
     if not ok:

@@ -38,7 +38,7 @@ from gitconvoy.state.model import Rig
 from gitconvoy.state.store import Store
 
 CONFIG_FILE = ".convoy/config.toml"
-RIG_KEYS = ("dispatch", "check", "timeout", "worktree", "delete-branch")
+RIG_KEYS = ("dispatch", "check", "timeout", "worktree", "delete-branch", "formula")
 WORK_TEMPLATE = "convoy/{id}"  # flow.dispatch.BRANCH_TEMPLATE (a lower layer cannot import it)
 INTEGRATION_TEMPLATE = "integration/{epic}-{slug}"  # land.integration.DEFAULT_TEMPLATE
 
@@ -211,7 +211,7 @@ def rig_found(store: Store, rig_name: str, key: str) -> Found:
 
 
 def rig_setting(store: Store, rig: Rig, key: str) -> str | None:
-    """A rig's setting (dispatch, check, timeout, worktree, delete-branch)."""
+    """A rig's setting (dispatch, check, timeout, worktree, delete-branch, formula)."""
     return rig_found(store, rig.name, key).value
 
 

@@ -440,7 +440,8 @@ def _gate_epic(store: Store, epic_id: str, branch: str, source: str, src_tip: st
         gate = Bead(id=gate_id, title=title, type="task", priority=epic.priority,
                     description=description, labels=[refinery.CONFLICT_LABEL], rig=epic.rig,
                     target=branch, created_at=stamp, created_by="refinery",
-                    updated_at=stamp, dispatch={CATCH_UP_KEY: epic_id})
+                    updated_at=stamp, dispatch={CATCH_UP_KEY: epic_id},
+                    formula=refinery.CONFLICT_FORMULA)
         tx.put(gate)
         tx.put(touched(epic, deps=sorted(set(epic.deps) | {Dep(gate_id, "blocks")})))
         index = graph.Index(tx.beads)

@@ -54,6 +54,7 @@ DEFAULTS: dict[str, str] = {
 }
 TRUTHY = ("1", "true", "yes", "on")
 CONFLICT_LABEL = "conflict"
+CONFLICT_FORMULA = "mol-conflict-resolve"  # the steps its worker follows (formulas/)
 ESCALATED_LABEL = "escalated"
 
 
@@ -586,6 +587,7 @@ def _conflicted(tx: Tx, mr: MergeRequest, bead: Bead, files: list[str], stamp: s
             description=description, assignee=bead.assignee, labels=[CONFLICT_LABEL],
             parent=bead.parent, rig=bead.rig, target=mr.target, created_at=stamp,
             created_by="refinery", updated_at=stamp, dispatch={"resolves": mr.id},
+            formula=CONFLICT_FORMULA,
         )
     tx.put(blocker)
     for convoy in tx.convoys.values():

@@ -27,6 +27,8 @@ def bead_json(bead: Bead) -> dict[str, Any]:
     out["deps"] = [{"on": d.on, "type": d.type} for d in bead.deps]
     out["labels"] = list(bead.labels)
     out["dispatch"] = dict(bead.dispatch)
+    out["formula_vars"] = dict(bead.formula_vars)
+    out["steps_done"] = list(bead.steps_done)
     return out
 
 

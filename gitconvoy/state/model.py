@@ -29,6 +29,14 @@ CONVOY_STATUSES = ("staged_ready", "staged_warnings", "open", "closed")
 MAX_TITLE = 500
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Formulas (gitconvoy.git.formulas) as a bead names them: the names, step ids and var names
+# a formula file may use, and caps that keep a bead small whatever the state's writer puts.
+FORMULA_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+STEP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+MAX_STEPS = 64
+MAX_FORMULA_VARS = 32
+MAX_VAR_VALUE = 2000
 
 
 def now() -> str:
@@ -157,6 +165,44 @@ def _emit(obj: Any, order: tuple[str, ...]) -> dict[str, Any]:
 # --- beads ------------------------------------------------------------------------------
 
 
+def _formula_name(data: dict, path: str) -> str | None:
+    """The workflow formula the bead's worker follows: a name, resolved only from trusted
+    places (gitconvoy.git.formulas), never a path or a command."""
+    value = _str(data, "formula", path)
+    if value is not None and not FORMULA_NAME_RE.match(value):
+        raise SchemaError(path, "formula", f"{value[:40]!r} is not a formula name")
+    return value
+
+
+def _formula_vars(data: dict, path: str) -> dict[str, str]:
+    """Values for the formula's {{vars}}: names as a formula declares them, short strings."""
+    value = _mapping(data, "formula_vars", path)
+    if len(value) > MAX_FORMULA_VARS:
+        raise SchemaError(path, "formula_vars", f"more than {MAX_FORMULA_VARS} vars")
+    for key, text in value.items():
+        if not isinstance(key, str) or not VAR_NAME_RE.match(key):
+            raise SchemaError(path, "formula_vars", f"{str(key)[:40]!r} is not a var name")
+        if not isinstance(text, str):
+            raise SchemaError(path, f"formula_vars.{key}",
+                              f"expected a string, got {type(text).__name__}")
+        if len(text) > MAX_VAR_VALUE:
+            raise SchemaError(path, f"formula_vars.{key}",
+                              f"longer than {MAX_VAR_VALUE} characters")
+    return value
+
+
+def _step_ids(data: dict, path: str) -> list[str]:
+    """The formula steps the worker recorded as done (a set: merges keep every addition)."""
+    value = _str_list(data, "steps_done", path)
+    if len(value) > MAX_STEPS:
+        raise SchemaError(path, "steps_done", f"more than {MAX_STEPS} steps")
+    for step in value:
+        if not STEP_ID_RE.match(step):
+            raise SchemaError(path, "steps_done", f"{step[:40]!r} is not a step id")
+    return value
+
+
+
 @dataclass(frozen=True, order=True)
 class Dep:
     """An outgoing edge: the owning bead depends on `on`."""
@@ -196,12 +242,16 @@ class Bead:
     dispatch: dict[str, Any] = field(default_factory=dict)
     import_key: str | None = None
     mr: str | None = None
+    formula: str | None = None
+    formula_vars: dict[str, Any] = field(default_factory=dict)
+    steps_done: list[str] = field(default_factory=list)
 
     ORDER: ClassVar[tuple[str, ...]] = (
         "id", "title", "type", "status", "priority", "description", "acceptance", "assignee",
         "labels", "parent", "deps", "rig", "branch", "target", "base_commit",
         "integration_branch", "created_at", "created_by", "updated_at", "started_at",
-        "closed_at", "close_reason", "dispatch", "import_key", "mr",
+        "closed_at", "close_reason", "dispatch", "import_key", "mr", "formula",
+        "formula_vars", "steps_done",
     )
 
     @property
@@ -244,6 +294,9 @@ class Bead:
             labels=_str_list(data, "labels", path),
             deps=sorted(set(deps)),
             dispatch=_mapping(data, "dispatch", path),
+            formula=_formula_name(data, path),
+            formula_vars=_formula_vars(data, path),
+            steps_done=_step_ids(data, path),
             **{
                 name: _str(data, name, path)
                 for name in (
