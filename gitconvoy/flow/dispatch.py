@@ -196,7 +196,7 @@ def conflict_env(store: Store, bead: Bead) -> dict[str, str]:
 def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
                  formula: str | None, detach: bool) -> tuple[bool, str]:
     command = localconfig.rig_setting(store, rig, "dispatch")
-    workdir = store.repo.workdir or store.common_dir
+    workdir = localconfig.command_dir(store)  # the same from every worktree and hook
     worktree = ""
     if localconfig.rig_setting(store, rig, "worktree") in ("true", "yes", "1"):
         worktree = os.path.join(store.common_dir, "convoy", "worktrees", bead.id)
@@ -223,6 +223,8 @@ def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
     if not command:
         where = f" in {worktree}" if worktree else ""
         return True, f"branch {bead.branch} ready{where} (no dispatch command configured)"
+    if worktree:  # runs in the bead's worktree; its program is still the user's
+        command = localconfig.anchored(command, workdir)
     if detach:
         try:
             run = detached.start(store, bead, command, cwd=worktree or workdir, env=env)

@@ -35,7 +35,7 @@ def send(store: Store, event: dict[str, Any]) -> str | None:
         env.pop(var, None)
     try:
         proc = subprocess.run(cmd, shell=True, input=json.dumps(event, sort_keys=True) + "\n",
-                              cwd=store.repo.workdir or store.common_dir, env=env,
+                              cwd=localconfig.command_dir(store), env=env,
                               capture_output=True, text=True, timeout=NOTIFY_TIMEOUT)
     except subprocess.TimeoutExpired:
         return f"convoy.notify timed out after {NOTIFY_TIMEOUT}s"
