@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import convoy, eventually, git, ok, stuck
+from conftest import convoy, eventually, git, git_convoy, ok, stuck
 from test_refinery_helpers import (
     add_rig,
     bead_json,
@@ -201,3 +201,42 @@ def test_an_escalated_conflict_runs_the_local_notifier_once_with_a_json_event(
     assert (event["event"], event["mr"], event["bead"], event["conflict_bead"]) == \
         ("conflict_escalated", mr.id, second, mr.conflict_bead)
     assert event["files"] == ["config.ini"] and event["age_seconds"] > 3600
+
+
+# --- the run's line names the files, the conflict bead and what to do (issue 11) -------------
+
+
+def _conflicting_files(repo, names):
+    """Two tasks that edit the same files two ways; both queued, the first lands first."""
+    add_rig()
+    first, second = new_task("One way"), new_task("Another way")
+    for task, text in ((first, "one\n"), (second, "another\n")):
+        worker_commit(repo, hand_dispatch(repo, task), {name: text for name in names})
+        ok("done", task)
+    return first, second
+
+
+def test_the_conflict_line_names_the_files_and_the_conflict_bead(state_repo):
+    first, second = _conflicting_files(state_repo, ["src/a.py", "config.ini"])
+
+    proc = git_convoy("refinery", "run", cwd=state_repo, check=False)
+
+    assert proc.returncode == 3
+    mr = _conflict_of(second)
+    assert (f"{mr.id} ({second}): conflict: config.ini, src/a.py: conflict bead "
+            f"{mr.conflict_bead} waits for a worker (git convoy sling {mr.conflict_bead}); or "
+            f"resolve on convoy/{second}, then git convoy done") in proc.stdout.splitlines()
+
+
+def test_a_conflict_in_a_convoy_goes_to_a_worker_and_many_files_are_counted(state_repo):
+    names = [f"f{i}.txt" for i in range(5)]
+    first, second = _conflicting_files(state_repo, names)
+    ok("create", "both", first, second)
+
+    proc = git_convoy("refinery", "run", cwd=state_repo, check=False)
+
+    assert proc.returncode == 3
+    mr = _conflict_of(second)
+    assert (f"{mr.id} ({second}): conflict: f0.txt, f1.txt, f2.txt and 2 more: conflict bead "
+            f"{mr.conflict_bead} goes to a worker; or resolve on convoy/{second}, then git "
+            "convoy done") in proc.stdout.splitlines()

@@ -16,7 +16,7 @@ from gitconvoy.commands.io import (
 from gitconvoy.commands.refargs import branch_value
 from gitconvoy.errors import EXIT_USER, ConvoyError
 from gitconvoy.flow import detached, work
-from gitconvoy.flow.dispatch import Dispatched, dispatch_bead
+from gitconvoy.flow.dispatch import Dispatched, dispatch_bead, nothing_dispatched
 from gitconvoy.git import formulas, notify
 from gitconvoy.land import integration
 from gitconvoy.plan import convoys, graph, staging
@@ -24,7 +24,7 @@ from gitconvoy.plan.targets import rig_for
 from gitconvoy.plan.waves import plan_waves
 from gitconvoy.render.plan import gated_lines, plan_lines, tree_lines, wave_lines
 from gitconvoy.render.shapes import bead_json, convoy_json
-from gitconvoy.state.model import IN_FLIGHT, Convoy, touched
+from gitconvoy.state.model import IN_FLIGHT, Bead, Convoy, to_second, touched
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
@@ -145,12 +145,12 @@ def launch(convoy_id: str, force: bool, as_json: bool) -> int:
     snap = store.snapshot()
     waves = plan_waves(snap.beads, snap.convoys[convoy_id].tracks)
     # asked to start work, started none: a failure a script must see (docs/convoys.md)
-    failed = bool(report.dispatched) and not any(r.ok for r in report.dispatched)
+    failed = nothing_dispatched(report.dispatched)
     if as_json:
         print_json({"convoy": convoy_id, "waves": waves.waves,
                     "integration_branches": [{"epic": c.epic, "branch": c.branch,
                                               "base": c.base, "commit": c.commit} for c in cut],
-                    "dispatched": [r.__dict__ for r in report.dispatched]})
+                    "dispatched": [r.to_json() for r in report.dispatched]})
         return EXIT_USER if failed else 0
     for c in cut:
         say(f"created {c.branch} from {c.base} @ {c.commit[:10]} for {c.epic}")
@@ -220,17 +220,25 @@ def status(convoy_id: str | None, as_json: bool, fmt: str) -> int:
         who += "  (added after launch)" if grown else ""
         if bead_id in steps:
             who += f"  steps {steps[bead_id][0]}/{steps[bead_id][1]}"
-        err = bead.dispatch.get("last_error") if bead.status == "open" else None
         problem = (detached.current_problem(detached.run_of(store, bead_id), bead)
                    if bead.status == "hooked" else None)  # a hook's detached dispatch
-        say(f"  {line}{who}" + (f"  (last dispatch failed: {err})" if err else "")
-            + (f"  ({problem})" if problem else ""))
+        say(f"  {line}{who}{_dispatch_failure(bead)}" + (f"  ({problem})" if problem else ""))
     if waves.gated:
         say("Gated")
         say_lines(gated_lines(waves))
     for warning in convoy.warnings:
         say(f"  warning: {warning}")
     return 0
+
+
+def _dispatch_failure(bead: Bead) -> str:
+    """An open bead's last failed dispatch and when the feeder tries it again."""
+    error = bead.dispatch.get("last_error") if bead.status == "open" else None
+    if not error:
+        return ""
+    retry = bead.dispatch.get("next_try")
+    when = f"; next try at {to_second(str(retry))}" if retry else ""
+    return f"  ✗ last dispatch failed: {error}{when}"
 
 
 @click.command("list")

@@ -46,7 +46,15 @@ from gitconvoy.git import revs
 from gitconvoy.plan import epics, graph
 from gitconvoy.plan.edits import with_status
 from gitconvoy.plan.targets import rig_for
-from gitconvoy.state.model import IN_FLIGHT, Bead, in_flight, now, resolves, touched
+from gitconvoy.state.model import (
+    IN_FLIGHT,
+    Bead,
+    in_flight,
+    now,
+    resolves,
+    to_second,
+    touched,
+)
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
@@ -73,6 +81,25 @@ class Budget:
                 and time.monotonic() >= self.deadline)
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """An open convoy that cannot move until a failed dispatch's back-off is over: its ready
+    beads, each (id, next_try, last_error), the first to be retried first."""
+
+    convoy: str
+    beads: tuple[tuple[str, str, str], ...]
+
+    @property
+    def next_try(self) -> str:
+        return self.beads[0][1]
+
+    def line(self) -> str:
+        first, when, error = self.beads[0]
+        more = f"; {len(self.beads) - 1} more backing off" if len(self.beads) > 1 else ""
+        return (f"convoy {self.convoy} is waiting for retry at {to_second(when)} "
+                f"({first}: {error}{more})")
+
+
 @dataclass
 class FeedReport:
     landed: list[tuple[str, str]] = field(default_factory=list)
@@ -81,6 +108,7 @@ class FeedReport:
     closed_convoys: list[str] = field(default_factory=list)
     dispatched: list[Dispatched] = field(default_factory=list)
     stranded: list[str] = field(default_factory=list)
+    waiting: list[Waiting] = field(default_factory=list)  # not stranded: backing off
     awaiting_land: list[tuple[str, str]] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     reviews: list[tuple[str, str]] = field(default_factory=list)
@@ -101,6 +129,7 @@ class FeedReport:
             mine = getattr(self, name)
             mine += [x for x in getattr(later, name) if x not in mine]
         self.stranded = list(later.stranded)
+        self.waiting = list(later.waiting)
         self.deferred = list(later.deferred)
         self.behind = list(later.behind)
 
@@ -108,7 +137,7 @@ class FeedReport:
         out = [f"{b}: dispatch was interrupted; back to open" for b in self.repaired]
         out += [f"{b}: claim expired (no heartbeat within convoy.claimTTL); back to open"
                 for b in self.expired]
-        out += [f"✗ {b}: {why}; back to open (tried again after a back-off)"
+        out += [f"✗ {b}: {why} (back to open; the feeder retries it after a back-off)"
                 for b, why in self.handed_back]
         out += [f"{b}: landed in {sha[:10]}" for b, sha in self.landed]
         out += [f"{b}: landed locally in {sha[:10]} (not pushed): "
@@ -131,6 +160,7 @@ class FeedReport:
         out += [line for _, line in self.reviews if line]
         out += [f"convoy {c} is stranded: work left, nothing in flight, nothing ready"
                 for c in self.stranded]
+        out += [w.line() for w in self.waiting]
         return out
 
 
@@ -239,7 +269,7 @@ def failed_dispatches(store: Store, beads: dict[str, Bead]) -> dict[str, str]:
         problem = detached.current_problem(run, bead)
         if run and problem and run.state == "failed" and branch_tip(store, bead.branch) in (
                 None, bead.base_commit):
-            found[bead.id] = problem
+            found[bead.id] = f"{problem}: fix it, then git convoy sling {bead.id}"
     return found
 
 
@@ -389,7 +419,7 @@ def _survey(snap: Snapshot, report: FeedReport,
         ]
         report.awaiting_land += [x for x in landing if x not in report.awaiting_land]
         if unfinished and not busy and not ready and not landing:
-            report.stranded.append(convoy.id)
+            _stuck(report, convoy.id, [b for b in members if index.is_ready(b)])
     return candidates
 
 
@@ -429,3 +459,15 @@ def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
             continue
         report.dispatched.append(dispatch_bead(store, bead.id, snap.convoys[convoy_id],
                                                detach=budget.detach))
+
+
+def _stuck(report: FeedReport, convoy_id: str, backing_off: list[Bead]) -> None:
+    """A convoy that cannot move now. Its ready beads (none due, or it would move) only wait
+    out a back-off: waiting, with the earliest retry. None ready at all: stranded."""
+    if not backing_off:
+        report.stranded.append(convoy_id)
+        return
+    beads = sorted(((b.id, str(b.dispatch.get("next_try", "")),
+                     str(b.dispatch.get("last_error", ""))) for b in backing_off),
+                   key=lambda bead: (bead[1], bead[0]))
+    report.waiting.append(Waiting(convoy_id, tuple(beads)))

@@ -61,7 +61,7 @@ def send(store: Store, event: dict[str, Any]) -> str | None:
         env.pop(var, None)
     try:
         procs.start_detached(["/bin/sh", "-c", WRAPPER, "gitconvoy-notify", cmd, path],
-                             cwd=store.repo.workdir or store.common_dir, env=env,
+                             cwd=localconfig.command_dir(store), env=env,
                              log=path[: -len(".json")] + ".log")
     except OSError as exc:
         return f"convoy.notify could not start: {exc.strerror}"

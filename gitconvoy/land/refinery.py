@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gitconvoy.errors import ConvoyError
@@ -56,6 +56,7 @@ TRUTHY = ("1", "true", "yes", "on")
 CONFLICT_LABEL = "conflict"
 CONFLICT_FORMULA = "mol-conflict-resolve"  # the steps its worker follows (formulas/)
 ESCALATED_LABEL = "escalated"
+CONFLICT_FILES_SHOWN = 3  # a conflict's run line names this many files, then "and N more"
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -508,8 +509,10 @@ def _record(store: Store, mr: MergeRequest, step: Step,
                 tx.put(touched(with_status(bead, "open"), assignee=None, branch=None,
                                base_commit=None, mr=None))
         elif outcome == "conflict" and bead is not None:
-            _conflicted(tx, current, bead, result.files if result else [], stamp,
-                        result.base if result else None)
+            files = result.files if result else []
+            blocker = _conflicted(tx, current, bead, files, stamp,
+                                  result.base if result else None)
+            return replace(step, detail=conflict_detail(tx, current, files, blocker))
         elif outcome == "push_failed":
             tx.put(touched(current, status="push_failed", retries=current.retries + 1,
                            reason=step.detail + (f"; kept locally as {step.sha[:12]}"
@@ -569,10 +572,24 @@ def _merged(tx: Tx, mr: MergeRequest, bead: Bead | None, step: Step, stamp: str)
         tx.put(touched(closed, dispatch=dispatch))
 
 
+def conflict_detail(tx: Tx, mr: MergeRequest, files: list[str], blocker: str) -> str:
+    """What a conflict's run line says: the files (the first few), the conflict bead and the
+    two ways out (docs/refinery.md, "Conflicts")."""
+    shown = ", ".join(files[:CONFLICT_FILES_SHOWN])
+    if len(files) > CONFLICT_FILES_SHOWN:
+        shown += f" and {len(files) - CONFLICT_FILES_SHOWN} more"
+    tracked = any(c.status == "open" and blocker in c.tracks for c in tx.convoys.values())
+    who = ("goes to a worker" if tracked
+           else f"waits for a worker (git convoy sling {blocker})")
+    where = f"{shown}: " if shown else ""
+    return (f"{where}conflict bead {blocker} {who}; or resolve on {mr.branch}, then git "
+            "convoy done")
+
+
 def _conflicted(tx: Tx, mr: MergeRequest, bead: Bead, files: list[str], stamp: str,
-                target_tip: str | None) -> None:
+                target_tip: str | None) -> str:
     """A conflict bead blocks the work and joins every open convoy tracking it, so the
-    feeder hands it to a worker (on the MR's own branch, gitconvoy.flow.dispatch)."""
+    feeder hands it to a worker (on the MR's own branch, gitconvoy.flow.dispatch); its id."""
     existing = tx.beads.get(mr.conflict_bead or "")
     description = conflict_description(mr, bead, files, target_tip)
     if existing is not None and not existing.done:
@@ -599,6 +616,7 @@ def _conflicted(tx: Tx, mr: MergeRequest, bead: Bead, files: list[str], stamp: s
     tx.put(touched(mr, status="conflict", retries=mr.retries + 1, conflict_bead=blocker.id,
                    conflict_files=files, conflict_since=mr.conflict_since or stamp,
                    reason=f"conflicts in {', '.join(files)}: resolve {blocker.id}"))
+    return blocker.id
 
 
 def _send_back(tx: Tx, bead: Bead, mr: MergeRequest, reason: str, log: str | None,

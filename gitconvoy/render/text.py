@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from gitconvoy.state.model import Bead
+from gitconvoy.state.model import Bead, to_second
 
 # What a terminal (or a pager, or a log viewer) acts on instead of showing: the C0 controls
 # (TAB, LF, CR and ESC, which starts CSI and OSC sequences, among them), DEL, the C1 controls
@@ -75,6 +75,10 @@ def bead_detail(bead: Bead, steps: list[tuple[str, str, bool]] | None = None) ->
     ]
     if steps is None and bead.steps_done:
         rows.append(("steps", "done: " + ", ".join(bead.steps_done)))
+    error, retry = bead.dispatch.get("last_error"), bead.dispatch.get("next_try")
+    if error and bead.status not in ("closed", "tombstone"):
+        rows += [("dispatch", f"last failed: {error}"),
+                 ("next try", to_second(str(retry)) if retry else None)]
     lines += [f"  {name:<9} {value}" for name, value in rows if value]
     if steps:
         lines.append(f"  steps     {sum(done for _, _, done in steps)}/{len(steps)} done")

@@ -47,6 +47,11 @@ def now() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def to_second(stamp: str) -> str:
+    """A stored time as people read it, to the second: `2025-06-01T10:00:30Z`."""
+    return f"{stamp[:19]}Z" if len(stamp) >= 19 and stamp[10:11] == "T" else stamp
+
+
 def validate_id(value: str, what: str = "id") -> str:
     """Ids become file names on the state ref: letters, digits, '-', '.', '_' only."""
     if not isinstance(value, str) or not value:
