@@ -427,7 +427,7 @@ def _gate_epic(store: Store, epic_id: str, branch: str, source: str, src_tip: st
                 return found.id
         stamp = now()
         title = f"Bring {source} into {branch}"[:MAX_TITLE]
-        gate_id = ids.new_id(tx.config.prefix, title, tx.beads, len(tx.beads) + 1)
+        gate_id = ids.new_id(tx.config.prefix, title, tx.beads, tx.beads.count() + 1)
         gate = Bead(id=gate_id, title=title, type="task", priority=epic.priority,
                     description=description, labels=[refinery.CONFLICT_LABEL], rig=epic.rig,
                     target=branch, created_at=stamp, created_by="refinery",

@@ -219,9 +219,12 @@ class Source:
     store passes the cache)."""
 
     def __init__(self, repo: pygit2.Repository, tree: pygit2.Tree,
-                 load_all: Callable[[pygit2.Tree], Loaded]) -> None:
+                 load_all: Callable[[pygit2.Tree], Loaded],
+                 count_all: Callable[[pygit2.Tree], dict[str, int]] | None = None) -> None:
         self.repo = repo
         self._load_all = load_all
+        self._count_all = count_all
+        self._counts: dict[str, int] | None = None
         self.tree = tree
         self._one: dict[tuple[str, str], Any] = {}
 
@@ -244,6 +247,14 @@ class Source:
         return self._one[key]
 
     def count(self, kind: str) -> int:
+        """Files of a kind, counted once per tree (the store's `count_all` follows the change
+        from the last tree counted; without it, a walk of the kind's folder)."""
+        if self._counts is None:
+            self._counts = (self._count_all(self.tree) if self._count_all is not None
+                            else {name: self._walk_count(name) for name in KINDS})
+        return self._counts.get(kind, 0)
+
+    def _walk_count(self, kind: str) -> int:
         spec = KINDS[kind]
         if spec.folder not in self.tree:
             return 0

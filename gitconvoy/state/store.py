@@ -23,7 +23,7 @@ import pygit2
 
 from gitconvoy import __version__, faults
 from gitconvoy.errors import ConvoyError, LostRace, NewerSchema, SchemaError
-from gitconvoy.state import cache, identity, model
+from gitconvoy.state import cache, counts, identity, model
 from gitconvoy.state.codec import dump_yaml
 from gitconvoy.state.layout import GITATTRIBUTES, KINDS
 from gitconvoy.state.snapshot import Snapshot, Source, parse_config, parse_file
@@ -176,7 +176,8 @@ class Store:
             raise ConvoyError(f"state commit {commit_id} is missing from the object database")
         tree = commit.peel(pygit2.Tree)
         return Snapshot(commit_id, str(tree.id), source=Source(
-            self.repo, tree, lambda t: cache.load_all(self.repo, self.common_dir, t)))
+            self.repo, tree, lambda t: cache.load_all(self.repo, self.common_dir, t),
+            lambda t: counts.kind_counts(self.repo, self.common_dir, t)))
 
     def transact(
         self,

@@ -1,0 +1,135 @@
+"""Writes cost the same at 1k and 100k beads (issue 12): each test counts work, never time.
+
+A new id needs the bead count, which used to walk every fan-out folder once per new bead
+(a batch of 1,000 creates was quadratic); a big write made one loose object per file. Here:
+the count of a tree is taken once, and another tree's count follows the change from the
+last one counted; a big write is one pack, byte for byte the trees a loose write makes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from conftest import git, ok
+
+from gitconvoy.state import counts
+from gitconvoy.state.layout import KINDS
+from gitconvoy.state.model import Bead, Convoy
+from gitconvoy.state.store import Store
+
+
+def seed(store: Store, count: int, prefix: str = "t-seed") -> None:
+    store.transact(lambda tx: [tx.put(Bead(id=f"{prefix}{n}", title="seed"))
+                               for n in range(count)], f"seed {count}")
+
+
+def objects(repo: Path) -> dict[str, int]:
+    rows = git("count-objects", "-v", cwd=repo).splitlines()
+    return {k: int(v) for k, _, v in (r.partition(": ") for r in rows) if v.isdigit()}
+
+
+class Work:
+    """Calls of the counting functions, by name."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: dict[str, int] = {}
+        for name in ("walk", "follow", "_delta", "_entry_count"):
+            original = getattr(counts, name)
+            monkeypatch.setattr(counts, name, self._counting(name, original))
+
+    def _counting(self, name: str, original):  # type: ignore[no-untyped-def]
+        def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return original(*args, **kwargs)
+        return counted
+
+    def __getitem__(self, name: str) -> int:
+        return self.calls.get(name, 0)
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+
+@pytest.fixture
+def fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each command as if in a new process: nothing counted in memory yet."""
+    monkeypatch.setattr(counts, "_MEMO", {})
+
+
+def test_a_batch_of_creates_counts_the_state_once(state_repo, tmp_path, monkeypatch,
+                                                  fresh_process):
+    seed(Store.open(), 300)
+    (state_repo / ".git" / "convoy" / counts.COUNTS_FILE).unlink(missing_ok=True)
+    work = Work(monkeypatch)
+    batch = tmp_path / "batch.json"
+    batch.write_text(json.dumps([{"title": f"new {n}"} for n in range(200)]))
+    made = ok("bead", "create", "--batch", str(batch)).splitlines()
+    assert len(made) == 200 == len(set(made))
+    assert work["walk"] == 1 and work["follow"] == 0  # one walk for 200 new ids
+    # that one walk visits each entry once: 300 files, at most 300 leaf folders, 256 + 16
+    # fan-out folders and the kind folders
+    assert work["_entry_count"] <= 300 + 300 + 256 + 16 + len(KINDS)
+
+
+def test_one_create_follows_the_change_not_the_state(state_repo, fresh_process):
+    """The second create opens only the folders the first one changed, at any size."""
+    opened = []
+    for size in (50, 1500):
+        seed(Store.open(), size, prefix=f"t-s{size}-")
+        ok("bead", "create", "counted")  # follows the seed from the last tree counted
+        counts._MEMO.clear()
+        with pytest.MonkeyPatch.context() as patch:
+            work = Work(patch)
+            ok("bead", "create", "follows")
+        assert work["walk"] == 0 and work["follow"] == 1
+        opened.append(work["_delta"] + work["_entry_count"])
+    # beads/, three fan-out levels (16 entries each), the leaf: the same at 50 and 1,550
+    assert all(n <= 4 * 17 for n in opened), opened
+
+
+def test_the_followed_count_equals_a_walk(state_repo, fresh_process):
+    """Creates, deletions of files and of whole folders, a stray file and a convoy."""
+    store = Store.open()
+    rng = random.Random(12)
+    live: set[str] = set()
+    for step in range(12):
+        def mutate(tx, step=step):  # type: ignore[no-untyped-def]
+            for n in range(rng.randrange(1, 40)):
+                bead = Bead(id=f"t-{step}-{n}", title="x")
+                tx.put(bead)
+                live.add(bead.id)
+            for gone in rng.sample(sorted(live), min(len(live), rng.randrange(0, 30))):
+                tx.remove("beads", gone)
+                live.discard(gone)
+            if step % 3 == 0:
+                tx.put(Convoy(id=f"convoy-{step}", title="c", tracks=[]))
+            if step == 5:
+                tx.changes["beads/0/0/notes.txt"] = b"not a state file\n"
+        store.transact(mutate, f"step {step}")
+        snap = store.snapshot()
+        tree = snap._source.tree  # type: ignore[union-attr]
+        counts._MEMO.clear()
+        assert counts.kind_counts(store.repo, store.common_dir, tree) == \
+            counts.walk(store.repo, tree)
+        assert snap.count("beads") == len(live)
+
+
+@pytest.mark.parametrize("content", [
+    b"\xff\xfe junk \x00\n",
+    b"1 " + b"ab" * 20 + b" 1 2 3 4\n",  # a tree this repository does not have
+    b"1 not-a-tree 1 2 3 4\n",
+    b"1 " + b"ab" * 20 + b" 99999999999 2 3 4\n",  # a number too long
+    b"",
+])
+def test_a_counts_file_of_any_bytes_is_walked_past(state_repo, content, fresh_process):
+    seed(Store.open(), 40)
+    path = state_repo / ".git" / "convoy" / counts.COUNTS_FILE
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(content)
+    store = Store.open()
+    assert store.snapshot().count("beads") == 40
+    assert counts.read_counts(str(path))[0] == str(store.snapshot()._source.tree.id)  # type: ignore[union-attr,index]
+    ok("bead", "create", "after junk")
