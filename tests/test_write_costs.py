@@ -12,11 +12,12 @@ import json
 import random
 from pathlib import Path
 
+import pygit2
 import pytest
 from conftest import git, ok
 
-from gitconvoy.state import counts
-from gitconvoy.state.layout import KINDS
+from gitconvoy.state import counts, packs, trees
+from gitconvoy.state.layout import KINDS, object_path
 from gitconvoy.state.model import Bead, Convoy
 from gitconvoy.state.store import Store
 
@@ -133,3 +134,35 @@ def test_a_counts_file_of_any_bytes_is_walked_past(state_repo, content, fresh_pr
     assert store.snapshot().count("beads") == 40
     assert counts.read_counts(str(path))[0] == str(store.snapshot()._source.tree.id)  # type: ignore[union-attr,index]
     ok("bead", "create", "after junk")
+
+
+def test_a_big_write_is_one_pack(state_repo, tmp_path):
+    before = objects(state_repo)
+    batch = tmp_path / "batch.json"
+    batch.write_text(json.dumps([{"title": f"bead {n}"} for n in range(packs.PACK_ABOVE + 1)]))
+    ok("bead", "create", "--batch", str(batch))
+    after = objects(state_repo)
+    assert after["packs"] == before["packs"] + 1
+    assert after["count"] - before["count"] == 1  # the commit
+    assert git("fsck", "--strict", "--no-dangling", cwd=state_repo) == ""
+    assert len(ok("bead", "list").splitlines()) == packs.PACK_ABOVE + 1
+    ok("bead", "create", "small")  # a small write stays loose: no pack per write
+    assert objects(state_repo)["packs"] == after["packs"]
+
+
+def test_a_packed_write_makes_the_trees_a_loose_write_makes(tmp_path):
+    repo = pygit2.init_repository(str(tmp_path / "r"))
+    objects_dir = str(tmp_path / "r" / ".git" / "objects")
+    first = {object_path("beads", f"x-{n}"): f"id: x-{n}\n".encode() for n in range(400)}
+    first.update({"convoy.yaml": b"schema: 1\n", "convoys/c-1.yaml": b"id: c-1\n"})
+    tree = packs.apply_changes_packed(repo, None, first, objects_dir)
+    assert tree == trees.apply_changes(repo, None, first)
+    second: dict[str, bytes | None] = {object_path("beads", f"x-{n}"): None
+                                       for n in range(0, 400, 3)}
+    second.update({object_path("beads", f"y-{n}"): b"new\n" for n in range(300)})
+    second["convoys/c-1.yaml"] = None  # the folder goes with its last file
+    second[object_path("beads", "x-1")] = b"changed\n"
+    base = repo[tree]
+    again = packs.apply_changes_packed(repo, base, second, objects_dir)
+    assert again == trees.apply_changes(repo, base, second)
+    assert "convoys" not in repo[again]

@@ -23,7 +23,7 @@ import pygit2
 
 from gitconvoy import __version__, faults
 from gitconvoy.errors import ConvoyError, LostRace, NewerSchema, SchemaError
-from gitconvoy.state import cache, counts, identity, model
+from gitconvoy.state import cache, counts, identity, model, packs
 from gitconvoy.state.codec import dump_yaml
 from gitconvoy.state.layout import GITATTRIBUTES, KINDS
 from gitconvoy.state.snapshot import Snapshot, Source, parse_config, parse_file
@@ -230,7 +230,11 @@ class Store:
     def _write_commit(self, base: Snapshot, changes: dict[str, bytes | None], msg: str) -> str:
         repo = self.repo
         base_tree = repo[base.tree] if base.tree else None
-        tree_id = apply_changes(repo, base_tree, changes)
+        if len(changes) > packs.PACK_ABOVE and packs.usable(repo):
+            objects_dir = os.path.join(self.common_dir, "objects")
+            tree_id = packs.apply_changes_packed(repo, base_tree, changes, objects_dir)
+        else:
+            tree_id = apply_changes(repo, base_tree, changes)
         parents = [pygit2.Oid(hex=base.commit)] if base.commit else []
         oid = repo.create_commit(None, self.signature("author"), self.signature(), msg + "\n",
                                  tree_id, parents)
