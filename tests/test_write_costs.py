@@ -1,9 +1,11 @@
 """Writes cost the same at 1k and 100k beads (issue 12): each test counts work, never time.
 
 A new id needs the bead count, which used to walk every fan-out folder once per new bead
-(a batch of 1,000 creates was quadratic); a big write made one loose object per file. Here:
-the count of a tree is taken once, and another tree's count follows the change from the
-last one counted; a big write is one pack, byte for byte the trees a loose write makes.
+(a batch of 1,000 creates was quadratic); a big write made one loose object per file;
+`stage` built its graph index six times and analysed twice, and expanded each dep on an
+epic to one edge per task. Here: the count of a tree is taken once, and another tree's
+count follows the change from the last one counted; a big write is one pack, byte for byte
+the trees a loose write makes; a stage builds one index and analyses once.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pygit2
 import pytest
 from conftest import git, ok
 
+from gitconvoy.plan import graph, staging
 from gitconvoy.state import counts, packs, trees
 from gitconvoy.state.layout import KINDS, object_path
 from gitconvoy.state.model import Bead, Convoy
@@ -166,3 +169,30 @@ def test_a_packed_write_makes_the_trees_a_loose_write_makes(tmp_path):
     again = packs.apply_changes_packed(repo, base, second, objects_dir)
     assert again == trees.apply_changes(repo, base, second)
     assert "convoys" not in repo[again]
+
+
+def plan_of_two_sub_epics(tmp_path: Path, tasks: int) -> Path:
+    """Epic R over sub-epics A and B (B waits for A), `tasks` tasks each."""
+    rows = [{"id": "R", "title": "root", "type": "epic"},
+            {"id": "A", "title": "a", "type": "epic", "parent": "R"},
+            {"id": "B", "title": "b", "type": "epic", "parent": "R", "deps": ["A"]}]
+    rows += [{"id": f"{e.lower()}{n}", "title": f"{e} {n}", "parent": e}
+             for e in "AB" for n in range(tasks)]
+    batch = tmp_path / "plan.json"
+    batch.write_text(json.dumps(rows))
+    return batch
+
+
+def test_stage_builds_one_graph_index_and_analyses_once(state_repo, tmp_path, monkeypatch):
+    """It built the index six times and ran the whole analysis twice (outside and inside
+    its transaction); with no race in between, the plan made before is the plan written."""
+    ok("rig", "add", "app", "--target", "main")
+    ok("bead", "create", "--batch", str(plan_of_two_sub_epics(tmp_path, 20)))
+    built, analysed = [], []
+    original_build, original_analyse = graph.Index._build, staging.analyse
+    monkeypatch.setattr(graph.Index, "_build",
+                        lambda self: built.append(1) or original_build(self))
+    monkeypatch.setattr(staging, "analyse",
+                        lambda *a, **k: analysed.append(1) or original_analyse(*a, **k))
+    out = ok("stage", "R", "--json")
+    assert json.loads(out)["waves"][1][0] == "b0" and (len(built), len(analysed)) == (1, 1)
