@@ -18,10 +18,10 @@ import pygit2
 import pytest
 from conftest import git, ok
 
-from gitconvoy.plan import graph, staging
+from gitconvoy.plan import graph, staging, waves
 from gitconvoy.state import counts, packs, trees
 from gitconvoy.state.layout import KINDS, object_path
-from gitconvoy.state.model import Bead, Convoy
+from gitconvoy.state.model import Bead, Convoy, Dep
 from gitconvoy.state.store import Store
 
 
@@ -196,3 +196,24 @@ def test_stage_builds_one_graph_index_and_analyses_once(state_repo, tmp_path, mo
                         lambda *a, **k: analysed.append(1) or original_analyse(*a, **k))
     out = ok("stage", "R", "--json")
     assert json.loads(out)["waves"][1][0] == "b0" and (len(built), len(analysed)) == (1, 1)
+
+
+def test_a_dep_on_an_epic_is_one_edge_per_waiting_task():
+    """B's 40 tasks wait for A's 40 through one node, not 1,600 edges."""
+    beads = {"A": Bead(id="A", title="a", type="epic"),
+             "B": Bead(id="B", title="b", type="epic", deps=[Dep("A", "blocks")])}
+    for epic in "AB":
+        for n in range(40):
+            beads[f"{epic}{n}"] = Bead(id=f"{epic}{n}", title="t", parent=epic)
+    seen: list[int] = []
+    original = waves._layers
+
+    def counting(edges, beads_):  # type: ignore[no-untyped-def]
+        seen.append(sum(len(blockers) for blockers in edges.values()))
+        return original(edges, beads_)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(waves, "_layers", counting)
+        plan = waves.plan_waves(beads, list(beads))
+    assert [len(w) for w in plan.waves] == [40, 40] and plan.wave_of("B7") == 2
+    assert seen == [40 + 40]
