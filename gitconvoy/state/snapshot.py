@@ -102,6 +102,7 @@ class Snapshot:
         self._error_ids = error_ids
         self._source = source
         self._errors_from = errors_from  # a transaction's view: broken files are the base's
+        self._error_paths: dict[str, SchemaError] | None = None  # by path, once loaded
 
     def _load(self) -> None:
         if self._source is None:
@@ -114,11 +115,33 @@ class Snapshot:
         if self._config is None:
             self._config = loaded.config
         if self._errors is None:
-            self._errors = [loaded.errors[p] for p in sorted(loaded.errors)]
-            self._error_ids = {
-                os.path.basename(p)[: -len(".yaml")]: e for p, e in loaded.errors.items()
-                if p != "convoy.yaml" and p.endswith(".yaml")
-            }
+            self._take_errors(loaded.errors)
+
+    def _take_errors(self, errors: dict[str, SchemaError]) -> None:
+        self._error_paths = dict(errors)
+        self._errors = [errors[p] for p in sorted(errors)]
+        self._error_ids = {
+            os.path.basename(p)[: -len(".yaml")]: e for p, e in errors.items()
+            if p != "convoy.yaml" and p.endswith(".yaml")
+        }
+
+    @classmethod
+    def of_loaded(cls, commit: str, loaded: Loaded, source: Source) -> Snapshot:
+        """A snapshot holding a full load made elsewhere (the store's patch of its last
+        write), still able to read its tree (convoy.yaml, counts)."""
+        snap = cls(commit, loaded.tree, loaded.config, loaded.objects, source=source)
+        snap._take_errors(loaded.errors)
+        return snap
+
+    def full_load(self) -> Loaded | None:
+        """What this snapshot has parsed, as a load of its tree with maps of its own (so a
+        patch of it leaves this snapshot as it is); None unless everything was loaded."""
+        if self._objects is None or self._error_paths is None or self.tree is None \
+                or self._errors_from is not None:
+            return None
+        return Loaded(self.tree, self.config,
+                      {kind: dict(objs) for kind, objs in self._objects.items()},
+                      dict(self._error_paths))
 
     @property
     def config(self) -> model.Config:
