@@ -18,8 +18,10 @@ import pygit2
 import pytest
 from conftest import git, ok
 
-from gitconvoy.plan import graph, staging, waves
-from gitconvoy.state import counts, packs, trees
+from gitconvoy import hookrun
+from gitconvoy.git import watch
+from gitconvoy.plan import epics, graph, staging, waves
+from gitconvoy.state import cache, counts, packs, trees
 from gitconvoy.state.layout import KINDS, object_path
 from gitconvoy.state.model import Bead, Convoy, Dep
 from gitconvoy.state.store import Store
@@ -217,3 +219,43 @@ def test_a_dep_on_an_epic_is_one_edge_per_waiting_task():
         plan = waves.plan_waves(beads, list(beads))
     assert [len(w) for w in plan.waves] == [40, 40] and plan.wave_of("B7") == 2
     assert seen == [40 + 40]
+
+
+def test_a_hook_after_a_landing_loads_the_state_once_and_builds_one_index(
+        state_repo, tmp_path, monkeypatch):
+    """A blocker lands by a plain merge; the post-merge hook's step closes it, rolls epics
+    up and dispatches its dependent. It loaded the state once per transaction (3 times),
+    built the graph index twice, rolled every epic up twice and scanned the beads for the
+    watch list twice; now once each, the second roll-up only above the dispatched bead."""
+    git("config", "convoy.rig.app.dispatch", "true")
+    ok("rig", "add", "app", "--target", "main", "--capacity", "3", "--default")
+    ok("bead", "create", "--batch", str(plan_of_two_sub_epics(tmp_path, 3)))
+    ok("create", "flight", "a0", "b0")
+    ok("feed")  # dispatches a0 (b0 waits for all of A)
+    ok("bead", "close", "a1", "a2")  # by hand: the hook's step rolls A up
+    git("commit", "-q", "--allow-empty", "-m", "work", cwd=state_repo)
+    work = git("commit-tree", "HEAD^{tree}", "-p", "main", "-m", "a0's work")
+    git("update-ref", "refs/heads/convoy/a0", work)
+    git("merge", "-q", "--ff-only", "convoy/a0", env={"CONVOY_IN_HOOK": "1"})
+
+    calls: dict[str, list[object]] = {"load": [], "build": [], "roll": [], "scan": []}
+    spy(monkeypatch, cache, "load_all", calls["load"])
+    spy(monkeypatch, graph.Index, "_build", calls["build"])
+    spy(monkeypatch, epics, "epic_changes", calls["roll"], keep=lambda *a: a[2:])
+    spy(monkeypatch, watch, "_scan", calls["scan"])
+    monkeypatch.setenv("CONVOY_IN_HOOK", "")  # restored after the hook sets it
+    lines = hookrun.run_hook("post-merge", ["0"])
+    assert "a0: landed in" in lines[0] and any("✓ b0: dispatch started" in x for x in lines)
+    assert ("epic A", "closed") in [tuple(x.split(": ")) for x in lines]
+    assert (len(calls["load"]), len(calls["build"]), len(calls["scan"])) == (1, 1, 1)
+    assert calls["roll"] == [(None,), (["b0"],)]  # every epic, then only above b0
+
+
+def spy(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, calls: list[object],
+        keep=lambda *a: None) -> None:  # type: ignore[no-untyped-def]
+    original = getattr(owner, name)
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(keep(*args, *kwargs.values()))
+        return original(*args, **kwargs)
+    monkeypatch.setattr(owner, name, counted)

@@ -68,6 +68,28 @@ class Index:
                     waiters.setdefault(dep.on, []).append(bead.id)
         self._children, self._waiters = children, waiters
 
+    def restated(self, beads: Beads) -> Index:
+        """An index of `beads`, the same graph with some beads' fields changed since: it
+        shares this one's children and waiters when no bead was added, removed, moved to
+        another parent, given other deps or tombstoned (a feeder step's writes change
+        statuses, not the graph), else it builds its own. The check is one pass of identity
+        comparisons, against a build's dict appends for every edge."""
+        fresh = Index(beads)
+        if self._children is None or self._waiters is None:
+            return fresh
+        old = self.beads
+        if len(old) != len(fresh.beads):
+            return fresh
+        for bead_id, bead in fresh.beads.items():
+            was = old.get(bead_id)
+            if was is bead:
+                continue
+            if was is None or was.parent != bead.parent or was.deps != bead.deps or \
+                    (was.status == "tombstone") != (bead.status == "tombstone"):
+                return fresh
+        fresh._children, fresh._waiters = self._children, self._waiters
+        return fresh
+
     @property
     def children(self) -> dict[str, list[str]]:
         if self._children is None:
