@@ -91,7 +91,9 @@ def stage(inputs: tuple[str, ...], title: str | None, as_json: bool) -> int:
         actor = store.identity()
 
         def mutate(tx: Tx) -> Convoy:
-            fresh = staging.analyse(tx.view(), list(inputs), _branch_exists(store))  # type: ignore[arg-type]
+            # the plan above holds for the state it was made from; after a lost race, redo it
+            fresh = plan if tx.base.commit == snap.commit else staging.analyse(
+                tx.view(), list(inputs), _branch_exists(store))  # type: ignore[arg-type]
             return convoys.stage(tx, fresh, title, actor)
 
         made = store.transact(mutate, lambda c: f"stage {c.id} ({c.status}): {c.title}")

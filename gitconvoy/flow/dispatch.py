@@ -407,12 +407,15 @@ def _in_transit(index: graph.Index, bead_id: str) -> bool:
 
 
 def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
-                  rig_name: str | None = None, *, detach: bool = False) -> Dispatched:
+                  rig_name: str | None = None, *, detach: bool = False,
+                  index: graph.Index | None = None) -> Dispatched:
     """Claim, branch, run the rig's command (`detach`: start it and return, for hooks).
-    The worker gets the bead's formula (or its rig's default, then stored on the bead)."""
+    The worker gets the bead's formula (or its rig's default, then stored on the bead).
+    `index`: the caller's graph index of a recent state (restated, not built again)."""
     snap = store.snapshot()
     bead = snap.bead(bead_id)
-    behind = behind_on(store, snap, bead, convoy) if bead.status == "open" else None
+    index = index.restated(snap.beads) if index is not None else None
+    behind = behind_on(store, snap, bead, convoy, index) if bead.status == "open" else None
     if behind is not None:
         return Dispatched(bead_id, False, f"not dispatched: {behind.phrase()}; 'git convoy "
                           "feed' brings it in (or it arrives when that work lands there)")
@@ -449,7 +452,7 @@ def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
         drop_fresh_branch(store, result)
         if next_try:
             detail = f"{detail} (the feeder retries it after {to_second(next_try)})"
-    else:
+    elif not detach:  # a hook (which detaches) rewrites the watch list itself when it ends
         watch.refresh_if_installed(store)  # the hooks now watch this branch and its target
     return Dispatched(bead_id, ok, detail)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -274,8 +275,10 @@ def failed_dispatches(store: Store, beads: dict[str, Bead]) -> dict[str, str]:
 
 
 def _reconcile(tx: Tx, landed: dict[str, str], started: set[str], report: FeedReport,
-               interrupted: set[str], failed: dict[str, str]) -> None:
-    """Steps 1–3 as one pure mutation of the transaction."""
+               interrupted: set[str], failed: dict[str, str], index: graph.Index
+               ) -> graph.Index:
+    """Steps 1–3 as one pure mutation of the transaction; the graph index it rolled up
+    with (`index` restated to the transaction's beads)."""
     for bead_id, reason in sorted(failed.items()):
         bead = tx.beads.get(bead_id)
         if bead is None or bead.status != "hooked" or bead_id in started:
@@ -303,7 +306,7 @@ def _reconcile(tx: Tx, landed: dict[str, str], started: set[str], report: FeedRe
         if bead is not None and bead.status == "hooked":
             tx.put(with_status(bead, "in_progress"))
             report.started.append(bead_id)
-    _roll_up(tx, report)
+    index = _roll_up(tx, report, index)
     for convoy in sorted(tx.convoys.values(), key=lambda c: c.id):
         if convoy.status != "open":
             continue
@@ -315,6 +318,7 @@ def _reconcile(tx: Tx, landed: dict[str, str], started: set[str], report: FeedRe
             tx.put(touched(convoy, status="closed", closed_at=stamp, notified=True,
                            close_reason="every tracked bead is closed"))
             report.closed_convoys.append(convoy.id)
+    return index
 
 
 def _open_below(tx: Tx, epics: list[Bead]) -> bool:
@@ -343,38 +347,49 @@ def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -
     expired = claims.expired_claims(store, snap.beads)  # pull claims without a heartbeat
     failed = failed_dispatches(store, snap.beads)
 
-    def mutate(tx: Tx) -> None:
+    # One graph index for the whole step: each write below changes statuses, not the graph,
+    # so it is restated to the beads of each write instead of built again.
+    first = graph.Index(snap.beads)
+
+    def mutate(tx: Tx) -> graph.Index:
         report.handed_back.clear()
         report.repaired.clear()
         report.landed.clear()
         report.started.clear()
         report.epics.clear()
         report.closed_convoys.clear()
-        _reconcile(tx, landed, started, report, interrupted, failed)
+        index = _reconcile(tx, landed, started, report, interrupted, failed, first)
         # after landing: a claim whose work landed is closed, not expired
         report.expired[:] = claims.reopen_expired(tx, expired)
+        return index
 
-    store.transact(mutate, lambda _: _feed_message(report))
+    index = store.transact(mutate, lambda _: _feed_message(report))
     for bead_id, _ in report.handed_back:
         drop_fresh_branch(store, snap.beads[bead_id])
     if not dispatch:  # (the server's lander) what is ready, waiting to land or stranded
-        _survey(store.snapshot(), report)
+        _survey(store.snapshot(), report, index.restated(store.snapshot().beads))
     else:
-        _dispatch_ready(store, report, budget)
-        if any(d.ok for d in report.dispatched):
+        index = _dispatch_ready(store, report, budget, index)
+        sent = [d.bead for d in report.dispatched if d.ok]
+        if sent:  # only the epics above the dispatched beads can have changed
             late = FeedReport()
-            store.transact(lambda tx: _roll_up(tx, late), lambda _: _feed_message(late))
+            store.transact(lambda tx: _roll_up(tx, late, index, below=sent),
+                           lambda _: _feed_message(late))
             report.epics += [e for e in late.epics if e not in report.epics]
     return report
 
 
-def _roll_up(tx: Tx, report: FeedReport) -> None:
-    """Epics move to in_progress as soon as their first task is dispatched."""
-    for epic_id, status in sorted(epics.epic_changes(tx.beads).items()):
+def _roll_up(tx: Tx, report: FeedReport, index: graph.Index,
+             below: list[str] | None = None) -> graph.Index:
+    """Epics move to in_progress as soon as their first task is dispatched: every epic, or
+    those above the beads `below`. The index restated to the transaction's beads."""
+    index = index.restated(tx.beads)
+    for epic_id, status in sorted(epics.epic_changes(tx.beads, index, below).items()):
         tx.put(with_status(tx.beads[epic_id], status,
                            "all children closed" if status == "closed" else None))
         if (epic_id, status) not in report.epics:
             report.epics.append((epic_id, status))
+    return index
 
 
 def _feed_message(report: FeedReport) -> str:
@@ -423,11 +438,13 @@ def _survey(snap: Snapshot, report: FeedReport,
     return candidates
 
 
-def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
+def _dispatch_ready(store: Store, report: FeedReport, budget: Budget,
+                    index: graph.Index) -> graph.Index:
     """Step 4 and 5: fill each rig's free capacity from the open convoys' ready beads, until
-    the budget's time is up (what is left goes to `report.deferred`)."""
+    the budget's time is up (what is left goes to `report.deferred`). The graph index
+    restated to the state the dispatches started from."""
     snap = store.snapshot()
-    index = graph.Index(snap.beads)
+    index = index.restated(snap.beads)
     candidates = _survey(snap, report, index)
     # conflict beads first: each unblocks work that is otherwise done
     candidates.sort(key=lambda pair: (resolves(pair[0]) is None, graph.sort_key(pair[0])))
@@ -435,6 +452,7 @@ def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
     seen: set[str] = set()
     full: set[str] = set()
     held: dict[str, int] = {}  # per rig: ready beads left for lack of time
+    flying = _in_flight_counter(store)
     for bead, convoy_id in candidates:
         if bead.id in seen:
             continue
@@ -449,7 +467,7 @@ def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
         if behind is not None:
             report.behind.append(behind)
             continue
-        busy = in_flight(store.snapshot().beads, rig.name) + held.get(rig.name, 0)
+        busy = flying(rig.name) + held.get(rig.name, 0)
         if busy >= rig.capacity and not borrows:
             full.add(rig.name)
             continue
@@ -458,7 +476,8 @@ def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
             held[rig.name] = held.get(rig.name, 0) + 1
             continue
         report.dispatched.append(dispatch_bead(store, bead.id, snap.convoys[convoy_id],
-                                               detach=budget.detach))
+                                               detach=budget.detach, index=index))
+    return index
 
 
 def _stuck(report: FeedReport, convoy_id: str, backing_off: list[Bead]) -> None:
@@ -471,3 +490,16 @@ def _stuck(report: FeedReport, convoy_id: str, backing_off: list[Bead]) -> None:
                      str(b.dispatch.get("last_error", ""))) for b in backing_off),
                    key=lambda bead: (bead[1], bead[0]))
     report.waiting.append(Waiting(convoy_id, tuple(beads)))
+
+
+def _in_flight_counter(store: Store) -> Callable[[str], int]:
+    """How many beads a rig holds in the current state, counted once per state commit (a
+    rig that is full is asked again for each ready bead; a dispatch moves the commit)."""
+    counted: dict[tuple[str | None, str], int] = {}
+
+    def count(rig: str) -> int:
+        key = (store.state_commit(), rig)
+        if key not in counted:
+            counted[key] = in_flight(store.snapshot().beads, rig)
+        return counted[key]
+    return count

@@ -598,7 +598,7 @@ def _conflicted(tx: Tx, mr: MergeRequest, bead: Bead, files: list[str], stamp: s
         title = f"Resolve merge conflicts: {bead.title}"
         if len(title) > MAX_TITLE:
             title = title[: MAX_TITLE - 1] + "…"
-        blocker_id = ids.new_id(tx.config.prefix, title, tx.beads, len(tx.beads) + 1)
+        blocker_id = ids.new_id(tx.config.prefix, title, tx.beads, tx.beads.count() + 1)
         blocker = Bead(
             id=blocker_id, title=title, type="task", priority=bead.priority,
             description=description, assignee=bead.assignee, labels=[CONFLICT_LABEL],

@@ -44,7 +44,7 @@ def new_convoy(tx: Tx, title: str, tracks: list[str], actor: str, *, status: str
         overlaps = open_overlaps(tx, tracks)
         if overlaps:
             raise ConvoyError(overlaps[0])
-    convoy_id = ids.new_id("convoy", title, tx.convoys, len(tx.convoys) + 1)
+    convoy_id = ids.new_id("convoy", title, tx.convoys, tx.convoys.count() + 1)
     stamp = now()
     convoy = Convoy(
         id=convoy_id, title=title, status=status, tracks=sorted(set(tracks)), rig=rig,
