@@ -80,6 +80,11 @@ def load_yaml(raw: bytes, path: str) -> Any:
     value = parse_canonical(text)
     if value is not NOT_CANONICAL:
         return value
+    return pyyaml_load(text, path)
+
+
+def pyyaml_load(text: str, path: str) -> Any:
+    """The reference reader: libyaml's safe loader, refusing anchors and aliases."""
     yaml = _yaml()
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
@@ -243,12 +248,20 @@ def _mapping(data: dict, indent: int, out: list[str], seen: set[int], first: str
     seen.add(id(data))
     pad = " " * indent
     for key, value in data.items():
-        written = _key(key)
+        if type(key) is str and len(key) * 3 <= _KEY_BYTES:
+            written = _ONE_LINE.get(key) or _one_line(key)
+        else:
+            written = _key(key)
         if written is None:
             return False
         head = first + written + ":"
         first = pad
         kind = type(value)
+        if kind is str:  # the common line, inline: a short known text that cannot fold
+            text = _ONE_LINE.get(value)
+            if text is not None and len(head) + len(text) <= _WIDTH:
+                out.append(f"{head} {text}")
+                continue
         if kind is dict and value:
             out.append(head)
             if not _mapping(value, indent + 2, out, seen, pad + "  "):
@@ -425,12 +438,20 @@ def _read_mapping(lines: list[str], at: int, indent: int) -> tuple[dict, int]:
             if not line.startswith(pad):
                 break
             line = line[indent:]
-        if line.startswith((" ", "- ")):
-            raise _NotCanonical
-        if line.startswith("'"):
-            key, rest = _quoted_key(line)
+        first = line[:1]
+        if first == "'":
+            end = line.find("': ")
+            key = line[1:end]
+            if end > 0 and "'" not in key:
+                rest = line[end + 3:]
+                if not rest:
+                    raise _NotCanonical
+            else:
+                key, rest = _quoted_key(line)
         else:
             key, colon, rest = line.partition(": ")
+            if first == " " or first == "-" and key[1:2] == " ":
+                raise _NotCanonical
             if not colon:
                 if not line.endswith(":"):
                     raise _NotCanonical
@@ -439,47 +460,55 @@ def _read_mapping(lines: list[str], at: int, indent: int) -> tuple[dict, int]:
                 raise _NotCanonical
         if key in out:
             raise _NotCanonical
-        following = lines[at + 1] if at + 1 < count else ""
+        at += 1
+        following = lines[at] if at < count else ""
         if not rest:
             if following.startswith(items):
-                out[key], at = _read_sequence(lines, at + 1, indent)
+                out[key], at = _read_sequence(lines, at, indent)
             else:
-                out[key], at = _read_mapping(lines, at + 1, indent + 2)
+                out[key], at = _read_mapping(lines, at, indent + 2)
         elif following.startswith(more):
-            out[key], at = _scalar(rest, lines, at, indent + 2)
+            out[key], at = _scalar(rest, lines, at - 1, indent + 2)
         elif rest[0] == "'":
             if len(rest) < 2 or rest[-1] != "'":
                 raise _NotCanonical
             value = rest[1:-1]
             out[key] = value.replace("''", "'") if "'" in value else value
-            at += 1
+        elif rest in _WORDS:
+            out[key] = _WORDS[rest]
+        elif rest[0] in "-0123456789" and _INT.match(rest):
+            out[key] = int(rest)
         elif rest[0] not in "|[{":
-            out[key] = _typed(rest)
-            at += 1
+            out[key] = rest
         else:
-            out[key], at = _scalar(rest, lines, at, indent + 2)
+            out[key], at = _scalar(rest, lines, at - 1, indent + 2)
     if not out:
         raise _NotCanonical
     return out, at
 
 
-def _item_is_mapping(rest: str) -> bool:
-    if rest.startswith("'"):
-        end = _quoted_end(rest, 0)
-        return end != -1 and rest.startswith(":", end)
-    return ": " in rest or rest.endswith(":")
-
-
 def _read_sequence(lines: list[str], at: int, indent: int) -> tuple[list, int]:
     out: list[Any] = []
+    count = len(lines)
     head = " " * indent + "- "
-    while at < len(lines) and lines[at].startswith(head):
-        rest = lines[at][indent + 2:]
-        if _item_is_mapping(rest):
-            lines[at] = " " * (indent + 2) + rest
-            item, at = _read_mapping(lines, at, indent + 2)
+    cut = indent + 2
+    more = " " * cut
+    while at < count and lines[at].startswith(head):
+        rest = lines[at][cut:]
+        if rest.startswith("'"):
+            end = _quoted_end(rest, 0)
+            mapping = end != -1 and rest.startswith(":", end)
         else:
-            item, at = _scalar(rest, lines, at, indent + 2)
+            mapping = ": " in rest or rest.endswith(":")
+        if mapping:
+            lines[at] = more + rest
+            item, at = _read_mapping(lines, at, cut)
+        elif (rest and rest[0] not in "'|[{"
+              and (at + 1 == count or not lines[at + 1].startswith(more))):
+            item = _typed(rest)
+            at += 1
+        else:
+            item, at = _scalar(rest, lines, at, cut)
         out.append(item)
     return out, at
 
