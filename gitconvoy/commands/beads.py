@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -13,7 +14,7 @@ from gitconvoy.plan import edits, graph
 from gitconvoy.render.shapes import bead_json
 from gitconvoy.render.text import bead_detail, bead_line
 from gitconvoy.state.codec import load_yaml
-from gitconvoy.state.model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Dep
+from gitconvoy.state.model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Bead, Dep
 from gitconvoy.state.tx import Tx
 
 
@@ -127,8 +128,7 @@ def create(title: str | None, bead_type: str, priority: str, description: str | 
     if as_json:
         print_json([bead_json(b) for b in made] if batch else bead_json(made[0]))
     else:
-        for b in made:
-            say(b.id)
+        say_lines(b.id for b in made)
     return 0
 
 
@@ -178,8 +178,7 @@ def list_beads(statuses: tuple[str, ...], types: tuple[str, ...], assignee: str 
     if as_json:
         print_json([bead_json(b) for b in chosen])
     else:
-        for b in chosen:
-            say(bead_line(b))
+        say_lines(bead_line(b) for b in chosen)
     return 0
 
 
@@ -225,8 +224,7 @@ def _each(ids: tuple[str, ...], verb: str, apply: Any, past: str) -> int:
         lambda tx: [apply(tx, i) for i in ids],
         f"bead {verb} {' '.join(ids)}",
     )
-    for b in done:
-        say(f"{past} {b.id}")
+    say_lines(f"{past} {b.id}" for b in done)
     return 0
 
 
@@ -265,8 +263,7 @@ def ready(as_json: bool, limit: int) -> int:
     if as_json:
         print_json([bead_json(b) for b in found])
     else:
-        for b in found:
-            say(bead_line(b))
+        say_lines(bead_line(b) for b in found)
         if not found:
             say("nothing is ready", err=True)
     return 0
@@ -285,10 +282,14 @@ def blocked(as_json: bool) -> int:
             for b, blockers in found
         ])
         return 0
-    for b, blockers in found:
-        say(bead_line(b))
-        if b.status == "blocked":
-            say("    status is blocked (set by hand)")
-        for blocker in blockers:
-            say(f"    blocked by {blocker.describe()}")
+    say_lines(_blocked_lines(found))
     return 0
+
+
+def _blocked_lines(found: list[tuple[Bead, tuple[graph.Blocker, ...]]]) -> Iterator[str]:
+    for b, blockers in found:
+        yield bead_line(b)
+        if b.status == "blocked":
+            yield "    status is blocked (set by hand)"
+        for blocker in blockers:
+            yield f"    blocked by {blocker.describe()}"
