@@ -198,7 +198,7 @@ def test_bash_completion_loads_our_file_from_the_documented_folder(planned: Path
     (["convoy", "bead", "create", "--type", ""], ["bug", "chore", "decision", "epic",
                                                   "feature", "task"]),
     (["git-convoy", "rig", "park", ""], ["app", "web"]),
-    (["convoy", "status", "--"], ["--format", "--help", "--json"]),
+    (["convoy", "status", "--"], ["--format", "--help", "--json", "--pretty"]),
     (["convoy", "import", ""], ["FILES"]),
 ])
 def test_zsh_completes_git_convoy(planned: Path, tmp_path: Path, words, expected) -> None:

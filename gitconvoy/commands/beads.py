@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -138,8 +139,7 @@ def create(title: str | None, bead_type: str, priority: str, description: str | 
     if as_json:
         print_json([bead_json(b) for b in made] if batch else bead_json(made[0]))
     else:
-        for b in made:
-            say(b.id)
+        say_lines(b.id for b in made)
     for convoy_id, bead_id in joined[:20]:  # stdout stays the ids: scripts read them
         say(f"{bead_id} joins convoy {convoy_id}: the next feed hands it out", err=True)
     if len(joined) > 20:
@@ -210,8 +210,7 @@ def list_beads(statuses: tuple[str, ...], types: tuple[str, ...], assignee: str 
     if as_json:
         print_json([bead_json(b) for b in chosen])
     else:
-        for b in chosen:
-            say(bead_line(b))
+        say_lines(bead_line(b) for b in chosen)
     return 0
 
 
@@ -264,8 +263,7 @@ def _each(ids: tuple[str, ...], verb: str, apply: Any, past: str) -> int:
         lambda tx: [apply(tx, i) for i in ids],
         f"bead {verb} {' '.join(ids)}",
     )
-    for b in done:
-        say(f"{past} {b.id}")
+    say_lines(f"{past} {b.id}" for b in done)
     return 0
 
 
@@ -304,8 +302,7 @@ def ready(as_json: bool, limit: int) -> int:
     if as_json:
         print_json([bead_json(b) for b in found])
     else:
-        for b in found:
-            say(bead_line(b))
+        say_lines(bead_line(b) for b in found)
         if not found:
             say("nothing is ready", err=True)
     return 0
@@ -324,10 +321,14 @@ def blocked(as_json: bool) -> int:
             for b, blockers in found
         ])
         return 0
-    for b, blockers in found:
-        say(bead_line(b))
-        if b.status == "blocked":
-            say("    status is blocked (set by hand)")
-        for blocker in blockers:
-            say(f"    blocked by {blocker.describe()}")
+    say_lines(_blocked_lines(found))
     return 0
+
+
+def _blocked_lines(found: list[tuple[Bead, tuple[graph.Blocker, ...]]]) -> Iterator[str]:
+    for b, blockers in found:
+        yield bead_line(b)
+        if b.status == "blocked":
+            yield "    status is blocked (set by hand)"
+        for blocker in blockers:
+            yield f"    blocked by {blocker.describe()}"

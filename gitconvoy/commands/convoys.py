@@ -258,10 +258,12 @@ def _list(show_all: bool, as_json: bool) -> int:
     if as_json:
         print_json([{**convoy_json(c), "progress": _progress(snap, c)} for c in chosen])
         return 0
-    for c in chosen:
-        p = _progress(snap, c)
-        say(f"{c.id:<14} {c.status:<16} {p['closed']}/{p['total']}  {c.title}")
+    say_lines(_convoy_line(c, _progress(snap, c)) for c in chosen)
     return 0
+
+
+def _convoy_line(c: Convoy, p: dict[str, int]) -> str:
+    return f"{c.id:<14} {c.status:<16} {p['closed']}/{p['total']}  {c.title}"
 
 
 @click.command()

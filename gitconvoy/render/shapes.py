@@ -13,10 +13,14 @@ from gitconvoy.state.model import Bead, Convoy
 _RAW_IN_JSON = re.compile(r"[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
-def json_text(data: Any) -> str:
-    """Indented JSON that parses to exactly `data` and is inert on a terminal: readable
-    non-ASCII stays as it is, every control character is a \\u escape."""
-    text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
+def json_text(data: Any, *, pretty: bool = False) -> str:
+    """JSON that parses to exactly `data` and is inert on a terminal: readable non-ASCII
+    stays as it is, every control character is a \\u escape. Compact (no spaces, one line)
+    unless `pretty`, which indents by two."""
+    if pretty:
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+    else:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
