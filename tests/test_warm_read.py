@@ -130,6 +130,18 @@ def test_broken_files_are_warned_about_on_the_warm_path_too(state_repo: Path) ->
     assert warm.stderr.startswith(b"warning: skipped beads/")
 
 
+def test_a_bead_json_cannot_carry_gets_no_answer_and_reads_stay_right(state_repo: Path) -> None:
+    """A date or an integer key in a dispatch would come back changed from JSON: that
+    state is read in full every time, never served changed."""
+    plant(state_repo, object_path("beads", "t-odd"), "id: t-odd\ntitle: odd dispatch\n"
+          "dispatch:\n  when: 2024-01-02\n  7: seven\n")
+    full = run(state_repo, "ready")
+    assert full.returncode == 0 and b"t-odd" in full.stdout
+    assert not (cache_dir(state_repo) / "ready.answer").exists()
+    again, loaded = warm_imports(state_repo, "ready")
+    assert "pygit2" in loaded and same(again, full)
+
+
 # --- freshness: what makes a read go the full way again --------------------------------------
 
 

@@ -15,7 +15,7 @@ or recomputed here: the rules live in one place.
     <commit>
     <rows> <a> <b> <c>          counts of rows and of the bytes of the three texts
     <a bytes: stderr before> <b bytes: stdout> <c bytes: stderr after>
-    [<bead row>, <extra>]       one line per bead, in printed order
+    [[<bead row>, <extra>], …]  one JSON list, the beads in printed order
 
 The code stamp is the size and time of the modules that decide an answer, so an edited
 checkout never serves what its code would no longer print. A changed byte, a cut-off write,
@@ -101,15 +101,14 @@ class Answer:
         from gitconvoy.state.model import Bead
         from gitconvoy.state.rows import CacheMiss, forget_deps, shape_of
 
-        lines = self._rows.split(b"\n")[:-1] if self._rows else []
-        if len(lines) != self.count:
-            raise Miss("rows cut off")
         forget_deps()
         shape = shape_of(Bead)
         try:
-            decoded = json.loads(b"[" + b",".join(lines[:limit] if limit else lines) + b"]")
+            decoded = json.loads(self._rows)
+            if type(decoded) is not list or len(decoded) != self.count:
+                raise Miss("expected a list of rows")
             out = []
-            for item in decoded:
+            for item in decoded[:limit] if limit else decoded:
                 if type(item) is not list or len(item) != 2:
                     raise Miss("expected [row, extra]")
                 out.append((shape.decode(item[0]), item[1]))
@@ -142,10 +141,7 @@ def decode(data: bytes, name: str, commit: str) -> Answer:
                  rest[a + b:a + b + c].decode("utf-8"))
     except UnicodeDecodeError:
         raise Miss("texts are not UTF-8") from None
-    rows = rest[a + b + c:]
-    if rows and not rows.endswith(b"\n"):
-        raise Miss("rows cut off")
-    return Answer(commit, texts, count, rows)
+    return Answer(commit, texts, count, rest[a + b + c:])
 
 
 def load(common_dir: str, name: str, commit: str) -> Answer | None:
@@ -162,31 +158,29 @@ def load(common_dir: str, name: str, commit: str) -> Answer | None:
 
 def encode(name: str, commit: str, texts: tuple[str, str, str], beads: list[Bead],
            extras: list[Any] | None = None) -> bytes | None:
-    """The whole file, or None when a bead would not come back equal from its row."""
+    """The whole file, or None when JSON would not carry a row exactly (a date or an integer
+    key in a bead's dispatch)."""
     import json
 
     from gitconvoy.state.model import Bead
     from gitconvoy.state.reffiles import is_object_id
-    from gitconvoy.state.rows import CacheMiss, shape_of
+    from gitconvoy.state.rows import shape_of
 
     if not is_object_id(commit.encode("ascii")):
         return None
     shape = shape_of(Bead)
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode
-    lines = []
-    for n, bead in enumerate(beads):
-        row = shape.encode(bead)
-        try:
-            if shape.decode(list(row)) != bead:
-                return None
-            lines.append(dumps([row, extras[n] if extras is not None else None]))
-        except (CacheMiss, RecursionError, TypeError, ValueError):
-            return None
+    rows = [[shape.encode(b), extras[n] if extras is not None else None]
+            for n, b in enumerate(beads)]
+    if not all(shape.exact(row) for row, _ in rows):
+        return None
+    try:
+        text = json.dumps(rows, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
     before, out, after = (t.encode("utf-8") for t in texts)
     body = b"\n".join([answer_key(name), commit.encode("ascii"),
-                       b"%d %d %d %d" % (len(lines), len(before), len(out), len(after)),
-                       before + out + after + "".join(f"{line}\n" for line in lines)
-                       .encode("ascii")])
+                       b"%d %d %d %d" % (len(rows), len(before), len(out), len(after)),
+                       before + out + after + text.encode("ascii")])
     return MAGIC + hashlib.sha256(body).hexdigest().encode("ascii") + b"\n" + body
 
 

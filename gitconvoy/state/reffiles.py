@@ -193,8 +193,11 @@ def read_ref(place: Place, ref: str) -> str | None:
     missing, symbolic, malformed or stored in a way this module does not read."""
     if not valid_ref_name(ref) or os.path.lexists(os.path.join(place.common_dir, "reftable")):
         return None
+    loose = os.path.join(place.common_dir, ref)
     try:
-        with open(os.path.join(place.common_dir, ref), "rb") as fh:
+        if os.path.islink(loose):
+            return None  # a symbolic ref of the old kind: leave it to libgit2
+        with open(loose, "rb") as fh:
             raw = fh.read(200)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         raw = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 from gitconvoy.state import model
@@ -141,6 +142,8 @@ class Shape:
     optional: tuple[int, ...]  # `str | None`
     special: tuple[tuple[int, Callable[[Any], Any]], ...]
     encoders: tuple[tuple[int, Callable[[Any], Any]], ...]
+    values: Callable[[Any], tuple[Any, ...]]  # every field of an object, in order, at C speed
+    free: tuple[int, ...]  # `dict[str, Any]`: free-form, may hold what JSON cannot carry
 
     @classmethod
     def of(cls, model_cls: type) -> Shape:
@@ -162,14 +165,24 @@ class Shape:
             else:  # a new kind of field: teach the cache its row form (tests catch this)
                 raise TypeError(f"the cache cannot store {model_cls.__name__}.{f.name}: "
                                 f"{annotation}")
-        return cls(model_cls, tuple(f.name for f in fields(model_cls)), tuple(strings),
-                   tuple(optional), tuple(special), tuple(encoders))
+        names = tuple(f.name for f in fields(model_cls))
+        getter = attrgetter(*names)
+        values = getter if len(names) > 1 else lambda obj: (getter(obj),)
+        free = tuple(i for i, f in enumerate(fields(model_cls))
+                     if str(f.type) == "dict[str, Any]")
+        return cls(model_cls, names, tuple(strings), tuple(optional), tuple(special),
+                   tuple(encoders), values, free)
 
     def encode(self, obj: Any) -> list[Any]:
-        row = [getattr(obj, name) for name in self.names]
+        row = list(self.values(obj))
         for i, encode in self.encoders:
             row[i] = encode(row[i])
         return row
+
+    def exact(self, row: list[Any]) -> bool:
+        """True when JSON carries this row of a parsed object exactly: every other field's
+        type is one JSON has (the model checked it); only free-form mappings may not be."""
+        return all(_plain(row[i]) for i in self.free if row[i])
 
     def decode(self, row: Any) -> Any:
         """The object of a row read from the file (which it may change): checked first."""
