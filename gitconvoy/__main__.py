@@ -14,7 +14,7 @@ import codecs
 import os
 import sys
 
-WARM_COMMANDS = ("ready", "blocked", "bead")
+WARM_COMMANDS = (["ready"], ["blocked"], ["bead", "list"])
 
 
 def _utf8_streams() -> bool:
@@ -32,8 +32,8 @@ def _utf8_streams() -> bool:
 
 def _warm(argv: list[str]) -> int | None:
     """Print a warm read's answer and return its exit code, or None for the full CLI."""
-    if argv[:1] == [] or argv[0] not in WARM_COMMANDS or os.name != "posix" \
-            or not _utf8_streams():
+    if not any(argv[:len(words)] == words for words in WARM_COMMANDS) \
+            or os.name != "posix" or not _utf8_streams():
         return None
     try:
         from gitconvoy.commands.quick import answer

@@ -170,10 +170,12 @@ def list_beads(statuses: tuple[str, ...], types: tuple[str, ...], assignee: str 
     snap = store.snapshot()
     warnings = _warnings(snap)
     ordered = sorted(snap.beads.values(), key=graph.sort_key)
-    answers.remember(store, "beads", snap, ordered, lambda: readout.list_output(
-        warnings, ordered, readout.ListQuery(), False).texts())
     query = readout.ListQuery(statuses, types, assignee, labels, parent, show_all)
-    print_read(readout.list_output(warnings, ordered, query, as_json))
+    output = readout.list_output(warnings, ordered, query, as_json)
+    plain = output if query == readout.ListQuery() and not as_json else None
+    answers.remember(store, "beads", snap, ordered, lambda: (plain or readout.list_output(
+        warnings, ordered, readout.ListQuery(), False)).texts())
+    print_read(output)
     return 0
 
 
@@ -255,9 +257,10 @@ def ready(as_json: bool, limit: int) -> int:
     snap = store.snapshot()
     warnings = _warnings(snap)
     found = graph.ready_beads(snap.beads)
-    answers.remember(store, "ready", snap, found,
-                     lambda: readout.ready_output(warnings, found, False).texts())
-    print_read(readout.ready_output(warnings, found[:limit] if limit else found, as_json))
+    plain = readout.ready_output(warnings, found, False)
+    answers.remember(store, "ready", snap, found, plain.texts)
+    print_read(plain if not (as_json or limit) else
+               readout.ready_output(warnings, found[:limit] if limit else found, as_json))
     return 0
 
 
@@ -269,10 +272,10 @@ def blocked(as_json: bool) -> int:
     snap = store.snapshot()
     warnings = _warnings(snap)
     found = graph.blocked_beads(snap.beads)
-    answers.remember(store, "blocked", snap, [b for b, _ in found],
-                     lambda: readout.blocked_output(warnings, found, False).texts(),
+    plain = readout.blocked_output(warnings, found, False)
+    answers.remember(store, "blocked", snap, [b for b, _ in found], plain.texts,
                      readout.blocker_rows(found))
-    print_read(readout.blocked_output(warnings, found, as_json))
+    print_read(plain if not as_json else readout.blocked_output(warnings, found, as_json))
     return 0
 
 

@@ -231,6 +231,8 @@ def _remember_ref(store: Store) -> None:
     if place is None or os.path.realpath(place.git_dir) != os.path.realpath(store.repo.path) \
             or os.path.realpath(place.common_dir) != os.path.realpath(store.common_dir):
         return
+    if reffiles.recall(place) == store.ref:
+        return  # remembered, and nothing it depends on changed
 
     def resolve() -> str | None:
         import pygit2
