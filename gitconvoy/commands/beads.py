@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines, warn_broken
+from gitconvoy.commands import readout
+from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines
 from gitconvoy.commands.refargs import branch_value
 from gitconvoy.errors import ConvoyError
 from gitconvoy.plan import convoys, edits, graph
 from gitconvoy.render.shapes import bead_json
-from gitconvoy.render.text import bead_detail, bead_line
+from gitconvoy.render.text import bead_detail
+from gitconvoy.state import answers
 from gitconvoy.state.codec import load_yaml
 from gitconvoy.state.model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Bead, Dep
+from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.tx import Tx
 
 if TYPE_CHECKING:
@@ -195,22 +197,16 @@ def list_beads(statuses: tuple[str, ...], types: tuple[str, ...], assignee: str 
         edits.check_choice(s, BEAD_STATUSES, "status")
     for t in types:
         edits.check_choice(t, BEAD_TYPES, "bead type")
-    snap = open_store().snapshot()
-    warn_broken(snap)
-    chosen = [
-        b for b in snap.beads.values()
-        if (show_all or b.status != "tombstone" or "tombstone" in statuses)
-        and (not statuses or b.status in statuses)
-        and (not types or b.type in types)
-        and (assignee is None or b.assignee == assignee)
-        and set(labels) <= set(b.labels)
-        and (parent is None or b.parent == parent)
-    ]
-    chosen.sort(key=graph.sort_key)
-    if as_json:
-        print_json([bead_json(b) for b in chosen])
-    else:
-        say_lines(bead_line(b) for b in chosen)
+    store = open_store()
+    snap = store.snapshot()
+    warnings = _warnings(snap)
+    ordered = sorted(snap.beads.values(), key=graph.sort_key)
+    query = readout.ListQuery(statuses, types, assignee, labels, parent, show_all)
+    output = readout.list_output(warnings, ordered, query, as_json)
+    plain = output if query == readout.ListQuery() and not as_json else None
+    answers.remember(store, "beads", snap, ordered, lambda: (plain or readout.list_output(
+        warnings, ordered, readout.ListQuery(), False)).texts())
+    print_read(output)
     return 0
 
 
@@ -294,17 +290,14 @@ def delete(ids: tuple[str, ...]) -> int:
 @click.option("--limit", "-n", type=int, default=0, help="At most this many.")
 def ready(as_json: bool, limit: int) -> int:
     """Beads that can be started now: open, slingable, nothing open blocks them."""
-    snap = open_store().snapshot()
-    warn_broken(snap)
+    store = open_store()
+    snap = store.snapshot()
+    warnings = _warnings(snap)
     found = graph.ready_beads(snap.beads)
-    if limit:
-        found = found[:limit]
-    if as_json:
-        print_json([bead_json(b) for b in found])
-    else:
-        say_lines(bead_line(b) for b in found)
-        if not found:
-            say("nothing is ready", err=True)
+    plain = readout.ready_output(warnings, found, False)
+    answers.remember(store, "ready", snap, found, plain.texts)
+    print_read(plain if not (as_json or limit) else
+               readout.ready_output(warnings, found[:limit] if limit else found, as_json))
     return 0
 
 
@@ -312,23 +305,26 @@ def ready(as_json: bool, limit: int) -> int:
 @json_option
 def blocked(as_json: bool) -> int:
     """Beads that cannot start, and what blocks each."""
-    snap = open_store().snapshot()
-    warn_broken(snap)
+    store = open_store()
+    snap = store.snapshot()
+    warnings = _warnings(snap)
     found = graph.blocked_beads(snap.beads)
-    if as_json:
-        print_json([
-            {**bead_json(b), "blocked_by": [x.to_json() for x in blockers]}
-            for b, blockers in found
-        ])
-        return 0
-    say_lines(_blocked_lines(found))
+    plain = readout.blocked_output(warnings, found, False)
+    answers.remember(store, "blocked", snap, [b for b, _ in found], plain.texts,
+                     readout.blocker_rows(found))
+    print_read(plain if not as_json else readout.blocked_output(warnings, found, as_json))
     return 0
 
 
-def _blocked_lines(found: list[tuple[Bead, tuple[graph.Blocker, ...]]]) -> Iterator[str]:
-    for b, blockers in found:
-        yield bead_line(b)
-        if b.status == "blocked":
-            yield "    status is blocked (set by hand)"
-        for blocker in blockers:
-            yield f"    blocked by {blocker.describe()}"
+def _warnings(snap: Snapshot) -> list[str]:
+    return readout.warning_lines([exc.message for exc in snap.errors])
+
+
+def print_read(output: readout.Output) -> None:
+    """Print what a read found (gitconvoy.__main__ writes the same text on the warm path)."""
+    say_lines(output.warnings, err=True)
+    if output.data is not None:
+        print_json(output.data)
+    else:
+        say_lines(output.lines)
+    say_lines(output.after, err=True)
