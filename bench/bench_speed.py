@@ -15,13 +15,14 @@ would take hours. Both repositories are repacked (`git repack -ad`, as after a `
 auto-gc is off so no run pays for one.
 
 Built states are kept in DIR/<size>-s<seed>-<commit>/ (default
-$TMPDIR/convoy-bench-states), keyed by the last commit that changed gitconvoy/ or the
-generators (plus a digest of uncommitted changes there), so reruns skip the build. Each run
+$TMPDIR/convoy-bench-states), keyed by the last commit that changed gitconvoy/ or
+bench/gen_state.py (plus a digest of uncommitted changes there), so reruns skip the build;
+the microbeads copy also by its version and MB_WRITER. Each run
 works on a copy. microbeads is installed into DIR/microbeads-venv when missing; if that
 fails its column says why and the gitconvoy figures are still measured.
 
 Rows (whole processes; medians of --runs after one dropped warm-up round, 3 runs for a row
-whose warm-up round took over 8 s; gitconvoy and microbeads alternate A B A B within each
+whose first round took over 8 s; gitconvoy and microbeads alternate A B A B within each
 row; the bars are issue 12's):
 
   ready, warm / no cache, per size       warm: the read cache (.git/convoy/cache*) is left
@@ -75,7 +76,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "bx"
 ROWS = ("ready", "create", "batch", "stage", "landing")
 LANDING_TIMEOUT = 120.0
-SLOW, SLOW_RUNS = 8.0, 3  # seconds for a warm-up round; runs for a row that slow
+SLOW, SLOW_RUNS = 8.0, 3  # seconds for one round (both sides); runs for a row that slow
+MB_WRITER = 1  # bump when build_microbeads writes something else: the built states rebuild
 
 
 # --- running and timing ----------------------------------------------------------------------
@@ -141,8 +143,9 @@ def timed(steps: list[tuple[list[str | Path], Path | None]], cwd: Path) -> Sampl
 def interleave(runs: int, convoy_run: Callable[[], Sample],
                mb_run: Callable[[], Sample] | None) -> tuple[list[Sample], list[Sample]]:
     """gitconvoy, microbeads, gitconvoy, microbeads …; the first round only warms up. A row
-    whose warm-up round took longer than SLOW gets at most SLOW_RUNS runs, which keeps a
-    whole run at 100k within ~15 minutes on the 2-core box."""
+    whose first measured round took longer than SLOW gets at most SLOW_RUNS runs, which
+    keeps a whole run at 100k near 15 minutes on the 2-core box (the warm-up round does not
+    count: it may be building a cache)."""
     mine: list[Sample] = []
     theirs: list[Sample] = []
     n = 0
@@ -155,7 +158,7 @@ def interleave(runs: int, convoy_run: Callable[[], Sample],
             if n:
                 theirs.append(other)
             got = Sample(got.wall + other.wall, got.cpu + other.cpu)
-        if n == 0 and got.wall > SLOW:
+        if n == 1 and got.wall > SLOW:
             runs = min(runs, SLOW_RUNS)
         n += 1
     return mine, theirs
@@ -227,7 +230,7 @@ def report_line(result: Result) -> str:
     elif result.mb_note:
         line += f", microbeads {result.mb_note}"
     return (f"{line}; bar {result.bar} {result.mark} "
-            f"[{len(result.convoy)} runs]")
+            f"[{len(result.convoy)} runs, load {os.getloadavg()[0]:.0f}]")
 
 
 def markdown(results: list[Result]) -> str:
@@ -308,7 +311,7 @@ def build_microbeads(path: Path, specs: list[BeadSpec], tool: Microbeads) -> Non
 
 def generator_key() -> str:
     """The last commit that changed what builds a state, plus a digest of uncommitted edits."""
-    paths = ["gitconvoy", "bench/gen_state.py", "bench/bench_speed.py"]
+    paths = ["gitconvoy", "bench/gen_state.py"]
     head = subprocess.run(["git", "log", "-1", "--format=%h", "--", *paths], cwd=ROOT,
                           capture_output=True, text=True).stdout.strip() or "nogit"
     dirty = subprocess.run(["git", "diff", "HEAD", "--", *paths], cwd=ROOT,
@@ -338,7 +341,8 @@ def built_state(size: int, seed: int, states: Path, tool: Microbeads | None) -> 
         (scratch / "repo").rename(folder / "convoy")
         shutil.rmtree(scratch)
     mb_done = folder / "microbeads.version"
-    if tool is not None and not (mb_done.exists() and mb_done.read_text() == tool.version):
+    stamp = f"{tool.version} writer {MB_WRITER}" if tool else ""
+    if tool is not None and not (mb_done.exists() and mb_done.read_text() == stamp):
         print(f"building the microbeads state of {size:,} issues …", flush=True)
         started = time.perf_counter()
         scratch = Path(tempfile.mkdtemp(prefix="microbeads-", dir=folder))
@@ -348,7 +352,7 @@ def built_state(size: int, seed: int, states: Path, tool: Microbeads | None) -> 
         (scratch / "repo").rename(folder / "microbeads")
         relink_worktree(folder / "microbeads")
         shutil.rmtree(scratch)
-        mb_done.write_text(tool.version)
+        mb_done.write_text(stamp)
         print(f"  {time.perf_counter() - started:.1f} s", flush=True)
     return folder
 
