@@ -247,8 +247,8 @@ BAD_DOCS = [
     ("# Root\n\n## A\n\n- one {priority=9}\n",
      "doc.md:5: priority must be 0 (highest) to 4, got '9'"),
     ("# Root\n\n## A {integration=bad..name}\n\n- one\n",
-     "doc.md:3: integration branch 'bad..name' is not a valid branch name: must not contain "
-     "'..', '@{' or '//'"),
+     "doc.md:3: integration branch 'bad..name' is not a valid branch name: it contains "
+     "'..'"),
     ("---\nprefix: [x\n---\n# Root\n",
      "doc.md:3: not valid YAML (did not find expected ',' or ']')"),
     ("---\nsprint: 4\n---\n# Root\n",

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import click
 
-from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines
+from gitconvoy.commands.io import (
+    json_option,
+    open_store,
+    pretty_option,
+    print_json,
+    say,
+    say_lines,
+)
 from gitconvoy.flow import work as engine
 from gitconvoy.render.brief import brief_lines, prompt_lines
 
@@ -17,6 +24,7 @@ FORMATS = ("text", "json", "prompt")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text",
               show_default=True, help="The brief for a person, a program or an agent.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@pretty_option
 @click.option("--print-path", is_flag=True,
               help="Print only the worktree's path (for cd \"$(…)\").")
 def work(bead_id: str, fmt: str, as_json: bool, print_path: bool) -> int:

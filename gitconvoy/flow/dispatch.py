@@ -269,6 +269,8 @@ def _ensure_branch(store: Store, branch: str, tip: str) -> None:
 def conflict_env(store: Store, bead: Bead) -> dict[str, str]:
     """What a worker resolving a conflict needs beyond the usual: the MR, the bead whose
     work it unblocks, the files (one per line) and the target's tip it conflicted with."""
+    if not resolves(bead):  # most beads: no state read at all
+        return {}
     mr = conflicting_mr(store.snapshot(), bead)
     if mr is None:
         return {}
