@@ -444,7 +444,8 @@ def run_load(cfg: LoadConfig, root: Path) -> tuple[Scene, Timeline]:
         last_report = timeline.started
         while time.monotonic() < deadline:
             feeding = timeline.ticks % cfg.feed_every == 0
-            for clone in scene.clones:
+            turn = timeline.ticks % len(scene.clones)  # each clone's feeder goes first in turn
+            for clone in scene.clones[turn:] + scene.clones[:turn]:
                 for args in (["sync", "-q"], ["feed"])[:2 if feeding else 1]:
                     proc = run(["git", "convoy", *args], clone, scene.env, check=False)
                     text = proc.stdout + proc.stderr
