@@ -753,6 +753,8 @@ def broken_invariants(f: Figures) -> list[str]:
 
 def report_lines(cfg: LoadConfig, f: Figures) -> list[str]:
     p = f.pushes
+    state_pushes = f"{p.state_rejected} of {p.state}" if cfg.trace else "n/a (no trace)"
+    other_pushes = f"{p.other_rejected} of {p.other}" if cfg.trace else "n/a (no trace)"
     lines = [
         f"wall time (launch → convoy closed on the remote): {f.wall:.1f} s"
         + ("" if f.closed else " (TIMED OUT)"),
@@ -764,9 +766,9 @@ def report_lines(cfg: LoadConfig, f: Figures) -> list[str]:
         f"(dispatch-command runs + claims: {sum(f.dispatches.values())}; beads with "
         f"dispatch.attempts > 1: {f.attempts_over_one})",
         f"CAS retries: local state CAS lost {f.cas_lost_local}; state pushes refused by the "
-        f"remote {p.state_rejected} of {p.state}; claims/dispatches conceded {f.concedes}",
-        f"push retries: MR retries {f.mr_retries}; other pushes refused {p.other_rejected} "
-        f"of {p.other}; MRs {f.mr_statuses}",
+        f"remote {state_pushes}; claims/dispatches conceded {f.concedes}",
+        f"push retries: MR retries {f.mr_retries}; other pushes refused {other_pushes}; "
+        f"MRs {f.mr_statuses}",
         f"tasks per worker: {f.per_worker}",
         f"worker steps, median seconds (hooks firing): {f.job_seconds}",
         f"clones and remote on one state: {f.converged}; ticker rounds: {f.ticks}; "
