@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import fcntl
 import json
 import os
 import random
@@ -380,21 +379,22 @@ def remote_convoy_status(scene: Scene) -> str | None:
 
 
 def lander_idle(path: Path) -> bool:
-    """No serve/watch holds the lander lock and no push left work due."""
+    """No push left work due and the last lander that took the lock is gone (its pid is in
+    the lock file; taking the lock to look would make a serve starting then give up)."""
     convoy_dir = path / "convoy" if path.name.endswith(".git") else path / ".git" / "convoy"
-    lock = convoy_dir / "refinery.lock"
     if (convoy_dir / "refinery-due").exists():
         return False
-    if not lock.exists():
-        return True
-    fd = os.open(lock, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
+        pid = int((convoy_dir / "refinery.lock").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
         return False
-    finally:
-        os.close(fd)
-    return True
+    return False
 
 
 @dataclass
