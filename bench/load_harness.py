@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import fcntl
 import json
 import os
 import random
@@ -380,21 +379,22 @@ def remote_convoy_status(scene: Scene) -> str | None:
 
 
 def lander_idle(path: Path) -> bool:
-    """No serve/watch holds the lander lock and no push left work due."""
+    """No push left work due and the last lander that took the lock is gone (its pid is in
+    the lock file; taking the lock to look would make a serve starting then give up)."""
     convoy_dir = path / "convoy" if path.name.endswith(".git") else path / ".git" / "convoy"
-    lock = convoy_dir / "refinery.lock"
     if (convoy_dir / "refinery-due").exists():
         return False
-    if not lock.exists():
-        return True
-    fd = os.open(lock, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
+        pid = int((convoy_dir / "refinery.lock").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
         return False
-    finally:
-        os.close(fd)
-    return True
+    return False
 
 
 @dataclass
@@ -444,7 +444,8 @@ def run_load(cfg: LoadConfig, root: Path) -> tuple[Scene, Timeline]:
         last_report = timeline.started
         while time.monotonic() < deadline:
             feeding = timeline.ticks % cfg.feed_every == 0
-            for clone in scene.clones:
+            turn = timeline.ticks % len(scene.clones)  # each clone's feeder goes first in turn
+            for clone in scene.clones[turn:] + scene.clones[:turn]:
                 for args in (["sync", "-q"], ["feed"])[:2 if feeding else 1]:
                     proc = run(["git", "convoy", *args], clone, scene.env, check=False)
                     text = proc.stdout + proc.stderr
@@ -752,6 +753,8 @@ def broken_invariants(f: Figures) -> list[str]:
 
 def report_lines(cfg: LoadConfig, f: Figures) -> list[str]:
     p = f.pushes
+    state_pushes = f"{p.state_rejected} of {p.state}" if cfg.trace else "n/a (no trace)"
+    other_pushes = f"{p.other_rejected} of {p.other}" if cfg.trace else "n/a (no trace)"
     lines = [
         f"wall time (launch → convoy closed on the remote): {f.wall:.1f} s"
         + ("" if f.closed else " (TIMED OUT)"),
@@ -763,9 +766,9 @@ def report_lines(cfg: LoadConfig, f: Figures) -> list[str]:
         f"(dispatch-command runs + claims: {sum(f.dispatches.values())}; beads with "
         f"dispatch.attempts > 1: {f.attempts_over_one})",
         f"CAS retries: local state CAS lost {f.cas_lost_local}; state pushes refused by the "
-        f"remote {p.state_rejected} of {p.state}; claims/dispatches conceded {f.concedes}",
-        f"push retries: MR retries {f.mr_retries}; other pushes refused {p.other_rejected} "
-        f"of {p.other}; MRs {f.mr_statuses}",
+        f"remote {state_pushes}; claims/dispatches conceded {f.concedes}",
+        f"push retries: MR retries {f.mr_retries}; other pushes refused {other_pushes}; "
+        f"MRs {f.mr_statuses}",
         f"tasks per worker: {f.per_worker}",
         f"worker steps, median seconds (hooks firing): {f.job_seconds}",
         f"clones and remote on one state: {f.converged}; ticker rounds: {f.ticks}; "

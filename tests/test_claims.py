@@ -246,6 +246,31 @@ def test_losing_a_push_concedes_the_bead_and_takes_the_next(tmp_path, monkeypatc
     assert ref_of(b, STATE_REF) == ref_of(remote)
 
 
+def test_a_sync_of_another_process_never_publishes_a_losing_claim_as_won(tmp_path,
+                                                                          monkeypatch):
+    """Seen in bench/bench_load.py (200 tasks, 8 workers): bob's clone claims a bead locally;
+    before his claim is published, another process of his clone (a worker's `sync` after its
+    `done`) merges the remote — where alice's claim of the same bead already is — and pushes.
+    The merge let the later claim (bob's) win, so both claims were "on the remote" and two
+    workers did the bead. The remote's claim must win the merge, and bob's publish must see
+    that the remote's bead is not his claim."""
+    remote, ids = seeded(tmp_path, monkeypatch, 2)
+    a, b = clone(remote, tmp_path / "a"), clone(remote, tmp_path / "b")
+    monkeypatch.chdir(b)
+    ok("sync")
+    store = Store.open(str(b))
+    first = json.loads(git_convoy("claim", "--json", "--as", "alice", cwd=a).stdout)["bead"]
+    got = claims._claim_locally(store, "bob", None, set())  # b has not seen alice's claim
+    assert got is not None and got[0].id == first
+    mine, commit = got
+    git_convoy("sync", "-q", cwd=b)  # another process of bob's clone
+    assert claims_on(remote)[first]["assignee"] == "alice"
+    lost = publish.publish(store, "origin", mine)
+    assert lost == f"{first} was claimed by alice on the remote first"
+    publish.concede(store, mine, commit, "origin")
+    assert claims_on(b)[first]["assignee"] == "alice"
+
+
 def test_rig_option_takes_only_that_rigs_beads(state_repo):
     ok("rig", "add", "app", "--default")
     ok("rig", "add", "web", "--prefix", "w")

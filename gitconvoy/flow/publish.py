@@ -95,9 +95,15 @@ def publish(store: Store, remote: str, mine: Bead) -> str | None:
         remote_commit = store.head_of(into) if found else None
         local = store.state_commit() or ""
         if remote_commit is not None:
-            if revs.is_ancestor(store, local, remote_commit):  # our claim is on the remote
+            if revs.is_ancestor(store, local, remote_commit):  # our claim commit is there
                 if remote_commit != local:
                     check_remote_commit(store, remote_commit, remote)
+                # ... but another process of this clone may have merged and pushed it before
+                # us, and then the remote's claim won that merge (sync.remote_claims_win)
+                lost = lost_on(store.read_commit(remote_commit), mine)
+                if lost:
+                    return lost
+                if remote_commit != local:
                     store.cas_ref(store.ref, local, remote_commit, f"claim: take {remote}'s")
                 return None
             if not revs.is_ancestor(store, remote_commit, local):

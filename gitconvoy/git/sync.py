@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import pygit2
 
 from gitconvoy import __version__, faults
-from gitconvoy.errors import ConvoyError, LostRace, NewerSchema
+from gitconvoy.errors import ConvoyError, LostRace, NewerSchema, SchemaError
 from gitconvoy.git import gitcli, revs
-from gitconvoy.state import merge, shape
+from gitconvoy.state import codec, merge, shape
+from gitconvoy.state.model import IN_FLIGHT
 from gitconvoy.state.snapshot import parse_config
 from gitconvoy.state.store import Store
 
@@ -161,6 +162,44 @@ def resolver(notes: list[str], counter: list[int]) -> Resolve:
     return resolve
 
 
+def _claim_of(raw: bytes | None) -> tuple[object, object, object] | None:
+    """A bead file's claim, if it is in flight: (clone, attempt stamp, claim stamp)."""
+    if raw is None:
+        return None
+    try:
+        data = codec.load_yaml(raw, "")
+    except SchemaError:
+        return None
+    if not isinstance(data, dict) or data.get("status") not in IN_FLIGHT:
+        return None
+    dispatch = data.get("dispatch") if isinstance(data.get("dispatch"), dict) else {}
+    if not dispatch.get("by"):  # in flight by hand (`bead update --status`): no claim
+        return None
+    return dispatch.get("by"), dispatch.get("last_attempt"), dispatch.get("claimed_at")
+
+
+def remote_claims_win(resolve: Resolve) -> Resolve:
+    """Merging a remote's state into ours: when our side made a claim of a bead (a dispatch
+    or `claim`: in flight, `dispatch.by` set, not the base's claim) and the remote's side holds
+    the bead under another claim, the remote's version is kept whole. It is the one on the
+    shared queue (its claimer confirmed it, or will, by fetching); ours was made here and is
+    not confirmed — another process of this clone merging and pushing must not publish it as
+    won (the field merge's later-`updated_at` rule let it displace the earlier winner, and
+    two workers did the bead). Its claimer's confirmation then sees the remote's claim and
+    concedes (gitconvoy.flow.publish)."""
+
+    def wrapped(path: str, base: bytes | None, ours: bytes | None,
+                theirs: bytes | None) -> dict[str, bytes | None]:
+        if path.startswith("beads/") and ours is not None and theirs is not None:
+            mine, kept = _claim_of(ours), _claim_of(theirs)
+            if mine is not None and kept is not None and mine != kept \
+                    and mine != _claim_of(base):
+                return {path: theirs}
+        return resolve(path, base, ours, theirs)
+
+    return wrapped
+
+
 def merge_into_local(store: Store, local: str, remote_commit: str, remote: str,
                      report: SyncReport, skip: Collection[str] = ()) -> str | None:
     """Bring the fetched commit into the local ref; the new local commit (None: lost race).
@@ -179,7 +218,8 @@ def merge_into_local(store: Store, local: str, remote_commit: str, remote: str,
     notes: list[str] = []
     counter = [0]
     base = revs.merge_base(store, local, remote_commit)
-    tree = store.merge_state_trees(base, local, remote_commit, resolver(notes, counter))
+    tree = store.merge_state_trees(base, local, remote_commit,
+                                   remote_claims_win(resolver(notes, counter)))
     message = f"sync: merge {remote}'s state"
     if notes:
         message += "\n\n" + "\n".join(f"- {n}" for n in notes)
@@ -210,7 +250,7 @@ def merge_skipping(store: Store, local: str | None, tip: str, take: str | None, 
         refuse_newer_schema(store, [local, take], remote)
         counter = [0]
         tree = store.merge_state_trees(revs.merge_base(store, local, take), local, take,
-                                       resolver(report.notes, counter))
+                                       remote_claims_win(resolver(report.notes, counter)))
         report.merged_files = counter[0]
     if tree is None:
         raise ConvoyError(f"nothing is left of {remote}'s state once its commit "
