@@ -190,14 +190,15 @@ def test_stage_builds_one_graph_index_and_analyses_once(state_repo, tmp_path, mo
     its transaction); with no race in between, the plan made before is the plan written."""
     ok("rig", "add", "app", "--target", "main")
     ok("bead", "create", "--batch", str(plan_of_two_sub_epics(tmp_path, 20)))
-    built, analysed = [], []
-    original_build, original_analyse = graph.Index._build, staging.analyse
-    monkeypatch.setattr(graph.Index, "_build",
-                        lambda self: built.append(1) or original_build(self))
-    monkeypatch.setattr(staging, "analyse",
-                        lambda *a, **k: analysed.append(1) or original_analyse(*a, **k))
+    children: list[object] = []
+    waiters: list[object] = []
+    analysed: list[object] = []
+    spy(monkeypatch, graph.Index, "_build_children", children)
+    spy(monkeypatch, graph.Index, "_build_waiters", waiters)
+    spy(monkeypatch, staging, "analyse", analysed)
     out = ok("stage", "R", "--json")
-    assert json.loads(out)["waves"][1][0] == "b0" and (len(built), len(analysed)) == (1, 1)
+    assert json.loads(out)["waves"][1][0] == "b0"
+    assert (len(children), len(waiters), len(analysed)) == (1, 1, 1)
 
 
 def test_a_dep_on_an_epic_is_one_edge_per_waiting_task():
@@ -226,7 +227,8 @@ def test_a_hook_after_a_landing_loads_the_state_once_and_builds_one_index(
     """A blocker lands by a plain merge; the post-merge hook's step closes it, rolls epics
     up and dispatches its dependent. It loaded the state once per transaction (3 times),
     built the graph index twice, rolled every epic up twice and scanned the beads for the
-    watch list twice; now once each, the second roll-up only above the dispatched bead."""
+    watch list twice; now once each (and of the index only the children, which the roll-up
+    needs), the second roll-up only above the dispatched bead."""
     git("config", "convoy.rig.app.dispatch", "true")
     ok("rig", "add", "app", "--target", "main", "--capacity", "3", "--default")
     ok("bead", "create", "--batch", str(plan_of_two_sub_epics(tmp_path, 3)))
@@ -238,16 +240,18 @@ def test_a_hook_after_a_landing_loads_the_state_once_and_builds_one_index(
     git("update-ref", "refs/heads/convoy/a0", work)
     git("merge", "-q", "--ff-only", "convoy/a0", env={"CONVOY_IN_HOOK": "1"})
 
-    calls: dict[str, list[object]] = {"load": [], "build": [], "roll": [], "scan": []}
+    calls: dict[str, list[object]] = {"load": [], "children": [], "waiters": [], "roll": [],
+                                      "scan": []}
     spy(monkeypatch, cache, "load_all", calls["load"])
-    spy(monkeypatch, graph.Index, "_build", calls["build"])
+    spy(monkeypatch, graph.Index, "_build_children", calls["children"])
+    spy(monkeypatch, graph.Index, "_build_waiters", calls["waiters"])
     spy(monkeypatch, epics, "epic_changes", calls["roll"], keep=lambda *a: a[2:])
     spy(monkeypatch, watch, "_scan", calls["scan"])
     monkeypatch.setenv("CONVOY_IN_HOOK", "")  # restored after the hook sets it
     lines = hookrun.run_hook("post-merge", ["0"])
     assert "a0: landed in" in lines[0] and any("✓ b0: dispatch started" in x for x in lines)
     assert ("epic A", "closed") in [tuple(x.split(": ")) for x in lines]
-    assert (len(calls["load"]), len(calls["build"]), len(calls["scan"])) == (1, 1, 1)
+    assert [len(calls[k]) for k in ("load", "children", "waiters", "scan")] == [1, 1, 0, 1]
     assert calls["roll"] == [(None,), (["b0"],)]  # every epic, then only above b0
 
 

@@ -42,9 +42,10 @@ class Blocker:
 
 
 class Index:
-    """Children and reverse-dependency maps, built on first use in linear time.
+    """Children and reverse-dependency maps, each built on first use in linear time.
 
-    `ready` needs neither map, so a `git convoy ready` at 10k beads never builds them.
+    `ready` needs neither map, so a `git convoy ready` at 10k beads never builds them; the
+    feeder's epic roll-up needs only the children.
     """
 
     def __init__(self, beads: Beads) -> None:
@@ -55,27 +56,30 @@ class Index:
         self._gate: dict[str, tuple[Blocker, ...]] = {}
         self._held: dict[str, bool] = {}
 
-    def _build(self) -> None:
+    def _build_children(self) -> dict[str, list[str]]:
         children: dict[str, list[str]] = {}
+        for bead in self.beads.values():
+            if bead.parent and bead.status != "tombstone":
+                children.setdefault(bead.parent, []).append(bead.id)
+        return children
+
+    def _build_waiters(self) -> dict[str, list[str]]:
         waiters: dict[str, list[str]] = {}
         for bead in self.beads.values():
-            if bead.status == "tombstone":
-                continue
-            if bead.parent:
-                children.setdefault(bead.parent, []).append(bead.id)
-            for dep in bead.deps:
-                if dep.type in BLOCKING_DEP_TYPES:
-                    waiters.setdefault(dep.on, []).append(bead.id)
-        self._children, self._waiters = children, waiters
+            if bead.deps and bead.status != "tombstone":
+                for dep in bead.deps:
+                    if dep.type in BLOCKING_DEP_TYPES:
+                        waiters.setdefault(dep.on, []).append(bead.id)
+        return waiters
 
     def restated(self, beads: Beads) -> Index:
         """An index of `beads`, the same graph with some beads' fields changed since: it
-        shares this one's children and waiters when no bead was added, removed, moved to
+        shares the maps this one has built when no bead was added, removed, moved to
         another parent, given other deps or tombstoned (a feeder step's writes change
         statuses, not the graph), else it builds its own. The check is one pass of identity
         comparisons, against a build's dict appends for every edge."""
         fresh = Index(beads)
-        if self._children is None or self._waiters is None:
+        if self._children is None and self._waiters is None:
             return fresh
         old = self.beads
         if len(old) != len(fresh.beads):
@@ -92,16 +96,16 @@ class Index:
 
     @property
     def children(self) -> dict[str, list[str]]:
+        """Each bead's children (built on first use; the roll-up needs only this map)."""
         if self._children is None:
-            self._build()
-        assert self._children is not None
+            self._children = self._build_children()
         return self._children
 
     @property
     def waiters(self) -> dict[str, list[str]]:
+        """The beads that wait for each bead through a blocking dep (built on first use)."""
         if self._waiters is None:
-            self._build()
-        assert self._waiters is not None
+            self._waiters = self._build_waiters()
         return self._waiters
 
     def _has_open_blocker(self, bead: Bead) -> bool:

@@ -34,6 +34,11 @@ class WavePlan:
         return self._numbers[1].get(bead_id)
 
 
+# (what, bead id, why): "bead" waits for an open bead of the set, "epic" for all the open work
+# of an epic of the set, "gate" for something outside it (the Blocker says what)
+Effect = tuple[str, str, Blocker | None]
+
+
 def plan_waves(beads: Beads, members: Iterable[str], index: Index | None = None) -> WavePlan:
     index = index or Index(beads)
     member_set = {m for m in members if m in beads and beads[m].status != "tombstone"}
@@ -56,30 +61,54 @@ def plan_waves(beads: Beads, members: Iterable[str], index: Index | None = None)
             descendants_memo[epic_id] = (work, set(work))
         return descendants_memo[epic_id]
 
+    def effects(holder_id: str, via: str | None) -> list[Effect]:
+        """What the blocking deps of one bead (the waiting one or an ancestor) mean here."""
+        out: list[Effect] = []
+        for dep in beads[holder_id].blocking_deps():
+            target = beads.get(dep.on)
+            if target is not None and target.status in DONE_STATUSES:
+                continue
+            if dep.on in open_set:
+                out.append(("bead", dep.on, None))
+            elif target is not None and target.type == "epic" and dep.on in member_set:
+                out.append(("epic", dep.on, None))
+            else:
+                status = target.status if target is not None else None
+                out.append(("gate", dep.on, Blocker(dep.on, dep.type, status, via)))
+        return out
+
+    above: dict[str, tuple[list[Effect], set[str]]] = {}
+
+    def inherited(bead_id: str, parent: str | None) -> list[Effect]:
+        """The effects of every ancestor's deps, worked out once per parent (siblings share
+        them); a parent loop through the bead itself is walked from the bead."""
+        if not parent:
+            return []
+        if parent not in above:
+            chain = [parent, *index.ancestors(parent)]
+            above[parent] = ([e for a in chain if a in beads for e in effects(a, a)], set(chain))
+        found, chain_set = above[parent]
+        if bead_id not in chain_set:
+            return found
+        return [e for a in index.ancestors(bead_id) if a in beads for e in effects(a, a)]
+
     waits: dict[str, set[str]] = {b: set() for b in open_work}
     for bead_id in open_work:
-        bead = beads[bead_id]
-        sources = [(bead, None)] + [(beads[a], a) for a in index.ancestors(bead_id) if a in beads]
-        for holder, via in sources:
-            for dep in holder.blocking_deps():
-                target = beads.get(dep.on)
-                if target is not None and target.status in DONE_STATUSES:
-                    continue
-                if dep.on in open_set:
-                    waits[bead_id].add(dep.on)
-                elif target is not None and target.type == "epic" and dep.on in member_set:
-                    work, inside = work_under(dep.on)
-                    if bead_id in inside:  # it waits for the rest of its own epic's work
-                        waits[bead_id].update(w for w in work if w != bead_id)
-                    elif work:
-                        key = _all_of(dep.on)
-                        waits.setdefault(key, set(work))
-                        waits[bead_id].add(key)
-                else:
-                    status = target.status if target is not None else None
-                    plan.gated.setdefault(bead_id, []).append(
-                        Blocker(dep.on, dep.type, status, via)
-                    )
+        mine = waits[bead_id]
+        for kind, on, blocker in [*effects(bead_id, None),
+                                  *inherited(bead_id, beads[bead_id].parent)]:
+            if kind == "bead":
+                mine.add(on)
+            elif kind == "epic":
+                work, inside = work_under(on)
+                if bead_id in inside:  # it waits for the rest of its own epic's work
+                    mine.update(w for w in work if w != bead_id)
+                elif work:
+                    key = _all_of(on)
+                    waits.setdefault(key, set(work))
+                    mine.add(key)
+            else:
+                plan.gated.setdefault(bead_id, []).append(blocker)  # type: ignore[arg-type]
     held = _propagate_gating(plan, waits, beads)
     edges = {b: w for b, w in waits.items() if b not in plan.gated and b not in held}
     plan.waves, plan.cycle = _layers(edges, beads)
