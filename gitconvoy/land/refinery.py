@@ -248,7 +248,7 @@ def queue_mr(store: Store, bead_id: str | None = None, *, target: str | None = N
         raise ConvoyError(f"bead '{bead.id}' has no target branch: pass --target BRANCH")
     if target == branch:
         raise ConvoyError(f"branch {branch} is its own target: run done on the work branch")
-    target_tip = store.head_of(f"refs/heads/{target}")
+    target_tip = _tip_here_or_remote(store, target)
     if target_tip is None:
         raise ConvoyError(f"target branch {target} does not exist (bead {bead.id})")
     ahead, behind = store.repo.ahead_behind(commit, target_tip)
@@ -471,7 +471,7 @@ def land_mr(store: Store, mr_id: str) -> Step:
     if refused:
         return _record(store, mr, Step(mr.id, bead.id, "refused", refused))
     if mr.commit not in store.repo or (
-        store.head_of(f"refs/heads/{mr.branch}") is None and not _in_target(store, mr)
+        _tip_here_or_remote(store, mr.branch) is None and not _in_target(store, mr)
     ):
         return _record(store, mr, Step(mr.id, bead.id, "orphaned",
                                        f"source branch {mr.branch} is gone"))
@@ -481,6 +481,13 @@ def land_mr(store: Store, mr_id: str) -> Step:
         detail = f"{detail}; log: {result.check.log}"
     step = Step(mr.id, bead.id, result.outcome, detail, result.sha, list(result.notes))
     return _record(store, mr, step, result)
+
+
+def _tip_here_or_remote(store: Store, branch: str) -> str | None:
+    """A branch's tip: the local branch, else its remote-tracking copy (work a worker on
+    another clone pushed, or a target this clone never checked out)."""
+    return store.head_of(f"refs/heads/{branch}") or store.head_of(
+        f"refs/remotes/{revs.default_remote(store)}/{branch}")
 
 
 def _in_target(store: Store, mr: MergeRequest) -> bool:
