@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import git, git_convoy
+from conftest import git, git_convoy, is_ancestor
+from test_lander import wait_for
 
 
 def test_pushed_work_branch_merged_on_the_remote_lands_after_fetch(tmp_path: Path):
@@ -98,3 +99,49 @@ def test_done_on_a_clone_that_has_the_target_only_from_the_remote(tmp_path: Path
     commit_and_push(worker, f"convoy/{inner}", "inner.txt")
     done = git_convoy("done", inner, cwd=worker, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_an_integration_branch_catches_up_with_work_the_server_landed(tmp_path: Path):
+    """Seen under load (tests/test_load.py stalled for 600 s): a task on `main` landed by the
+    server's lander; the epic task after it waited for ever, because the clone's catch-up
+    merged its own `main`, which never moved: "integration/ep1 waits: main lacks the landed
+    work of k010 too". The catch-up asks the remote for the branch it merges."""
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", "-b", "main", str(remote))
+    lead = tmp_path / "lead"
+    git("clone", "-q", str(remote), str(lead))
+    (lead / "README").write_text("app\n")
+    git("add", "README", cwd=lead)
+    git("commit", "-q", "-m", "initial", cwd=lead)
+    git("push", "-q", "-u", "origin", "main", cwd=lead)
+    git_convoy("init", "--prefix", "w", cwd=lead)
+    git_convoy("rig", "add", "app", "--target", "main", cwd=lead)
+    plain = git_convoy("bead", "create", "plain", cwd=lead).stdout.strip()
+    epic = git_convoy("bead", "create", "epic", "--type", "epic", cwd=lead).stdout.strip()
+    inner = git_convoy("bead", "create", "inner", "--parent", epic, "--dep", plain,
+                       cwd=lead).stdout.strip()
+    git_convoy("integration", "create", epic, "--name", "integration/e", cwd=lead)
+    git("push", "-q", "-u", "origin", "integration/e", cwd=lead)
+    git_convoy("create", "work", plain, epic, inner, cwd=lead)
+    git_convoy("sync", "-q", cwd=lead)
+    git_convoy("hooks", "install", "--server", cwd=remote)
+
+    worker = tmp_path / "worker"
+    git("clone", "-q", str(remote), str(worker))
+    claimed = json.loads(git_convoy("claim", "--json", "--as", "w", cwd=worker).stdout)
+    assert claimed["bead"] == plain
+    commit_and_push(worker, f"convoy/{plain}", "plain.txt")
+    git_convoy("done", plain, cwd=worker)
+    git_convoy("sync", "-q", cwd=worker)
+    log = remote / "convoy" / "refinery.log"
+    wait_for(lambda: log.exists() and "1 of 1 landed" in log.read_text(),
+             "the remote to land the plain task")
+    landed = git("rev-parse", "main", cwd=remote)
+
+    git_convoy("sync", "-q", cwd=lead)  # the lead's main and origin/main never moved
+    out = git_convoy("feed", cwd=lead, check=False)
+    shown = json.loads(git_convoy("bead", "show", inner, "--json", cwd=lead).stdout)
+    assert shown["status"] == "hooked", out.stdout + out.stderr
+    assert is_ancestor(lead, landed, shown["base_commit"])
+    assert git("rev-parse", "integration/e", cwd=remote) == shown["base_commit"], out.stdout
+    assert "integration/e: brought up to date with main" in out.stdout, out.stdout

@@ -84,16 +84,10 @@ def branch_name(store: Store, bead: Bead) -> str:
 
 
 def branch_tip(store: Store, branch: str) -> str | None:
-    """A branch's newest known tip: the local branch, else its remote-tracking copy — also
-    when that copy is strictly ahead. For a target: a fetch brought landed work the local
-    branch has not caught up with (it counts as landed, and dependents branch from a base
-    that contains it). For a work branch: a worker on another machine pushed it."""
-    tip = store.head_of(f"refs/heads/{branch}")
-    remote = store.config_get("convoy.remote") or "origin"
-    tracking = store.head_of(f"refs/remotes/{remote}/{branch}")
-    if tip is None or (tracking and tracking != tip and revs.is_ancestor(store, tip, tracking)):
-        return tracking
-    return tip
+    """A branch's newest known tip (revs.newest_tip). For a target: landed work a fetch
+    brought counts as landed, and dependents branch from a base that contains it. For a
+    work branch: a worker on another machine pushed it."""
+    return revs.newest_tip(store, branch)
 
 
 def backoff_due(bead: Bead, at: str | None = None) -> bool:

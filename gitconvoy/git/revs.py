@@ -68,3 +68,24 @@ def upstream_tracking(store: Store, branch: str) -> str | None:
         return f"refs/remotes/{remote}/{ref.removeprefix('refs/heads/')}"
     remote = store.config_get("convoy.remote")
     return f"refs/remotes/{remote}/{branch}" if remote else None
+
+
+def tracking_ref_of(store: Store, branch: str) -> str:
+    """Where this clone keeps the remote's copy of `branch`: its upstream's remote-tracking
+    ref, else the default remote's copy of the same name."""
+    upstream = upstream_of(store, branch)
+    if upstream is not None:
+        remote, ref = upstream
+        return f"refs/remotes/{remote}/{ref.removeprefix('refs/heads/')}"
+    return f"refs/remotes/{store.config_get('convoy.remote') or 'origin'}/{branch}"
+
+
+def newest_tip(store: Store, branch: str) -> str | None:
+    """A branch's newest known tip: the local branch, else its remote-tracking copy — also
+    when that copy is strictly ahead (work another clone or the server's lander landed, that
+    a fetch brought and the local branch has not caught up with)."""
+    tip = store.head_of(f"refs/heads/{branch}")
+    tracking = store.head_of(tracking_ref_of(store, branch))
+    if tip is None or (tracking and tracking != tip and is_ancestor(store, tip, tracking)):
+        return tracking
+    return tip

@@ -361,7 +361,7 @@ def catch_up(store: Store, branch: str, needed: list[tuple[str, str]],
         return (f"{branch} lacks the landed work of {names}: it is no integration branch; "
                 "the work arrives when it lands there")
     source = epic.target
-    src_tip = store.head_of(f"refs/heads/{source}")
+    src_tip = landing.fresh_tip(store, source)  # landed on another clone: still landed
     if src_tip is None:
         return f"{branch} cannot catch up: its base branch {source} does not exist"
     lacking = [(b, c) for b, c in needed
@@ -372,10 +372,10 @@ def catch_up(store: Store, branch: str, needed: list[tuple[str, str]],
                     f"{', '.join(b for b, _ in lacking)} too (it arrives when that lands "
                     f"on {source})")
         line = catch_up(store, source, lacking, depth + 1)
-        src_tip = store.head_of(f"refs/heads/{source}") or src_tip
+        src_tip = revs.newest_tip(store, source) or src_tip
         if any(c not in store.repo or not _contains(store, src_tip, c) for _, c in lacking):
             return line
-    tip = store.head_of(f"refs/heads/{branch}")
+    tip = revs.newest_tip(store, branch)
     if tip is not None and _contains(store, tip, src_tip):
         return f"{branch} is up to date with {source}"
     rig = targets.rig_for(snap.config, epic, refinery.convoy_of(snap.convoys, epic.id))

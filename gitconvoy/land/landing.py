@@ -24,6 +24,7 @@ its remote, what would be pushed is checked first.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -169,6 +170,29 @@ def _fetch_tip(store: Store, remote: str, ref: str) -> str | None:
     return store.head_of(tracking)
 
 
+def fresh_tip(store: Store, branch: str) -> str | None:
+    """A branch's newest tip after asking its remote (revs.newest_tip): the work other
+    clones or the server's lander landed counts, though this clone's branch never moved. A
+    clone without that remote, or a remote that lacks the branch, answers from what it has."""
+    tracking = revs.tracking_ref_of(store, branch)
+    remote, _, short = tracking.removeprefix("refs/remotes/").partition("/")
+    if store.config_get(f"remote.{remote}.url"):
+        with contextlib.suppress(ConvoyError):  # offline: what this clone knows answers
+            _fetch_tip(store, remote, f"refs/heads/{short}")
+    return revs.newest_tip(store, branch)
+
+
+def _adopt_remote_target(store: Store, target: str) -> None:
+    """A target this clone has only as the remote's copy (an integration branch another
+    clone cut): start the local branch there, tracking it, as `git switch` would."""
+    tracking = revs.tracking_ref_of(store, target)
+    if store.head_of(tracking) is None:
+        return
+    short = tracking.removeprefix("refs/remotes/")
+    gitcli.run_git(["branch", "--quiet", "--track", target, short],
+                   git_dir=store.common_dir, check=False)
+
+
 def _is_clean(path: str) -> bool:
     # --no-optional-locks: a status check must not even refresh the user's index file
     res = gitcli.run_git(["--no-optional-locks", "status", "--porcelain=v1",
@@ -247,6 +271,9 @@ def land(store: Store, plan: Plan) -> Landed:
     remote_tip: str | None = None
     fetched = False
     last_push = ""
+    if store.head_of(ref) is None:
+        _adopt_remote_target(store, plan.target)
+        upstream = revs.upstream_of(store, plan.target)
     for _ in range(LOCAL_RACES + push_left):
         local = store.head_of(ref)
         if local is None:
