@@ -1,17 +1,73 @@
-"""`python -m gitconvoy …` runs the same CLI as `git convoy …`.
+"""`python -m gitconvoy …` and the `git-convoy` entry point: the same CLI as `git convoy …`.
 
 The hook shims call it with the interpreter recorded at install time, which skips git's PATH
 search and any version-manager shim in front of `git-convoy` (tens of milliseconds a hook).
 `hook` itself skips click: its cost is paid on the user's git command.
+
+`ready`, `blocked` and `bead list` first try the warm path (gitconvoy.commands.quick): the
+answer stored for the state commit, printed without importing click, pygit2 or YAML (about
+a hundred milliseconds of imports). Anything it cannot answer exactly goes to the click CLI,
+which also stores the answer for the next time.
 """
 
+import codecs
+import os
 import sys
+
+WARM_COMMANDS = (["ready"], ["blocked"], ["bead", "list"])
+
+
+def _utf8_streams() -> bool:
+    """True when stdout and stderr are UTF-8 text streams: click.echo writes to them as they
+    are (it re-wraps ASCII ones), and no printed text can fail to encode."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None)
+        try:
+            if not encoding or codecs.lookup(encoding).name != "utf-8":
+                return False
+        except LookupError:
+            return False
+    return True
+
+
+def _warm(argv: list[str]) -> int | None:
+    """Print a warm read's answer and return its exit code, or None for the full CLI."""
+    if not any(argv[:len(words)] == words for words in WARM_COMMANDS) \
+            or os.name != "posix" or not _utf8_streams():
+        return None
+    try:
+        from gitconvoy.commands.quick import answer
+
+        texts = answer(argv)  # all text is built before anything is written
+    except Exception:  # a bug here must not cost the answer: the full CLI gives it
+        if os.environ.get("CONVOY_DEBUG"):
+            raise
+        return None
+    if texts is None:
+        return None
+    before, out, after = texts
+    try:
+        for stream, text in ((sys.stderr, before), (sys.stdout, out), (sys.stderr, after)):
+            if text:
+                stream.write(text)
+                stream.flush()
+    except BrokenPipeError:  # a reader that stopped early (| head): as the click CLI does
+        return 0
+    return 0
+
+
+def main() -> None:
+    code = _warm(sys.argv[1:])
+    if code is not None:
+        sys.exit(code)
+    from gitconvoy.cli import main as cli_main
+
+    cli_main()
+
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["hook"] and len(sys.argv) > 2:
         from gitconvoy.hookrun import main_hook
 
         sys.exit(main_hook(sys.argv[2], sys.argv[3:]))
-    from gitconvoy.cli import main
-
     main()

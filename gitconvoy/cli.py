@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "feed": ("gitconvoy.commands.feed", "feed"),
     "claim": ("gitconvoy.commands.claims", "claim"),
     "heartbeat": ("gitconvoy.commands.claims", "heartbeat"),
+    "work": ("gitconvoy.commands.work", "work"),
+    "step": ("gitconvoy.commands.work", "step"),
     "done": ("gitconvoy.commands.refinery", "done"),
     "refinery": ("gitconvoy.commands.refinery", "refinery"),
     "integration": ("gitconvoy.commands.integration", "integration"),

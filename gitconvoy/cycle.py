@@ -10,8 +10,12 @@ happened (an epic landed, a fix task filed), and a plan has finitely many epics.
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 from gitconvoy.flow import feeder
 from gitconvoy.flow.feeder import Budget, FeedReport
+from gitconvoy.git import notify
 from gitconvoy.land import checks, integration, refinery, review
 from gitconvoy.state.store import Store
 
@@ -27,6 +31,9 @@ def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -
     `dispatch` (the server's lander: it has no workers) nothing is handed out, but landed
     work still closes and a ready epic still goes through the gate."""
     report = feeder.feed(store, dispatch=dispatch, budget=budget)
+    if dispatch:  # the server's lander dispatches nothing, so it brings nothing up to date
+        _catch_up(store, report, budget)
+    _notify(store, report)
     gated: set[str] = set()
     for _ in range(MAX_ROUNDS):
         waiting = [(e, b) for e, b in report.awaiting_land if e not in gated]
@@ -44,6 +51,63 @@ def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -
     return report
 
 
+def _catch_up(store: Store, report: FeedReport, budget: Budget | None) -> None:
+    """Ready beads whose target lacks a blocker's landed work: bring each such integration
+    branch up to date (a merge, checked: never in a hook, which only reports them), then
+    feed again so they are dispatched from the merged code. Bounded: a branch is tried once
+    per cycle."""
+    if budget is not None and budget.detach:
+        return
+    tried: set[str] = set()
+    for _ in range(MAX_ROUNDS):
+        todo: dict[str, list[tuple[str, str]]] = {}
+        for behind in report.behind:
+            if behind.target not in tried:
+                need = todo.setdefault(behind.target, [])
+                need += [m for m in behind.missing if m not in need]
+        if not todo:
+            return
+        tried.update(todo)
+        report.caught_up += [integration.catch_up(store, branch, need)
+                             for branch, need in sorted(todo.items())]
+        report.absorb(feeder.feed(store, budget=budget))
+
+
+STRANDED_FILE = "notified-stranded"  # convoys this clone has told the notifier are stranded
+
+
+def _notify(store: Store, report: FeedReport) -> None:
+    """One event per happening: a convoy landed (said by the process whose transaction
+    closed it), a claim expired, a convoy became stranded (once until it moves again; per
+    clone: only local files remember it). A notifier that cannot start is one line."""
+    if notify.command(store) is None:
+        return
+    events: list[dict[str, object]] = [
+        {"event": "convoy_landed", "convoy": c, "command": f"git convoy status {c}"}
+        for c in report.closed_convoys]
+    events += [{"event": "claim_expired", "bead": b, "command": f"git convoy bead show {b}"}
+               for b in report.expired]
+    path = os.path.join(store.common_dir, "convoy", STRANDED_FILE)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            told = set(fh.read().split())
+    except OSError:
+        told = set()
+    now_stranded = set(report.stranded)
+    events += [{"event": "convoy_stranded", "convoy": c,
+                "command": f"git convoy status {c}"} for c in sorted(now_stranded - told)]
+    if now_stranded != told:
+        with contextlib.suppress(OSError):
+            with open(f"{path}.tmp", "w", encoding="utf-8") as fh:
+                fh.write("".join(f"{c}\n" for c in sorted(now_stranded)))
+            os.replace(f"{path}.tmp", path)
+    for event in events:
+        failed = notify.send(store, event)
+        if failed:
+            report.notices.append(failed)
+            return  # said once; the next event would fail the same way
+
+
 def _feed_lines(store: Store, *, dispatch: bool = True) -> list[str]:
     return feed(store, dispatch=dispatch).lines()
 
@@ -58,6 +122,9 @@ def land_queue(store: Store, *, once: bool = False, only: set[str] | None = None
     report = refinery.run(store, once=once, only=only,
                           on_landed=lambda: _feed_lines(store, dispatch=dispatch))
     report.notices[:0] = pruned
+    if any(s.outcome == "conflict" for s in report.steps):
+        # the conflict bead goes to a worker now (on a server: the clients hand it out)
+        report.fed.extend(_feed_lines(store, dispatch=dispatch))
     return report
 
 

@@ -7,6 +7,7 @@ user would type it, so the demo doubles as a tour.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -40,13 +41,13 @@ class Demo:
 
     def run(self, *args: str, show: bool = True, quiet: bool = False) -> str:
         if show:
-            click.secho(f"$ {' '.join(args)}", fg="cyan", bold=True)
+            click.secho(f"$ {shlex.join(args)}", fg="cyan", bold=True)  # pasteable
         proc = subprocess.run(list(args), cwd=self.repo, env=self.env, capture_output=True,
                               text=True)
         out = proc.stdout.strip()
         if proc.returncode != 0:
             click.echo(proc.stdout + proc.stderr, err=True)
-            raise SystemExit(f"demo step failed: {' '.join(args)}")
+            raise SystemExit(f"demo step failed: {shlex.join(args)}")
         if show and out and not quiet:
             click.echo(textwrap.indent(out, "  "))
         return out

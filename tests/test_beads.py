@@ -17,7 +17,8 @@ BEAD_KEYS = [
     "id", "title", "type", "status", "priority", "description", "acceptance", "assignee",
     "labels", "parent", "deps", "rig", "branch", "target", "base_commit",
     "integration_branch", "created_at", "created_by", "updated_at", "started_at",
-    "closed_at", "close_reason", "dispatch", "import_key", "mr",
+    "closed_at", "close_reason", "dispatch", "import_key", "mr", "formula", "formula_vars",
+    "steps_done",
 ]
 
 

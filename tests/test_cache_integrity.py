@@ -20,7 +20,7 @@ import pytest
 from conftest import convoy, git_convoy, ok
 from test_bad_input import plant
 
-from gitconvoy.state import cache, model
+from gitconvoy.state import cache, model, rows
 from gitconvoy.state.layout import object_path
 from gitconvoy.state.snapshot import Loaded, parse_all
 from gitconvoy.state.store import Store
@@ -239,7 +239,7 @@ def full(cls: type) -> object:
               "list[Dep]": [model.Dep("t-1", "waits-for")],
               "dict[str, Rig]": {"app": model.Rig("app", prefixes=["t"])}}
     kwargs = {f.name: values[str(f.type)] for f in dataclasses.fields(cls)}
-    for (owner, field), allowed in cache.ENUMS.items():
+    for (owner, field), allowed in rows.ENUMS.items():
         if owner == cls.__name__:
             kwargs[field] = sorted(allowed)[0]
     return cls(**kwargs)
@@ -249,7 +249,7 @@ def full(cls: type) -> object:
                                  model.Rig, model.Config], ids=lambda c: c.__name__)
 def test_every_field_of_the_model_has_a_row_form(cls: type) -> None:
     """A field of a new type fails here (and makes saving skip the cache), not at a read."""
-    shape = cache.Shape.of(cls)
+    shape = rows.Shape.of(cls)
     obj = full(cls)
     row = json.loads(json.dumps(shape.encode(obj)))
     assert shape.decode(row) == obj

@@ -140,7 +140,7 @@ needs_git_bash = pytest.mark.skipif(
 
 @needs_git_bash
 @pytest.mark.parametrize("words, expected", [
-    (["git", "convoy", "st"], ["stage", "status"]),
+    (["git", "convoy", "st"], ["stage", "status", "step"]),
     (["git", "convoy", "bead", "sh"], ["show"]),
     (["git", "convoy", "bead", "show", "t-auth."], ["t-auth.1", "t-auth.2"]),
     (["git", "convoy", "bead", "show", "t-auth.1", "t-d"], ["t-doc"]),
@@ -193,12 +193,12 @@ def test_bash_completion_loads_our_file_from_the_documented_folder(planned: Path
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
 @pytest.mark.parametrize("words, expected", [
-    (["convoy", "st"], ["stage", "status"]),
+    (["convoy", "st"], ["stage", "status", "step"]),
     (["convoy", "bead", "show", "t-auth."], ["t-auth.1", "t-auth.2"]),
     (["convoy", "bead", "create", "--type", ""], ["bug", "chore", "decision", "epic",
                                                   "feature", "task"]),
     (["git-convoy", "rig", "park", ""], ["app", "web"]),
-    (["convoy", "status", "--"], ["--format", "--help", "--json"]),
+    (["convoy", "status", "--"], ["--format", "--help", "--json", "--pretty"]),
     (["convoy", "import", ""], ["FILES"]),
 ])
 def test_zsh_completes_git_convoy(planned: Path, tmp_path: Path, words, expected) -> None:
@@ -224,9 +224,9 @@ def test_zsh_completes_git_convoy(planned: Path, tmp_path: Path, words, expected
 
 @pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
 @pytest.mark.parametrize("line, expected", [
-    ("git-convoy st", ["stage", "status"]),
+    ("git-convoy st", ["stage", "status", "step"]),
     ("git-convoy bead show t-auth.", ["t-auth.1", "t-auth.2"]),
-    ("git convoy st", ["stage", "status"]),
+    ("git convoy st", ["stage", "status", "step"]),
     ("git convoy bead update t-doc --rig ", ["app", "web"]),
     ("git convoy status --format=j", ["--format=json"]),
 ])

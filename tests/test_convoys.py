@@ -363,7 +363,8 @@ def test_the_feeder_reports_dispatches_landings_and_a_stranded_convoy(rig_repo):
         "landed": [], "started": [], "epics": [{"id": epic, "status": "in_progress"}],
         "dispatched": [{"bead": t1, "ok": True,
                         "detail": f"dispatched on convoy/{t1} (rig app)"}],
-        "closed_convoys": [], "stranded": [y], "unpushed": [],
+        "closed_convoys": [], "stranded": [y], "waiting": [], "unpushed": [], "repushed": [],
+        "behind": [], "caught_up": [],
     }
     # t1's worker committed on its branch; t2 waits for t1 and t3 for t0: nothing to hand out
     assert feed_lines(rig_repo) == [f"{t1}: work started", stranded]
@@ -375,7 +376,8 @@ def test_the_feeder_reports_dispatches_landings_and_a_stranded_convoy(rig_repo):
         "started": [], "epics": [],
         "dispatched": [{"bead": t2, "ok": True,
                         "detail": f"dispatched on convoy/{t2} (rig app)"}],
-        "closed_convoys": [], "stranded": [y], "unpushed": [],
+        "closed_convoys": [], "stranded": [y], "waiting": [], "unpushed": [], "repushed": [],
+        "behind": [], "caught_up": [],
     }
     land(t2)
     main = git("rev-parse", "main", cwd=rig_repo)
@@ -392,7 +394,8 @@ def test_the_feeder_reports_dispatches_landings_and_a_stranded_convoy(rig_repo):
         "landed": [], "started": [], "epics": [],
         "dispatched": [{"bead": t3, "ok": True,
                         "detail": f"dispatched on convoy/{t3} (rig app)"}],
-        "closed_convoys": [], "stranded": [], "unpushed": [],
+        "closed_convoys": [], "stranded": [], "waiting": [], "unpushed": [], "repushed": [],
+        "behind": [], "caught_up": [],
     }
     assert feed_lines(rig_repo) == [f"{t3}: work started"]
     assert feed_lines(rig_repo) == []  # nothing new: the step is idempotent and says nothing
@@ -411,7 +414,9 @@ def test_a_convoy_blocked_only_from_outside_is_stranded_not_dispatched(rig_repo)
     assert out == [f"convoy {cid} is stranded: work left, nothing in flight, nothing ready"]
     assert not [line for line in out if line.startswith("✗")]
     assert feed_json(rig_repo) == {"landed": [], "started": [], "epics": [], "dispatched": [],
-                                   "closed_convoys": [], "stranded": [cid], "unpushed": []}
+                                   "closed_convoys": [], "stranded": [cid], "waiting": [],
+                                   "unpushed": [], "repushed": [], "behind": [],
+                                   "caught_up": []}
     assert ref_of(rig_repo) == before  # a stranded convoy is reported, nothing is written
     assert [status_of(b) for b in waiting] == ["open", "open"]
     assert dispatched(rig_repo) == []

@@ -13,6 +13,8 @@ from conftest import git_convoy
 def test_demo_lands_the_whole_convoy(tmp_path):
     out = git_convoy("demo", cwd=tmp_path, timeout=300, env={"TMPDIR": str(tmp_path)}).stdout
     assert "launched convoy-" in out
+    # echoed commands paste into a shell: a title with a space is quoted
+    assert "$ git convoy bead create --type epic 'Auth overhaul'" in out, out[:800]
     assert "integration land" in out
     assert "landed: every tracked bead is closed" in out
     assert "5/5 closed, 0 in flight" in out

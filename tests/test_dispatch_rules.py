@@ -26,7 +26,8 @@ def test_the_claim_refuses_a_bead_that_is_blocked_by_now(state_repo):
     result = dispatch_bead(Store.open(), late, rig_name="app")
 
     assert not result.ok
-    assert result.detail == f"not dispatched: blocked by {blocker} (open, blocks)"
+    assert result.detail == (f"not dispatched: blocked by {blocker} (open, blocks): the "
+                             "feeder dispatches it once that closes (git convoy blocked)")
     assert shown(late)["status"] == "open"
     assert git("rev-parse", "convoy/state") == before
     assert git("branch", "--list", f"convoy/{late}") == ""
@@ -41,6 +42,8 @@ def test_the_claim_refuses_a_rig_at_capacity(state_repo):
     result = dispatch_bead(Store.open(), second, rig_name="app")
 
     assert not result.ok
-    assert result.detail == "not dispatched: rig app is at capacity (1)"
+    assert result.detail == ("not dispatched: rig app is at capacity (1): the feeder "
+                             "dispatches it when a slot frees (more: git convoy rig update app "
+                             "--capacity N)")
     assert shown(first)["status"] == "hooked"
     assert shown(second)["status"] == "open"

@@ -34,7 +34,9 @@ def test_a_failed_dispatch_waits_for_its_back_off(failing_rig, monkeypatch):
     assert dispatch_of(t1)["attempts"] == 1
 
     monkeypatch.setenv("CONVOY_NOW", "2999-01-01T00:00:00.000000Z")  # past next_try
-    report = json.loads(ok("feed", "--json"))
+    again = convoy("feed", "--json")
+    assert again.code == 1  # tried, and nothing was dispatched
+    report = json.loads(again.out)
     assert [d["bead"] for d in report["dispatched"]] == [t1]
     assert dispatch_of(t1)["attempts"] == 2
 

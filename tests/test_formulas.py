@@ -10,7 +10,7 @@ import pytest
 from conftest import convoy, git, ok
 
 from gitconvoy.errors import ConvoyError
-from gitconvoy.land import formulas
+from gitconvoy.git import formulas
 from gitconvoy.state.store import Store
 
 NAME = "mol-integration-review"
@@ -81,25 +81,35 @@ def test_missing_required_var_and_undeclared_placeholder(user_dir):
     parsed = formulas.parse(small(), "x.formula.toml")
     with pytest.raises(ConvoyError, match=r"^x.formula.toml: var 'who' is required"):
         formulas.bind(parsed, {})
-    bad = formulas.parse('formula = "f"\n[[steps]]\nid = "s"\ntitle = "{{nope}}"\n', "f.toml")
-    with pytest.raises(ConvoyError, match=r"f.toml: steps.s.title uses \{\{nope\}\}, which is "
-                                          "not declared"):
-        formulas.bind(bad, {})
+    with pytest.raises(ConvoyError, match=r"^f.toml:4: steps\[0\]: key 'title' uses "
+                                          r"\{\{nope\}\}, which is not declared"):
+        formulas.parse('formula = "f"\n[[steps]]\nid = "s"\ntitle = "{{nope}}"\n', "f.toml")
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ('formula = "f"\ncolour = "red"\n', "f.toml: unknown key 'colour'"),
-    ('formula = "f"\n[vars.v]\nrequire = true\n', "f.toml: vars.v: unknown key 'require'"),
-    ('formula = "f"\n[[steps]]\nid = "a"\nrunn = "x"\n', "f.toml: steps[0]: unknown key 'runn'"),
-    ('description = "no name"\n', "f.toml: key 'formula' is required"),
-    ('formula = "f"\ntype = "dance"\n', "f.toml: key 'type' expected one of workflow, review"),
+    ('formula = "f"\ncolour = "red"\n', "f.toml:2: unknown key 'colour'"),
+    ('formula = "f"\n[vars.v]\nrequire = true\n', "f.toml:3: vars.v: unknown key 'require'"),
+    ('formula = "f"\n[[steps]]\nid = "a"\nrunn = "x"\n',
+     "f.toml:4: steps[0]: unknown key 'runn'"),
+    ('description = "no name"\n', "f.toml:1: key 'formula' is required"),
+    ('formula = "does not"\n', "f.toml:1: key 'formula' 'does not' is not a valid name"),
+    ('formula = "f"\n\ntype = "dance"\n',
+     "f.toml:3: key 'type' expected one of workflow, review"),
     ('formula = "f"\n[[steps]]\nid = "a"\nneeds = ["b"]\n',
-     "f.toml: steps[0]: key 'needs' names unknown step 'b'"),
+     "f.toml:4: steps[0]: key 'needs' names unknown step 'b'"),
     ('formula = "f"\n[[steps]]\nid = "a"\n[[steps]]\nid = "a"\n',
-     "f.toml: steps[1]: key 'id' 'a' is used twice"),
-    ('formula = \n', "f.toml: not valid TOML"),
+     "f.toml:5: steps[1]: key 'id' 'a' is used twice"),
+    ('formula = "f"\n[[steps]]\nid = "has space"\n',
+     "f.toml:3: steps[0]: key 'id' 'has space' is not a valid step id"),
+    ('formula = "f"\n[vars."a b"]\n', "f.toml:2: vars.a b: 'a b' is not a valid var name"),
+    ('formula = "f"\n[[steps]]\nid = "a"\ndescription = """\nneeds = 1\n"""\n'
+     'needs = ["b"]\n[[steps]]\nid = "b"\nneeds = ["a"]\n',
+     "f.toml:7: steps[0]: key 'needs' makes a cycle: a → b → a"),
+    ('formula = "f"\n[[steps]]\nid = "a"\nneeds = ["a"]\n',
+     "f.toml:4: steps[0]: key 'needs' makes a cycle: a → a"),
+    ('formula = \n', "f.toml:1: not valid TOML"),
 ])
-def test_bad_formulas_are_one_line_errors_naming_file_and_key(text, message):
+def test_bad_formulas_are_one_line_errors_naming_file_and_line(text, message):
     with pytest.raises(ConvoyError) as caught:
         formulas.parse(text, "f.toml")
     assert caught.value.message.startswith(message)
@@ -119,7 +129,7 @@ def test_resolution_order_project_then_user_then_builtin(state_repo, user_dir):
     # another branch without the file falls back to the user's
     git("branch", "other", "HEAD~1", cwd=state_repo)
     assert formulas.load(NAME, Store.open(), "other").origin == "user"
-    listed = {n: o for n, o, _ in formulas.available(Store.open(), "main")}
+    listed = {n: v.origin for n, v in formulas.visible(Store.open(), "main").items()}
     assert listed[NAME] == "project"
 
 
@@ -134,7 +144,7 @@ def test_a_file_named_for_another_formula_is_refused(state_repo, user_dir):
 def test_formula_commands(state_repo, user_dir):
     (user_dir / "greet.formula.toml").write_text(small())
     listed = json.loads(ok("formula", "list", "--json"))
-    assert {"formula": "greet", "origin": "user",
+    assert {"formula": "greet", "origin": "user", "valid": True, "error": None,
             "source": str(user_dir / "greet.formula.toml")} in listed
     assert any(f["formula"] == NAME and f["origin"] == "builtin" for f in listed)
     shown = json.loads(ok("formula", "show", "greet", "--json"))
@@ -146,7 +156,7 @@ def test_formula_commands(state_repo, user_dir):
     (user_dir / "broken.formula.toml").write_text('formula = "broken"\nextra = 1\n')
     res = convoy("formula", "show", "broken")
     assert res.code == 1 and res.err.count("\n") == 1
-    assert "broken.formula.toml: unknown key 'extra'" in res.err
+    assert "broken.formula.toml:2: unknown key 'extra'" in res.err
 
 
 def test_a_project_formula_overrides_the_review(state_repo, user_dir):
@@ -178,3 +188,39 @@ run = "test ! -e forbidden.txt"
     assert rv.formula == f"{NAME} (project)"
     assert len(rv.findings) == 1
     assert rv.findings[0].startswith("no-forbidden: check failed (exit 1)")
+
+
+LOOP = 'formula = "loop"\n[[steps]]\nid = "a"\nneeds = ["a"]\n'
+
+
+def test_list_marks_invalid_files_and_check_fails_on_them(state_repo, user_dir):
+    (user_dir / "greet.formula.toml").write_text(small())
+    (user_dir / "loop.formula.toml").write_text(LOOP)
+    lines = {line.split()[0]: line for line in ok("formula", "list").splitlines()}
+    assert "INVALID" not in lines["greet"]
+    assert "INVALID: " in lines["loop"] and "loop.formula.toml:4: steps[0]: key 'needs' " \
+        "makes a cycle: a → a" in lines["loop"]
+    listed = {f["formula"]: f for f in json.loads(ok("formula", "list", "--json"))}
+    assert listed["loop"]["valid"] is False and "makes a cycle" in listed["loop"]["error"]
+    assert listed["greet"]["valid"] is True and listed[NAME]["valid"] is True
+
+    res = convoy("formula", "check")
+    assert res.code == 1
+    checked = {line.split()[1].rstrip(":"): line for line in res.out.splitlines()}
+    assert checked["loop"].startswith("BAD loop: ") and checked["greet"].startswith("ok ")
+    assert ok("formula", "check", "greet", NAME).count("\n") == 1
+    res = convoy("formula", "check", "nothing")
+    assert res.code == 1 and "BAD nothing: formula 'nothing' not found" in res.out
+
+
+def test_check_validates_each_rigs_default_formula(state_repo, user_dir):
+    from test_refinery_helpers import add_rig
+
+    add_rig()
+    git("config", "convoy.rig.app.formula", NAME, cwd=state_repo)
+    res = convoy("formula", "check", "--json")
+    assert res.code == 1
+    [row] = [r for r in json.loads(res.out) if r["used_by"] == "app"]
+    assert row["valid"] is False and "is a review formula" in row["error"]
+    git("config", "convoy.rig.app.formula", "mol-polecat-work", cwd=state_repo)
+    assert convoy("formula", "check").code == 0

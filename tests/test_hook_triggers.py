@@ -230,12 +230,14 @@ def test_a_fetch_that_moves_the_state_ref(world):
     assert ok("init").startswith("took origin's state")
     ok("bead", "close", world.a, "--reason", "done elsewhere")
     run("push", "-q", "origin", "convoy/state", cwd=world.bob, quiet=True)
+    published = git("rev-parse", "convoy/state", cwd=world.bob)
     proc = run("fetch", "-q", "origin", cwd=world.alice)
     assert world.bead(world.a)["status"] == "closed"
     assert world.bead(world.b)["status"] == "hooked", proc.stderr
     eventually(f"{world.b}'s dispatch command", lambda: dispatched_last(world, world.b))
-    # alice's state is what bob started from: a fast-forward, no merge
-    assert "gitconvoy: sync: fast-forwarded to origin's state" in proc.stderr, proc.stderr
+    # alice's state is what bob started from: a fast-forward, no merge, naming the NEW commit
+    assert f"gitconvoy: sync: fast-forwarded to origin's state ({published[:10]})" in \
+        proc.stderr, proc.stderr
 
 
 def test_reset_hard_to_a_target_that_contains_the_work(world):

@@ -12,10 +12,11 @@ from conftest import STATE_REF, convoy, git, ok, ref_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitconvoy.importers.build import branch_name_problem, build_import
+from gitconvoy.importers.build import build_import
 from gitconvoy.importers.outline import ImportFailure
 from gitconvoy.importers.prd import parse_label, parse_prd
 from gitconvoy.plan.waves import plan_waves
+from gitconvoy.state.refnames import branch_problem as branch_name_problem
 from gitconvoy.state.store import Store
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "PRD.md"
@@ -246,8 +247,8 @@ BAD_DOCS = [
     ("# Root\n\n## A\n\n- one {priority=9}\n",
      "doc.md:5: priority must be 0 (highest) to 4, got '9'"),
     ("# Root\n\n## A {integration=bad..name}\n\n- one\n",
-     "doc.md:3: integration branch 'bad..name' is not a valid branch name: must not contain "
-     "'..', '@{' or '//'"),
+     "doc.md:3: integration branch 'bad..name' is not a valid branch name: it contains "
+     "'..'"),
     ("---\nprefix: [x\n---\n# Root\n",
      "doc.md:3: not valid YAML (did not find expected ',' or ']')"),
     ("---\nsprint: 4\n---\n# Root\n",

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 def test_a_small_convoy_lands_every_task_once_across_clones(tmp_path: Path):
     cfg = LoadConfig(tasks=16, clones=2, workers=4, claimers=1, epics=1, epic_share=0.25,
-                     max_deps=1, window=4, seed=10, timeout=300, tick=1.5, feed_every=3,
+                     max_deps=1, window=4, seed=10, timeout=600, tick=1.5, feed_every=3,
                      trace=False, worker_hooks=False, say=None)
     scene, timeline = run_load(cfg, tmp_path / "load")
     figures = collect(cfg, scene, timeline)

@@ -185,7 +185,9 @@ def test_without_a_reachable_remote_the_dispatch_waits_and_says_how_to_go_alone(
     os.chdir(pair.alice)
     ok("bead", "close", pair.a, "--reason", "done by hand")
     git("remote", "set-url", "origin", str(tmp_path / "gone.git"), cwd=pair.alice)
-    out = ok("feed")
+    res = convoy("feed")
+    out = res.out
+    assert res.code == 1  # nothing dispatched: the ✗ line says how to go on
     assert f"✗ {pair.b}: not dispatched: the claim could not be confirmed on origin" in out
     assert "convoy.confirmDispatch false" in out and lines_of(alice_log) == []
     assert pair.bead_on(pair.alice, pair.b)["status"] == "open"

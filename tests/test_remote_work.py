@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from conftest import git, git_convoy
 
 
@@ -77,9 +76,6 @@ def commit_and_push(worker: Path, branch: str, name: str) -> None:
     git("push", "-q", "origin", branch, cwd=worker)
 
 
-@pytest.mark.xfail(strict=True, reason="known (issue 10 load run): the refinery on one clone "
-                   "needs the MR's branch as a local branch; a branch another clone pushed is "
-                   "only origin/<branch> here, so the MR is orphaned and the bead reopened")
 def test_a_lander_on_one_clone_lands_work_queued_on_another(tmp_path: Path):
     lead, worker, plain, _ = two_clones_and_a_claimed_bead(tmp_path)
     claimed = json.loads(git_convoy("claim", "--json", "--as", "w", cwd=worker).stdout)
@@ -93,9 +89,6 @@ def test_a_lander_on_one_clone_lands_work_queued_on_another(tmp_path: Path):
     assert "orphaned" not in out and "landed as" in out, out
 
 
-@pytest.mark.xfail(strict=True, reason="known (issue 10 load run): `done` wants the target as "
-                   "a local branch; a clone that did not cut the integration branch has only "
-                   "origin/integration/<epic> (workaround: git branch <target> origin/<target>)")
 def test_done_on_a_clone_that_has_the_target_only_from_the_remote(tmp_path: Path):
     lead, worker, plain, inner = two_clones_and_a_claimed_bead(tmp_path)
     git_convoy("bead", "close", plain, "--reason", "not this one", cwd=lead)

@@ -472,7 +472,7 @@ def test_a_fresh_clone_refuses_a_hostile_remote_state_then_skips_it(world, tmp_p
 
 # --- runtime files under .git/convoy tolerate any bytes -----------------------------------
 
-RUNTIME_FILES = ["watch", "hook-seen", "inflight", "id", "feed-due", "checked",
+RUNTIME_FILES = ["watch", "hook-seen", "inflight", "id", "feed-due", "checked", "counts",
                  "hooks-installed", "hook-errors.log"]
 
 

@@ -132,3 +132,76 @@ def test_no_ready_bead_has_an_open_blocker(data):
         for holder in chain:
             for dep in holder.blocking_deps():
                 assert beads[dep.on].done
+
+
+def expanded_waves(beads: dict[str, Bead], members: list[str]) -> tuple[list[list[str]],
+                                                                         set[str], list[str]]:
+    """The reference: every dep on an epic of the set expanded to one edge per open task
+    under it, then layered by removing placed beads wave by wave (waves, gated, cycle)."""
+    index = graph.Index(beads)
+    member_set = {m for m in members if m in beads and beads[m].status != "tombstone"}
+    open_set = {m for m in member_set if beads[m].slingable and not beads[m].done}
+    waits: dict[str, set[str]] = {b: set() for b in open_set}
+    gated: set[str] = set()
+    for bead_id in open_set:
+        for holder in [beads[bead_id]] + [beads[a] for a in index.ancestors(bead_id)]:
+            for dep in holder.blocking_deps():
+                target = beads.get(dep.on)
+                if target is not None and target.done:
+                    continue
+                if dep.on in open_set:
+                    waits[bead_id].add(dep.on)
+                elif target is not None and target.type == "epic" and dep.on in member_set:
+                    waits[bead_id].update(d for d in index.descendants(dep.on)
+                                          if d in open_set and d != bead_id)
+                else:
+                    gated.add(bead_id)
+    changed = True
+    while changed:
+        changed = False
+        for bead_id, blockers in waits.items():
+            if bead_id not in gated and blockers & gated:
+                gated.add(bead_id)
+                changed = True
+    remaining = {b: set(w) for b, w in waits.items() if b not in gated}
+    waves = []
+    while remaining:
+        wave = sorted((b for b, w in remaining.items() if not w),
+                      key=lambda b: (beads[b].priority, b))
+        if not wave:
+            return waves, gated, sorted(remaining)
+        waves.append(wave)
+        for b in wave:
+            del remaining[b]
+        for w in remaining.values():
+            w -= set(wave)
+    return waves, gated, []
+
+
+@settings(max_examples=300, deadline=None)
+@given(random_plans(), st.data())
+def test_one_edge_per_epic_dep_makes_the_waves_of_one_edge_per_task(data, more):
+    """A dep on an epic is one edge to the epic's all-of node, not one per task under it:
+    the same waves, gated beads and cycle as the expansion, deadlocks included."""
+    beads, members = data
+    extra = more.draw(st.lists(st.tuples(st.sampled_from(sorted(beads)),
+                                         st.sampled_from(sorted(beads))), max_size=3))
+    for src, dst in extra:  # edges to anything: epics, their own epic, cycles
+        if src != dst:
+            bead = beads[src]
+            beads[src] = B(src, type=bead.type, parent=bead.parent, status=bead.status,
+                           priority=bead.priority,
+                           deps=tuple(sorted({d.on for d in bead.deps} | {dst})))
+    plan = plan_waves(beads, members)
+    waves, gated, cycle = expanded_waves(beads, members)
+    assert (plan.waves, set(plan.gated), plan.cycle) == (waves, gated, cycle)
+    assert all(blockers[0].on in beads for blockers in plan.gated.values())
+
+
+def test_a_task_waiting_for_its_own_epic_waits_for_its_siblings_only():
+    beads = beads_of(B("E", type="epic"), B("x", parent="E", deps=("E",)), B("y", parent="E"),
+                     B("o", deps=("E",)), B("A", type="epic", deps=("E",)),
+                     B("a", parent="A"))
+    plan = plan_waves(beads, beads)
+    assert plan.waves == [["y"], ["x"], ["a", "o"]] and not plan.cycle
+    assert plan.wave_of("o") == 3 and plan.wave_of("E") is None

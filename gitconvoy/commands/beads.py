@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines, warn_broken
+from gitconvoy.commands import readout
+from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines
+from gitconvoy.commands.refargs import branch_value
 from gitconvoy.errors import ConvoyError
-from gitconvoy.plan import edits, graph
+from gitconvoy.plan import convoys, edits, graph
 from gitconvoy.render.shapes import bead_json
-from gitconvoy.render.text import bead_detail, bead_line
+from gitconvoy.render.text import bead_detail
+from gitconvoy.state import answers
 from gitconvoy.state.codec import load_yaml
-from gitconvoy.state.model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Dep
+from gitconvoy.state.model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Bead, Dep
+from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.tx import Tx
+
+if TYPE_CHECKING:
+    from gitconvoy.state.snapshot import Snapshot
+    from gitconvoy.state.store import Store
 
 
 def parse_dep(text: str) -> Dep:
@@ -92,14 +100,16 @@ def _read_batch(path: str) -> list[edits.BeadSpec]:
 @click.option("--dep", "deps", multiple=True, help="ID or TYPE:ID this bead depends on.")
 @click.option("--id", "bead_id", help="An explicit id (letters, digits, '-', '.', '_').")
 @click.option("--rig", help="The rig that should run it.")
-@click.option("--target", help="The branch its work lands on.")
+@click.option("--target", help="The branch its work lands on.", callback=branch_value)
+@click.option("--convoy", "into", help="Track it in this convoy too (a bead under an epic an "
+              "open convoy tracks joins that convoy by itself).")
 @click.option("--batch", type=click.Path(),
               help="Create every bead of a YAML/JSON list (- for stdin) in one commit.")
 @json_option
 def create(title: str | None, bead_type: str, priority: str, description: str | None,
            acceptance: str | None, assignee: str | None, labels: tuple[str, ...],
            parent: str | None, deps: tuple[str, ...], bead_id: str | None, rig: str | None,
-           target: str | None, batch: str | None, as_json: bool) -> int:
+           target: str | None, into: str | None, batch: str | None, as_json: bool) -> int:
     """Create a bead and print its id."""
     store = open_store()
     if batch:
@@ -115,8 +125,12 @@ def create(title: str | None, bead_type: str, priority: str, description: str | 
         )]
     actor = store.identity()
 
+    joined: list[tuple[str, str]] = []
+
     def mutate(tx: Tx) -> list[Any]:
-        return edits.create_beads(tx, specs, actor)
+        made = edits.create_beads(tx, specs, actor)
+        joined[:] = convoys.track_grown(tx, made, into)
+        return made
 
     def message(made: list[Any]) -> str:
         if len(made) == 1:
@@ -127,8 +141,11 @@ def create(title: str | None, bead_type: str, priority: str, description: str | 
     if as_json:
         print_json([bead_json(b) for b in made] if batch else bead_json(made[0]))
     else:
-        for b in made:
-            say(b.id)
+        say_lines(b.id for b in made)
+    for convoy_id, bead_id in joined[:20]:  # stdout stays the ids: scripts read them
+        say(f"{bead_id} joins convoy {convoy_id}: the next feed hands it out", err=True)
+    if len(joined) > 20:
+        say(f"… and {len(joined) - 20} more joined their convoys", err=True)
     return 0
 
 
@@ -137,14 +154,31 @@ def create(title: str | None, bead_type: str, priority: str, description: str | 
 @json_option
 def show(ids: tuple[str, ...], as_json: bool) -> int:
     """Show beads in full."""
-    snap = open_store().snapshot()
+    store = open_store()
+    snap = store.snapshot()
     beads = [snap.bead(i) for i in ids]
     if as_json:
         print_json(bead_json(beads[0]) if len(beads) == 1 else [bead_json(b) for b in beads])
         return 0
     for b in beads:
-        say_lines(bead_detail(b))
+        say_lines(bead_detail(b, _steps(store, snap, b)))
     return 0
+
+
+def _steps(store: Store, snap: Snapshot, bead: Bead) -> list[tuple[str, str, bool]] | None:
+    """The bead's formula steps with what is done; None when it names no formula or the
+    formula cannot be read here (the recorded steps are shown instead)."""
+    if not bead.formula:
+        return None
+    from gitconvoy.flow import work
+
+    try:
+        formula = work.bound_formula(store, snap, bead)
+    except ConvoyError:
+        return None
+    if formula is None:
+        return None
+    return [(s.id, s.title, s.done) for s in work.step_states(formula, bead.steps_done)]
 
 
 @bead.command("list")
@@ -163,23 +197,16 @@ def list_beads(statuses: tuple[str, ...], types: tuple[str, ...], assignee: str 
         edits.check_choice(s, BEAD_STATUSES, "status")
     for t in types:
         edits.check_choice(t, BEAD_TYPES, "bead type")
-    snap = open_store().snapshot()
-    warn_broken(snap)
-    chosen = [
-        b for b in snap.beads.values()
-        if (show_all or b.status != "tombstone" or "tombstone" in statuses)
-        and (not statuses or b.status in statuses)
-        and (not types or b.type in types)
-        and (assignee is None or b.assignee == assignee)
-        and set(labels) <= set(b.labels)
-        and (parent is None or b.parent == parent)
-    ]
-    chosen.sort(key=graph.sort_key)
-    if as_json:
-        print_json([bead_json(b) for b in chosen])
-    else:
-        for b in chosen:
-            say(bead_line(b))
+    store = open_store()
+    snap = store.snapshot()
+    warnings = _warnings(snap)
+    ordered = sorted(snap.beads.values(), key=graph.sort_key)
+    query = readout.ListQuery(statuses, types, assignee, labels, parent, show_all)
+    output = readout.list_output(warnings, ordered, query, as_json)
+    plain = output if query == readout.ListQuery() and not as_json else None
+    answers.remember(store, "beads", snap, ordered, lambda: (plain or readout.list_output(
+        warnings, ordered, readout.ListQuery(), False)).texts())
+    print_read(output)
     return 0
 
 
@@ -196,7 +223,7 @@ def list_beads(statuses: tuple[str, ...], types: tuple[str, ...], assignee: str 
 @click.option("--remove-label", "remove_labels", multiple=True, help="Remove a label.")
 @click.option("--parent", help="Move under this epic ('' to detach).")
 @click.option("--rig")
-@click.option("--target")
+@click.option("--target", callback=branch_value)
 @click.option("--reason", help="Close reason, with --status closed.")
 @json_option
 def update(bead_id: str, as_json: bool, **options: Any) -> int:
@@ -208,14 +235,21 @@ def update(bead_id: str, as_json: bool, **options: Any) -> int:
     store = open_store()
     summary = ", ".join(f"{k} {v if not isinstance(v, tuple) else ','.join(v)}"
                         for k, v in fields.items())
-    updated = store.transact(
-        lambda tx: edits.update_bead(tx, bead_id, **dict(fields)),
-        f"bead update {bead_id}: {summary}",
-    )
+    joined: list[tuple[str, str]] = []
+
+    def mutate(tx: Tx) -> Any:
+        moved = edits.update_bead(tx, bead_id, **dict(fields))
+        if fields.get("parent"):  # moved under a tracked epic: the convoy takes it in
+            joined[:] = convoys.track_grown(tx, [moved])
+        return moved
+
+    updated = store.transact(mutate, f"bead update {bead_id}: {summary}")
     if as_json:
         print_json(bead_json(updated))
     else:
         say(f"updated {bead_id}")
+    for convoy_id, joiner in joined:
+        say(f"{joiner} joins convoy {convoy_id}: the next feed hands it out", err=True)
     return 0
 
 
@@ -225,8 +259,7 @@ def _each(ids: tuple[str, ...], verb: str, apply: Any, past: str) -> int:
         lambda tx: [apply(tx, i) for i in ids],
         f"bead {verb} {' '.join(ids)}",
     )
-    for b in done:
-        say(f"{past} {b.id}")
+    say_lines(f"{past} {b.id}" for b in done)
     return 0
 
 
@@ -257,18 +290,14 @@ def delete(ids: tuple[str, ...]) -> int:
 @click.option("--limit", "-n", type=int, default=0, help="At most this many.")
 def ready(as_json: bool, limit: int) -> int:
     """Beads that can be started now: open, slingable, nothing open blocks them."""
-    snap = open_store().snapshot()
-    warn_broken(snap)
+    store = open_store()
+    snap = store.snapshot()
+    warnings = _warnings(snap)
     found = graph.ready_beads(snap.beads)
-    if limit:
-        found = found[:limit]
-    if as_json:
-        print_json([bead_json(b) for b in found])
-    else:
-        for b in found:
-            say(bead_line(b))
-        if not found:
-            say("nothing is ready", err=True)
+    plain = readout.ready_output(warnings, found, False)
+    answers.remember(store, "ready", snap, found, plain.texts)
+    print_read(plain if not (as_json or limit) else
+               readout.ready_output(warnings, found[:limit] if limit else found, as_json))
     return 0
 
 
@@ -276,19 +305,26 @@ def ready(as_json: bool, limit: int) -> int:
 @json_option
 def blocked(as_json: bool) -> int:
     """Beads that cannot start, and what blocks each."""
-    snap = open_store().snapshot()
-    warn_broken(snap)
+    store = open_store()
+    snap = store.snapshot()
+    warnings = _warnings(snap)
     found = graph.blocked_beads(snap.beads)
-    if as_json:
-        print_json([
-            {**bead_json(b), "blocked_by": [x.to_json() for x in blockers]}
-            for b, blockers in found
-        ])
-        return 0
-    for b, blockers in found:
-        say(bead_line(b))
-        if b.status == "blocked":
-            say("    status is blocked (set by hand)")
-        for blocker in blockers:
-            say(f"    blocked by {blocker.describe()}")
+    plain = readout.blocked_output(warnings, found, False)
+    answers.remember(store, "blocked", snap, [b for b, _ in found], plain.texts,
+                     readout.blocker_rows(found))
+    print_read(plain if not as_json else readout.blocked_output(warnings, found, as_json))
     return 0
+
+
+def _warnings(snap: Snapshot) -> list[str]:
+    return readout.warning_lines([exc.message for exc in snap.errors])
+
+
+def print_read(output: readout.Output) -> None:
+    """Print what a read found (gitconvoy.__main__ writes the same text on the warm path)."""
+    say_lines(output.warnings, err=True)
+    if output.data is not None:
+        print_json(output.data)
+    else:
+        say_lines(output.lines)
+    say_lines(output.after, err=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitconvoy.commands.io import open_store, print_json, say
+from gitconvoy.commands.io import open_store, pretty_option, print_json, say
 from gitconvoy.errors import ConvoyError
 
 
@@ -12,6 +12,7 @@ from gitconvoy.errors import ConvoyError
 @click.option("--rig", "rig_name", help="Only beads this rig would run.")
 @click.option("--as", "worker", help="Who holds the claim (default: git config user.name).")
 @click.option("--json", "as_json", is_flag=True, help="Everything a worker needs, as JSON.")
+@pretty_option
 def claim(rig_name: str | None, worker: str | None, as_json: bool) -> int:
     """Take the next ready bead atomically and create its work branch.
 

@@ -13,16 +13,18 @@ from gitconvoy.commands.io import (
     say_text,
     warn_broken,
 )
+from gitconvoy.commands.refargs import branch_value
 from gitconvoy.errors import EXIT_USER, ConvoyError
-from gitconvoy.flow import detached
-from gitconvoy.flow.dispatch import Dispatched, dispatch_bead
+from gitconvoy.flow import detached, work
+from gitconvoy.flow.dispatch import Dispatched, dispatch_bead, nothing_dispatched
+from gitconvoy.git import formulas, notify
 from gitconvoy.land import integration
 from gitconvoy.plan import convoys, graph, staging
 from gitconvoy.plan.targets import rig_for
 from gitconvoy.plan.waves import plan_waves
 from gitconvoy.render.plan import gated_lines, plan_lines, tree_lines, wave_lines
 from gitconvoy.render.shapes import bead_json, convoy_json
-from gitconvoy.state.model import Convoy, touched
+from gitconvoy.state.model import IN_FLIGHT, Bead, Convoy, to_second, touched
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
@@ -37,7 +39,7 @@ def _branch_exists(store: Store) -> object:
 @click.argument("beads", nargs=-1)
 @click.option("--from-epic", "epic", help="Track this epic and all its descendants.")
 @click.option("--rig", help="Rig for beads that name none.")
-@click.option("--target", help="Target branch for beads that name none.")
+@click.option("--target", help="Target branch for beads that name none.", callback=branch_value)
 def create(title: str, beads: tuple[str, ...], epic: str | None, rig: str | None,
            target: str | None) -> int:
     """Create an open convoy tracking BEADS (the feeder dispatches them as they get ready)."""
@@ -89,7 +91,9 @@ def stage(inputs: tuple[str, ...], title: str | None, as_json: bool) -> int:
         actor = store.identity()
 
         def mutate(tx: Tx) -> Convoy:
-            fresh = staging.analyse(tx.view(), list(inputs), _branch_exists(store))  # type: ignore[arg-type]
+            # the plan above holds for the state it was made from; after a lost race, redo it
+            fresh = plan if tx.base.commit == snap.commit else staging.analyse(
+                tx.view(), list(inputs), _branch_exists(store))  # type: ignore[arg-type]
             return convoys.stage(tx, fresh, title, actor)
 
         made = store.transact(mutate, lambda c: f"stage {c.id} ({c.status}): {c.title}")
@@ -132,18 +136,23 @@ def launch(convoy_id: str, force: bool, as_json: bool) -> int:
         raise ConvoyError(f"rig {', '.join(parked)} is parked: unpark it before launching "
                           f"{convoy_id} (nothing was changed)")
     store.transact(lambda tx: convoys.launch(tx, convoy_id, force), f"launch {convoy_id}")
+    failed = notify.send(store, {"event": "convoy_launched", "convoy": convoy_id,
+                                 "title": convoy.title, "beads": len(convoy.tracks),
+                                 "command": f"git convoy status {convoy_id}"})
+    if failed:
+        say(f"warning: {failed}", err=True)
     epics = [b for b in convoy.tracks if b in snap.beads and snap.beads[b].type == "epic"]
     cut = integration.create_planned(store, epics)  # before anything is dispatched from them
     report = feed(store)
     snap = store.snapshot()
     waves = plan_waves(snap.beads, snap.convoys[convoy_id].tracks)
     # asked to start work, started none: a failure a script must see (docs/convoys.md)
-    failed = bool(report.dispatched) and not any(r.ok for r in report.dispatched)
+    failed = nothing_dispatched(report.dispatched)
     if as_json:
         print_json({"convoy": convoy_id, "waves": waves.waves,
                     "integration_branches": [{"epic": c.epic, "branch": c.branch,
                                               "base": c.base, "commit": c.commit} for c in cut],
-                    "dispatched": [r.__dict__ for r in report.dispatched]})
+                    "dispatched": [r.to_json() for r in report.dispatched]})
         return EXIT_USER if failed else 0
     for c in cut:
         say(f"created {c.branch} from {c.base} @ {c.commit[:10]} for {c.epic}")
@@ -204,20 +213,34 @@ def status(convoy_id: str | None, as_json: bool, fmt: str) -> int:
         f"{progress['in_flight']} in flight")
     tree = staging.member_tree(snap, [t for t in convoy.tracks if t in snap.beads],
                                graph.Index(snap.beads))
+    steps = work.step_counts(store, [snap.beads[b] for _, b in tree])
     for line, (_, bead_id) in zip(tree_lines(snap, tree, waves), tree, strict=True):
         bead = snap.beads[bead_id]
         who = f"  @{bead.assignee}" if bead.assignee and bead.status != "closed" else ""
-        err = bead.dispatch.get("last_error") if bead.status == "open" else None
+        grown = bool(convoy.launched_at and bead.created_at
+                      and bead.created_at > convoy.launched_at)
+        who += "  (added after launch)" if grown else ""
+        if bead_id in steps:
+            who += f"  steps {steps[bead_id][0]}/{steps[bead_id][1]}"
         problem = (detached.current_problem(detached.run_of(store, bead_id), bead)
                    if bead.status == "hooked" else None)  # a hook's detached dispatch
-        say(f"  {line}{who}" + (f"  (last dispatch failed: {err})" if err else "")
-            + (f"  ({problem})" if problem else ""))
+        say(f"  {line}{who}{_dispatch_failure(bead)}" + (f"  ({problem})" if problem else ""))
     if waves.gated:
         say("Gated")
         say_lines(gated_lines(waves))
     for warning in convoy.warnings:
         say(f"  warning: {warning}")
     return 0
+
+
+def _dispatch_failure(bead: Bead) -> str:
+    """An open bead's last failed dispatch and when the feeder tries it again."""
+    error = bead.dispatch.get("last_error") if bead.status == "open" else None
+    if not error:
+        return ""
+    retry = bead.dispatch.get("next_try")
+    when = f"; next try at {to_second(str(retry))}" if retry else ""
+    return f"  ✗ last dispatch failed: {error}{when}"
 
 
 @click.command("list")
@@ -235,10 +258,12 @@ def _list(show_all: bool, as_json: bool) -> int:
     if as_json:
         print_json([{**convoy_json(c), "progress": _progress(snap, c)} for c in chosen])
         return 0
-    for c in chosen:
-        p = _progress(snap, c)
-        say(f"{c.id:<14} {c.status:<16} {p['closed']}/{p['total']}  {c.title}")
+    say_lines(_convoy_line(c, _progress(snap, c)) for c in chosen)
     return 0
+
+
+def _convoy_line(c: Convoy, p: dict[str, int]) -> str:
+    return f"{c.id:<14} {c.status:<16} {p['closed']}/{p['total']}  {c.title}"
 
 
 @click.command()
@@ -257,13 +282,21 @@ def close(convoy_id: str, force: bool, reason: str | None) -> int:
 @click.command()
 @click.argument("beads", nargs=-1, required=True)
 @click.option("--rig", help="Rig to run them on.")
-@click.option("--formula", help="Formula the worker follows (passed as CONVOY_FORMULA).")
+@click.option("--formula", help="Workflow formula the workers follow, stored on the beads "
+                                "(CONVOY_FORMULA; 'git convoy work' shows its steps).")
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
+              help="A value for one of the formula's vars (repeatable).")
 @click.option("--title", help="Title of the convoy made for the batch.")
 def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
-          title: str | None) -> int:
+          variables: tuple[str, ...], title: str | None) -> int:
     """Hand beads to workers: one convoy for the batch; ready ones dispatched now."""
     store = open_store()
     snap = store.snapshot()
+    values = formulas.parse_assignments(variables)
+    if values and not formula:
+        raise ConvoyError("--var needs --formula: the vars belong to a formula")
+    if formula:
+        formulas.for_worker(store, formula, values)  # unknown, invalid or a review: refused
     for bead_id in beads:
         bead = snap.bead(bead_id)
         if not bead.slingable:
@@ -285,6 +318,12 @@ def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
             for bead_id in beads:
                 if tx.beads[bead_id].rig != rig and tx.beads[bead_id].status == "open":
                     tx.put(touched(tx.beads[bead_id], rig=rig))
+        if formula:  # kept on the bead: whoever dispatches it later hands out the same
+            for bead_id in beads:
+                bead = tx.beads[bead_id]
+                if not bead.done and bead.status not in IN_FLIGHT and \
+                        (bead.formula, bead.formula_vars) != (formula, values):
+                    tx.put(touched(bead, formula=formula, formula_vars=values))
         fresh = [b for b in beads if b not in tracked_by]
         if not fresh:
             return tracked_by[beads[0]]
@@ -308,7 +347,7 @@ def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
         for c in snap.convoys.values():
             if c.status == "open" and bead_id in c.tracks:
                 owner = c
-        results.append(dispatch_bead(store, bead_id, owner, rig, formula))
+        results.append(dispatch_bead(store, bead_id, owner, rig))
     _dispatch_lines(results)
     failed = [r.bead for r in results if not r.ok]
     if failed:  # a script must see it on stderr too, not only in a ✗ line

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitconvoy.commands.io import json_option, open_store, print_json, say, warn_broken
+from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines, warn_broken
 from gitconvoy.plan import edits, graph
 from gitconvoy.state.model import DEP_TYPES
 
@@ -71,11 +71,10 @@ def list_deps(bead_id: str, as_json: bool) -> int:
             "dependents": [{"id": i, "type": t} for i, t in incoming],
         })
         return 0
-    for d in outgoing:
-        status = snap.beads[d.on].status if d.on in snap.beads else "missing"
-        say(f"{bead_id} → {d.on}  ({d.type}, {status})")
-    for other, dep_type in incoming:
-        say(f"{other} → {bead_id}  ({dep_type})")
+    status = {d.on: snap.beads[d.on].status if d.on in snap.beads else "missing"
+              for d in outgoing}
+    say_lines([*(f"{bead_id} → {d.on}  ({d.type}, {status[d.on]})" for d in outgoing),
+               *(f"{other} → {bead_id}  ({dep_type})" for other, dep_type in incoming)])
     return 0
 
 
@@ -89,8 +88,7 @@ def cycles(as_json: bool) -> int:
     if as_json:
         print_json([{"cycle": c} for c in found])
         return 0
-    for c in found:
-        say(graph.format_cycle(c))
+    say_lines(graph.format_cycle(c) for c in found)
     if not found:
         say("no cycles")
     return 1 if found else 0

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import click
 
 from gitconvoy import hookrun
-from gitconvoy.commands.io import open_store, print_json, say
+from gitconvoy.commands.io import json_option, open_store, print_json, say
 from gitconvoy.errors import ConvoyError
 from gitconvoy.git import hookinstall, localconfig, revs, settings, watch
 from gitconvoy.git.gitcli import run_git
@@ -259,7 +259,7 @@ def run_checks(store: Store) -> list[Check]:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.option("--clear-errors", is_flag=True,
               help="Empty the hook errors log and forget failed detached dispatches first.")
 def doctor(as_json: bool, clear_errors: bool) -> int:

@@ -6,16 +6,20 @@ import click
 
 from gitconvoy import cycle
 from gitconvoy.commands.io import json_option, open_store, print_json, say
+from gitconvoy.errors import EXIT_USER
+from gitconvoy.flow.dispatch import nothing_dispatched
 
 
 @click.command()
 @json_option
 def feed(as_json: bool) -> int:
-    """Run one feeder step: close landed work, roll up epics, dispatch what is ready."""
+    """Run one feeder step: close landed work, roll up epics, dispatch what is ready.
+    Exits 1 when it tried to dispatch and nothing was dispatched (docs/convoys.md)."""
     store = open_store()
     repushed = cycle.repush_due(store)
     steps = repushed.steps if repushed else []
     report = cycle.feed(store)
+    failed = nothing_dispatched(report.dispatched)
     if as_json:
         print_json({
             "repushed": [{"mr": s.mr, "bead": s.bead, "outcome": s.outcome, "sha": s.sha,
@@ -23,14 +27,24 @@ def feed(as_json: bool) -> int:
             "landed": [{"id": b, "sha": s} for b, s in report.landed],
             "started": report.started,
             "epics": [{"id": e, "status": s} for e, s in report.epics],
-            "dispatched": [r.__dict__ for r in report.dispatched],
+            "dispatched": [r.to_json() for r in report.dispatched],
             "closed_convoys": report.closed_convoys,
             "stranded": report.stranded,
+            "waiting": [{"convoy": w.convoy, "next_try": w.next_try,
+                         "beads": [{"id": b, "next_try": t, "last_error": e}
+                                   for b, t, e in w.beads]} for w in report.waiting],
             "unpushed": [{"id": b, "sha": s, "missing_on": r} for b, s, r in report.unpushed],
+            "behind": [{"id": b.bead, "target": b.target,
+                        "missing": [{"blocker": x, "sha": c} for x, c in b.missing]}
+                       for b in report.behind],
+            "caught_up": report.caught_up,
         })
-        return 0
+        return EXIT_USER if failed else 0
     for step in steps:
         say(f"refinery: pushed again: {step.line()}")
     for line in report.lines():
         say(line)
-    return 0
+    if failed:
+        say("error: no dispatch succeeded: fix what each ✗ line names (the feeder retries)",
+            err=True)
+    return EXIT_USER if failed else 0

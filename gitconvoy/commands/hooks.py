@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import click
 
+from gitconvoy.commands.options import json_option
+
 dir_option = click.option(
     "--dir", "directory", type=click.Path(file_okay=False),
     help="Hooks folder to use instead of the one git uses (core.hooksPath or .git/hooks).",
@@ -64,7 +66,7 @@ _STATE_TEXT = {
 
 @hooks.command("status")
 @dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 def status(directory: str | None, as_json: bool) -> int:
     """What is installed where, and whether it is current (exit 1 when it is not)."""
     from gitconvoy.commands.io import open_store, print_json, say

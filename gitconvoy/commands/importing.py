@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gitconvoy.commands.io import json_option, open_store, print_json, say
+from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines
 from gitconvoy.errors import ConvoyError
 from gitconvoy.importers.beads_jsonl import Export, merge_into, parse_export
 from gitconvoy.importers.build import BuildResult, Planned, build_import
@@ -155,17 +155,14 @@ def _print_design(outline: Outline, result: BuildResult, merged: Snapshot, waves
     if dry_run:
         say("")
         say("Tree (+ new, ~ updated, = unchanged, x deleted here)")
-        for item in result.items:
-            say(f"  {_tree_line(item, names)}")
+        say_lines(f"  {_tree_line(item, names)}" for item in result.items)
         say("")
         say("Waves")
-        for line in wave_lines(merged, waves, {}) or ["  (none)"]:
-            say(line)
+        say_lines(wave_lines(merged, waves, {}) or ["  (none)"])
         if waves.gated:
             say("")
             say("Gated (blocked by work outside this document)")
-            for line in gated_lines(waves):
-                say(line)
+            say_lines(gated_lines(waves))
         say("")
         say("dry run: nothing was written")
     if result.stale:

@@ -6,6 +6,7 @@ import click
 
 from gitconvoy import cycle
 from gitconvoy.commands.io import json_option, open_store, print_json, say
+from gitconvoy.commands.refargs import branch_value
 from gitconvoy.land import integration as engine
 
 
@@ -16,7 +17,8 @@ def integration_group() -> None:
 
 @integration_group.command("create")
 @click.argument("epic")
-@click.option("--base", help="Branch to cut from (default: the epic's target).")
+@click.option("--base", help="Branch to cut from (default: the epic's target).",
+              callback=branch_value)
 @click.option("--name", help="Branch name (default: convoy.integration.template, "
                              "integration/{epic}-{slug}).")
 @click.option("--all", "every", is_flag=True,
@@ -52,7 +54,15 @@ def create(epic: str, base: str | None, name: str | None, every: bool, as_json: 
 @json_option
 def status(epic: str, as_json: bool) -> int:
     """Ahead/behind, children, merged and pending MRs, and whether it is ready to land."""
-    st = engine.status(open_store(), epic)
+    store = open_store()
+    landed = engine.landed_line(store, epic)
+    if landed is not None:
+        if as_json:
+            print_json({"epic": epic, "landed": True, "detail": landed})
+        else:
+            say(landed)
+        return 0
+    st = engine.status(store, epic)
     if as_json:
         print_json(st.to_json())
         return 0

@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from gitconvoy.commands.options import PRETTY
+from gitconvoy.commands.options import json_option as json_option  # commands take it from here
+from gitconvoy.commands.options import pretty_option as pretty_option
 from gitconvoy.render.shapes import json_text
 from gitconvoy.render.text import inert, inert_document
 
 if TYPE_CHECKING:  # the store (pygit2) loads only when a command opens it: completion is fast
     from gitconvoy.state.snapshot import Snapshot
     from gitconvoy.state.store import Store
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/json.md).")
 
 
 def open_store(*, adopt: bool = True) -> Store:
@@ -32,7 +33,11 @@ def open_store(*, adopt: bool = True) -> Store:
 
 
 def print_json(data: Any) -> None:
-    click.echo(json_text(data))
+    """One JSON document in one write: compact unless the command was given --pretty (a
+    script reads it as fast as it is written; people ask for indentation)."""
+    ctx = click.get_current_context(silent=True)
+    pretty = bool(ctx and ctx.meta.get(PRETTY))
+    click.echo(json_text(data, pretty=pretty))
 
 
 def say(line: str = "", *, err: bool = False) -> None:
@@ -43,8 +48,11 @@ def say(line: str = "", *, err: bool = False) -> None:
 
 
 def say_lines(lines: Iterable[str], *, err: bool = False) -> None:
-    for line in lines:
-        say(line, err=err)
+    """Print lines for people as `say` does, in one write: a list of 100,000 beads is one
+    call into the stream, not one per line."""
+    shown = [inert(line) for line in lines]
+    if shown:
+        click.echo("\n".join(shown), err=err)
 
 
 def say_text(text: str) -> None:

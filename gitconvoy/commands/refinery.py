@@ -8,14 +8,18 @@ import click
 
 from gitconvoy import cycle
 from gitconvoy.commands.io import json_option, open_store, print_json, say, warn_broken
+from gitconvoy.commands.refargs import branch_value
 from gitconvoy.errors import EXIT_RACE, ConvoyError
 from gitconvoy.land import refinery as engine
+from gitconvoy.state.store import Store
 
 
 @click.command()
 @click.argument("bead", required=False)
-@click.option("--target", help="Land on this branch instead of the bead's target.")
-@click.option("--branch", help="The work branch (default: the bead's branch or HEAD's).")
+@click.option("--target", help="Land on this branch instead of the bead's target.",
+              callback=branch_value)
+@click.option("--branch", help="The work branch (default: the bead's branch or HEAD's).",
+              callback=branch_value)
 @json_option
 def done(bead: str | None, target: str | None, branch: str | None, as_json: bool) -> int:
     """Queue the work branch's tip for landing (a merge request for the refinery)."""
@@ -24,6 +28,7 @@ def done(bead: str | None, target: str | None, branch: str | None, as_json: bool
     for warning in queued.warnings:
         say(f"warning: {warning}", err=True)
     mr = queued.mr
+    _warn_unfinished(store, mr.bead)
     if as_json:
         print_json({**engine.mr_json(mr), "new": queued.new, "superseded": queued.superseded})
         return 0
@@ -44,6 +49,19 @@ def done(bead: str | None, target: str | None, branch: str | None, as_json: bool
         return 0
     say(f"landing {mr.id} now (convoy.refinery.onDone): merge, check, push …")
     return _print_report(cycle.land_queue(store, only={mr.id}), False, [])
+
+
+def _warn_unfinished(store: Store, bead_id: str) -> None:
+    """Steps of the bead's formula nobody recorded: said, not enforced (the MR is queued)."""
+    from gitconvoy.flow import work
+
+    left, problem = work.unfinished(store, bead_id)
+    if problem:
+        say(f"warning: {problem}", err=True)
+    elif left:
+        say(f"warning: {bead_id}: formula steps not recorded as done: {', '.join(left)} "
+            f"(queued anyway; record them with 'git convoy step done {bead_id} <step>')",
+            err=True)
 
 
 @click.group("refinery")

@@ -8,6 +8,7 @@ from dataclasses import replace
 import click
 
 from gitconvoy.commands.io import json_option, open_store, print_json, say
+from gitconvoy.commands.refargs import branch_value
 from gitconvoy.errors import ConvoyError
 from gitconvoy.state.model import Rig
 from gitconvoy.state.tx import Tx
@@ -44,7 +45,8 @@ def _edit(name: str, message: str, change: object) -> Rig:
 
 @rig.command("add")
 @click.argument("name")
-@click.option("--target", default="main", show_default=True, help="Branch its work lands on.")
+@click.option("--target", default="main", show_default=True, help="Branch its work lands on.",
+              callback=branch_value)
 @click.option("--capacity", type=click.IntRange(1, 10_000), default=3, show_default=True,
               help="Beads it runs at once.")
 @click.option("--strategy", type=click.Choice(["merge", "squash", "ff-only"]), default="merge",
@@ -77,7 +79,7 @@ def add(name: str, target: str, capacity: int, strategy: str, prefixes: tuple[st
 
 @rig.command("update")
 @click.argument("name")
-@click.option("--target")
+@click.option("--target", callback=branch_value)
 @click.option("--capacity", type=click.IntRange(1, 10_000))
 @click.option("--strategy", type=click.Choice(["merge", "squash", "ff-only"]))
 @click.option("--prefix", "prefixes", multiple=True, help="Replace the owned prefixes.")

@@ -22,9 +22,12 @@ from gitconvoy.flow.dispatch import (
     _claim,
     _ensure_branch,
     backoff_due,
+    behind_on,
     branch_name,
     branch_tip,
+    integration_branches,
     rollback,
+    worker_formula,
 )
 from gitconvoy.flow.publish import concede, publish, shared_remote
 from gitconvoy.git.sync import check_remote, sync
@@ -57,7 +60,8 @@ class Claimed:
             "assignee": b.assignee, "clone": self.clone,
             "claimed_at": b.dispatch.get("claimed_at"),
             "heartbeat": b.dispatch.get("heartbeat"), "ttl": self.ttl,
-            "remote": self.remote, "rounds": self.rounds,
+            "remote": self.remote, "rounds": self.rounds, "formula": b.formula,
+            "formula_vars": dict(b.formula_vars),
         }
 
     def line(self) -> str:
@@ -133,7 +137,11 @@ def _claim_locally(store: Store, worker: str, rig_name: str | None,
     """One transaction: the first candidate that `_claim` accepts; (bead, commit) or None."""
     snap = store.snapshot(fresh=True)
     check_rig(snap, rig_name)
-    picks = [(b, c) for b, c in candidates(snap, rig_name, now()) if b.id not in skip]
+    index = graph.Index(snap.beads)
+    integrating = integration_branches(snap)
+    picks = [(b, c) for b, c in candidates(snap, rig_name, now()) if b.id not in skip
+             and behind_on(store, snap, b, c, index, integrating) is None]
+    picks, rig_formulas = _followable(store, snap, picks)
     if not picks:
         return None
     branches = {b.id: branch_name(store, b) for b, _ in picks}
@@ -148,7 +156,7 @@ def _claim_locally(store: Store, worker: str, rig_name: str | None,
     def mutate(tx: Tx) -> Bead | None:
         stamp = now()
         for bead_id, convoy in order:
-            got = _claim(tx, bead_id, convoy, rig_name, branches, tips, clone)
+            got = _claim(tx, bead_id, convoy, rig_name, branches, tips, clone, rig_formulas)
             if isinstance(got, Bead):
                 claimed = _stamp_claim(got, worker, stamp)
                 tx.put(claimed)
@@ -159,6 +167,23 @@ def _claim_locally(store: Store, worker: str, rig_name: str | None,
     if claimed is None:
         return None
     return claimed, store.state_commit() or ""
+
+
+def _followable(store: Store, snap: Snapshot, picks: list[tuple[Bead, Convoy | None]],
+                ) -> tuple[list[tuple[Bead, Convoy | None]], dict[str, str]]:
+    """The picks whose formula (their own or their rig's default) can be followed here, and
+    the rigs' default formulas for beads that have none of their own."""
+    seen: dict[tuple[Any, ...], str | None] = {}
+    kept, defaults = [], {}
+    for bead, convoy in picks:
+        rig = rig_for(snap.config, bead, convoy)
+        name, problem = worker_formula(store, bead, rig, seen)
+        if problem is not None:
+            continue
+        if name and rig is not None and not bead.formula:
+            defaults[rig.name] = name
+        kept.append((bead, convoy))
+    return kept, defaults
 
 
 def claim(store: Store, worker: str, rig_name: str | None = None) -> Claimed | None:

@@ -21,18 +21,31 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from gitconvoy import faults
 from gitconvoy.errors import ConvoyError
 from gitconvoy.flow import detached, publish
-from gitconvoy.git import localconfig, revs, watch
+from gitconvoy.git import formulas, localconfig, revs, watch, worktrees
 from gitconvoy.git.sync import sync
-from gitconvoy.plan import graph
+from gitconvoy.plan import carry, graph
 from gitconvoy.plan.edits import with_status
-from gitconvoy.plan.targets import rig_for, target_for
-from gitconvoy.state.model import Bead, Convoy, Rig, in_flight, now, touched
+from gitconvoy.plan.targets import integration_ancestor, rig_for, target_for
+from gitconvoy.state.model import (
+    IN_FLIGHT,
+    Bead,
+    Convoy,
+    MergeRequest,
+    Rig,
+    in_flight,
+    now,
+    resolves,
+    to_second,
+    touched,
+)
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
@@ -46,9 +59,20 @@ class Dispatched:
     bead: str
     ok: bool
     detail: str
+    lost: bool = False  # not dispatched here because someone else has it: nothing to fix
 
     def line(self) -> str:
         return f"{'✓' if self.ok else '✗'} {self.bead}: {self.detail}"
+
+    def to_json(self) -> dict[str, object]:
+        return {"bead": self.bead, "ok": self.ok, "detail": self.detail}
+
+
+def nothing_dispatched(results: list[Dispatched]) -> bool:
+    """Dispatches were tried, none worked, and not only because others had the beads
+    first: `launch`, `sling` and `feed` exit 1 (docs/convoys.md)."""
+    return (bool(results) and not any(r.ok for r in results)
+            and not all(r.lost for r in results))
 
 
 def branch_name(store: Store, bead: Bead) -> str:
@@ -85,31 +109,43 @@ def _next_try(attempts: int) -> str:
 
 def _claim(tx: Tx, bead_id: str, convoy: Convoy | None, rig_name: str | None,
            branch_for: dict[str, str], tips: dict[str, str | None],
-           clone: str) -> Bead | str:
-    """Claim inside a transaction; a string result says why the bead was skipped."""
+           clone: str, rig_formulas: Mapping[str, str] | None = None) -> Bead | str:
+    """Claim inside a transaction; a string result says why the bead was skipped, and what
+    to do about it. `rig_formulas`: rigs' default formulas (checked beforehand), for a bead
+    without one."""
     bead = tx.bead(bead_id)
     index = graph.Index(tx.beads)
     if bead.status != "open":
-        return f"is {bead.status}"
+        return _not_open(bead)
     if not bead.slingable:
-        return f"is an {bead.type}, not slingable work"
+        return _not_work(bead)
     blockers = index.blockers(bead)
     if blockers:
-        return f"blocked by {blockers[0].describe()}"
+        return (f"blocked by {blockers[0].describe()}: the feeder dispatches it once that "
+                "closes (git convoy blocked)")
     rig = tx.config.rigs.get(rig_name) if rig_name else rig_for(tx.config, bead, convoy)
     if rig is None:
         return "has no rig: add one with 'git convoy rig add' or pass --rig"
     if rig.parked:
-        return f"rig {rig.name} is parked"
-    if in_flight(tx.beads, rig.name) >= rig.capacity:
-        return f"rig {rig.name} is at capacity ({rig.capacity})"
+        return f"rig {rig.name} is parked: git convoy rig unpark {rig.name}"
+    conflict = conflicting_mr(tx, bead)
+    if conflict is None and resolves(bead):
+        return (f"resolves {resolves(bead)}, which is no longer in conflict: close it "
+                f"(git convoy bead close {bead.id})")
+    if conflict is None and in_flight(tx.beads, rig.name) >= rig.capacity:
+        return (f"rig {rig.name} is at capacity ({rig.capacity}): the feeder dispatches it "
+                f"when a slot frees (more: git convoy rig update {rig.name} --capacity N)")
     claimed = touched(bead, rig=rig.name)
-    target = target_for(tx.beads, tx.config, claimed, convoy)
+    target = conflict.target if conflict else target_for(tx.beads, tx.config, claimed, convoy)
     if not target:
-        return "has no target branch"
+        return (f"has no target branch: git convoy bead update {bead.id} --target BRANCH "
+                f"(or git convoy rig update {rig.name} --target BRANCH)")
     tip = tips.get(target)
     if tip is None:
-        return f"target branch {target} does not exist"
+        return f"target branch {target} does not exist: {_make_target(tx, claimed, target)}"
+    branch = branch_for[bead_id]
+    if conflict is not None:  # on the work's own branch, from the commit that conflicted
+        branch, tip = conflict.branch, conflict.commit
     dispatch = dict(bead.dispatch)
     dispatch["attempts"] = int(dispatch.get("attempts", 0)) + 1
     dispatch["last_attempt"] = now()
@@ -118,11 +154,76 @@ def _claim(tx: Tx, bead_id: str, convoy: Convoy | None, rig_name: str | None,
     dispatch.pop("last_error", None)
     claimed = with_status(claimed, "hooked")
     claimed = touched(
-        claimed, branch=branch_for[bead_id], target=target, base_commit=tip,
+        claimed, branch=branch, target=target, base_commit=tip,
         assignee=bead.assignee or f"{rig.name}-worker", dispatch=dispatch,
+        formula=bead.formula or (rig_formulas or {}).get(rig.name),
     )
     tx.put(claimed)
     return claimed
+
+
+def worker_formula(store: Store, bead: Bead, rig: Rig | None,
+                   seen: dict[tuple[Any, ...], str | None] | None = None,
+                   ) -> tuple[str | None, str | None]:
+    """(formula, problem): the workflow formula the bead's worker follows — its own (`sling
+    --formula`, a conflict bead's), else its rig's default (`convoy.rig.<rig>.formula`,
+    trusted config only) — and why it cannot be followed here (unknown on this clone, a
+    review formula, a var it lacks), else None. A bead with a problem is not handed out:
+    its worker would get steps nobody can read. `seen` memoises checks within one step."""
+    own = bead.formula
+    name = own or (localconfig.rig_setting(store, rig, "formula") if rig else None)
+    if not name:
+        return None, None
+    key = (name, tuple(sorted(bead.formula_vars.items())))
+    if seen is not None and key in seen:
+        return name, seen[key]
+    try:
+        formulas.for_worker(store, name, bead.formula_vars)
+        problem = None
+    except ConvoyError as exc:
+        problem = exc.message if own or rig is None else \
+            f"rig {rig.name}'s formula (convoy.rig.{rig.name}.formula): {exc.message}"
+    if seen is not None:
+        seen[key] = problem
+    return name, problem
+def _not_open(bead: Bead) -> str:
+    if bead.status in IN_FLIGHT:
+        return (f"is {bead.status}: a worker has it already (git convoy bead show {bead.id})")
+    if bead.status == "closed":
+        return f"is closed: reopen it first (git convoy bead reopen {bead.id})"
+    if bead.status == "tombstone":
+        return "was deleted"
+    return f"is {bead.status}: open it first (git convoy bead update {bead.id} --status open)"
+
+
+def _not_work(bead: Bead) -> str:
+    article = "an" if bead.type[:1] in "aeiou" else "a"
+    if bead.type == "epic":
+        return (f"is an epic, not slingable work: stage it to dispatch its tasks "
+                f"(git convoy stage {bead.id})")
+    return (f"is {article} {bead.type}, not slingable work: only tasks, bugs, features and "
+            "chores are dispatched")
+
+
+def _make_target(tx: Tx, bead: Bead, target: str) -> str:
+    """How to make a missing target: an epic's integration branch is cut (or restored) by
+    its epic; any other branch is the user's to create, or to aim the work elsewhere."""
+    holder = integration_ancestor(tx.beads, bead)
+    if holder is not None and holder.integration_branch == target:
+        if not holder.base_commit:  # planned by an import, never cut
+            return f"git convoy integration create {holder.id}"
+        return (f"it was cut from {holder.base_commit[:10]} for {holder.id} and is gone: "
+                f"restore it (git fetch, or git branch {target} {holder.base_commit[:10]})")
+    where = (f"git convoy rig update {bead.rig} --target BRANCH" if bead.rig and not bead.target
+             else f"git convoy bead update {bead.id} --target BRANCH")
+    return (f"create it (git branch {target} <start-point>) or aim the work elsewhere "
+            f"({where})")
+
+
+def conflicting_mr(state: Snapshot | Tx, bead: Bead) -> MergeRequest | None:
+    """The MR a conflict bead resolves, while it is still in conflict (else None)."""
+    mr = state.objects["mrs"].get(resolves(bead) or "")
+    return mr if mr is not None and mr.status == "conflict" else None
 
 
 def handed_back(bead: Bead, reason: str) -> Bead:
@@ -137,32 +238,60 @@ def handed_back(bead: Bead, reason: str) -> Bead:
                    bead.assignee.endswith("-worker") else bead.assignee)
 
 
-def rollback(store: Store, bead_id: str, reason: str) -> None:
-    def mutate(tx: Tx) -> None:
+def rollback(store: Store, bead_id: str, reason: str) -> str | None:
+    """Hand a failed dispatch back; its next try (None when it was no longer hooked)."""
+    def mutate(tx: Tx) -> str | None:
         bead = tx.bead(bead_id)
-        if bead.status == "hooked":
-            tx.put(handed_back(bead, reason))
+        if bead.status != "hooked":
+            return None
+        back = handed_back(bead, reason)
+        tx.put(back)
+        return str(back.dispatch["next_try"])
 
-    store.transact(mutate, f"dispatch failed {bead_id}: {reason[:60]}")
+    return store.transact(mutate, f"dispatch failed {bead_id}: {reason[:60]}")
 
 
 def _ensure_branch(store: Store, branch: str, tip: str) -> None:
     ref = f"refs/heads/{branch}"
     current = store.head_of(ref)
+    if current is None and tip not in store.repo:
+        raise ConvoyError(f"commit {tip[:10]} for {branch} is not in this clone: fetch it "
+                          f"(git fetch origin {branch}) and feed again")
     if current is None:
         if not store.cas_ref(ref, None, tip, f"dispatch: create {branch}"):
-            raise ConvoyError(f"branch {branch} appeared while dispatching")
+            raise ConvoyError(f"branch {branch} appeared while dispatching: another process "
+                              f"made it (git log -1 {branch})")
     elif not revs.is_ancestor(store, tip, current) and not revs.is_ancestor(store, current, tip):
-        raise ConvoyError(f"branch {branch} exists and has diverged from its target")
+        raise ConvoyError(f"branch {branch} exists and has diverged from its target: rename "
+                          f"or delete it (git branch -m {branch} {branch}-old)")
+
+
+def conflict_env(store: Store, bead: Bead) -> dict[str, str]:
+    """What a worker resolving a conflict needs beyond the usual: the MR, the bead whose
+    work it unblocks, the files (one per line) and the target's tip it conflicted with."""
+    if not resolves(bead):  # most beads: no state read at all
+        return {}
+    mr = conflicting_mr(store.snapshot(), bead)
+    if mr is None:
+        return {}
+    tip = branch_tip(store, mr.target) or ""
+    return {
+        "CONVOY_RESOLVES": mr.bead, "CONVOY_MR": mr.id, "CONVOY_TARGET_TIP": tip,
+        "CONVOY_CONFLICT_FILES": "\n".join(f.replace("\0", "") for f in mr.conflict_files),
+    }
 
 
 def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
-                 formula: str | None, detach: bool) -> tuple[bool, str]:
+                 detach: bool) -> tuple[bool, str]:
     command = localconfig.rig_setting(store, rig, "dispatch")
-    workdir = store.repo.workdir or store.common_dir
+    workdir = localconfig.command_dir(store)  # the same from every worktree and hook
     worktree = ""
     if localconfig.rig_setting(store, rig, "worktree") in ("true", "yes", "1"):
-        worktree = os.path.join(store.common_dir, "convoy", "worktrees", bead.id)
+        try:  # the branch's own worktree if it has one (a conflict bead's), else a new one
+            worktree = worktrees.ensure(store, bead.branch or "",
+                                        worktrees.bead_worktree(store, bead.id))
+        except ConvoyError as exc:
+            return False, exc.message
     env = {
         **os.environ,
         "CONVOY_BEAD": bead.id,
@@ -170,80 +299,171 @@ def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
         "CONVOY_BRANCH": bead.branch or "",
         "CONVOY_WORKTREE": worktree,
         "CONVOY_TARGET": bead.target or "",
-        "CONVOY_FORMULA": formula or "",
+        "CONVOY_FORMULA": bead.formula or "",
         "CONVOY_RIG": rig.name,
         "CONVOY_CONVOY": convoy.id if convoy else "",
         "CONVOY_IN_HOOK": "1",
+        **conflict_env(store, bead),
     }
     for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
         env.pop(var, None)
-    if worktree and not os.path.exists(worktree):
-        made = subprocess.run(["git", "worktree", "add", "-q", worktree, bead.branch or ""],
-                              cwd=workdir, env=env, capture_output=True, text=True)
-        if made.returncode != 0:
-            return False, f"git worktree add failed: {made.stderr.strip()[:200]}"
     if not command:
         where = f" in {worktree}" if worktree else ""
         return True, f"branch {bead.branch} ready{where} (no dispatch command configured)"
+    written = command
+    if worktree:  # runs in the bead's worktree; its program is still the user's
+        command = localconfig.anchored(command, workdir)
     if detach:
         try:
             run = detached.start(store, bead, command, cwd=worktree or workdir, env=env)
         except OSError as exc:
-            return False, f"dispatch command could not start: {exc.strerror}"
+            return False, (f"dispatch command could not start: {exc.strerror}: fix "
+                           f"{_setting(store, rig)}")
         return True, f"dispatch started on {bead.branch} (rig {rig.name}); log: {run.log}"
     try:
         proc = subprocess.run(command, shell=True, cwd=worktree or workdir, env=env,
                               capture_output=True, text=True, timeout=DISPATCH_TIMEOUT)
     except subprocess.TimeoutExpired:
-        return False, f"dispatch command timed out after {DISPATCH_TIMEOUT}s"
+        return False, (f"dispatch command timed out after {DISPATCH_TIMEOUT}s: it must start "
+                       f"the worker and return (run it in the background), then git convoy "
+                       f"sling {bead.id}")
     except OSError as exc:
-        return False, f"dispatch command could not start: {exc.strerror}"
+        return False, (f"dispatch command could not start: {exc.strerror}: fix "
+                       f"{_setting(store, rig)}")
     if proc.returncode == 127:
-        return False, f"dispatch command not found: {command}"
+        return False, (f"dispatch command not found: {written}{_looked_up(written, workdir)}: "
+                       f"fix {_setting(store, rig)}")
     if proc.returncode != 0:
         last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or [""]
-        return False, f"dispatch command exited {proc.returncode}: {last[0][:200]}"
+        said = f": {last[0][:200]}" if last[0] else ""
+        return False, (f"dispatch command exited {proc.returncode}{said}: fix it, then git "
+                       f"convoy sling {bead.id}")
     return True, f"dispatched on {bead.branch} (rig {rig.name})"
 
 
+def _setting(store: Store, rig: Rig) -> str:
+    """Where the rig's dispatch command is set, as the place to fix it."""
+    found = localconfig.rig_found(store, rig.name, "dispatch")
+    if found.source.startswith("convoy."):
+        return f"git config convoy.rig.{rig.name}.dispatch"
+    return f"dispatch under [rig.{rig.name}] in {found.source.split(' (')[0]}"
+
+
+def _looked_up(command: str, top: str) -> str:
+    """Where a program that was not found was looked for."""
+    word = (command.split(None, 1) or [""])[0]
+    if "/" not in word:
+        return " (not on PATH)"
+    return "" if word.startswith("/") else f" (relative to {top})"
+@dataclass
+class Behind:
+    """A ready bead whose target lacks landings of its blockers (plan.carry): it is not
+    dispatched until the target has them (gitconvoy.land.integration.catch_up)."""
+
+    bead: str
+    target: str
+    missing: list[tuple[str, str]]  # (blocker, commit)
+
+    def phrase(self) -> str:
+        names = ", ".join(f"{b} ({sha[:10]})" for b, sha in self.missing[:3])
+        more = f" and {len(self.missing) - 3} more" if len(self.missing) > 3 else ""
+        return f"{self.target} lacks the landed work of {names}{more}"
+
+
+def integration_branches(snap: Snapshot) -> frozenset[str]:
+    """Branches of open epics: a bead aimed at one waits for (and gets) its blockers' work."""
+    return frozenset(b.integration_branch for b in snap.beads.values()
+                     if b.type == "epic" and b.integration_branch and not b.done)
+
+
+def behind_on(store: Store, snap: Snapshot, bead: Bead, convoy: Convoy | None,
+              index: graph.Index | None = None,
+              integrating: frozenset[str] | None = None) -> Behind | None:
+    """Whether the bead's target lacks a closed blocker's landing (None: it has them all).
+
+    On an integration branch every missing landing counts (gitconvoy.land.integration
+    brings it in). On any other target only work still in transit counts — a blocker that
+    landed on an open epic's integration branch, which reaches the target when the epic
+    lands; a blocker that landed on an unrelated branch (another rig's target) is not
+    waited for, as it would never arrive."""
+    index = index or graph.Index(snap.beads)
+    need = carry.required(index, bead, snap.objects["mrs"])
+    if not need:
+        return None
+    target = target_for(snap.beads, snap.config, bead, convoy)
+    tip = branch_tip(store, target) if target else None
+    if not target or tip is None:
+        return None  # the claim says what is wrong with the target
+    integrating = integration_branches(snap) if integrating is None else integrating
+    missing = [(b, sha) for b, sha in need
+               if sha not in store.repo or not revs.is_ancestor(store, sha, tip)]
+    if target not in integrating:
+        missing = [(b, sha) for b, sha in missing if _in_transit(index, b)]
+    return Behind(bead.id, target, missing) if missing else None
+
+
+def _in_transit(index: graph.Index, bead_id: str) -> bool:
+    """The bead's work sits on an open epic's integration branch, not yet landed beyond."""
+    return any(index.beads[a].integration_branch and not index.beads[a].done
+               for a in index.ancestors(bead_id) if a in index.beads)
+
+
 def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
-                  rig_name: str | None = None, formula: str | None = None, *,
-                  detach: bool = False) -> Dispatched:
-    """Claim, branch, run the rig's command (`detach`: start it and return, for hooks)."""
+                  rig_name: str | None = None, *, detach: bool = False,
+                  index: graph.Index | None = None) -> Dispatched:
+    """Claim, branch, run the rig's command (`detach`: start it and return, for hooks).
+    The worker gets the bead's formula (or its rig's default, then stored on the bead).
+    `index`: the caller's graph index of a recent state (restated, not built again)."""
     snap = store.snapshot()
     bead = snap.bead(bead_id)
+    index = index.restated(snap.beads) if index is not None else None
+    behind = behind_on(store, snap, bead, convoy, index) if bead.status == "open" else None
+    if behind is not None:
+        return Dispatched(bead_id, False, f"not dispatched: {behind.phrase()}; 'git convoy "
+                          "feed' brings it in (or it arrives when that work lands there)")
+    rig = snap.config.rigs.get(rig_name) if rig_name else rig_for(snap.config, bead, convoy)
+    formula, problem = worker_formula(store, bead, rig) if bead.status == "open" \
+        else (None, None)
+    if problem is not None:
+        return Dispatched(bead_id, False, f"not dispatched: {problem}")
+    defaults = {rig.name: formula} if rig and formula and not bead.formula else {}
     branches = {bead_id: branch_name(store, bead)}
     tips = {t: branch_tip(store, t) for t in _candidate_targets(snap, bead, convoy)}
     clone = store.clone_id()
     result = store.transact(
-        lambda tx: _claim(tx, bead_id, convoy, rig_name, branches, tips, clone),
+        lambda tx: _claim(tx, bead_id, convoy, rig_name, branches, tips, clone, defaults),
         lambda r: f"dispatch {bead_id}: hooked on {getattr(r, 'rig', '')}",
     )
     if isinstance(result, str):
-        return Dispatched(bead_id, False, f"not dispatched: {result}")
+        taken = store.snapshot().beads[bead_id].status in IN_FLIGHT  # another feeder won
+        return Dispatched(bead_id, False, f"not dispatched: {result}", lost=taken)
     faults.point("dispatch.after_claim")
-    lost = _confirm(store, result)
-    if lost is not None:
-        return Dispatched(bead_id, False, f"not dispatched: {lost}")
+    unconfirmed = _confirm(store, result)
+    if unconfirmed is not None:
+        reason, lost = unconfirmed
+        return Dispatched(bead_id, False, f"not dispatched: {reason}", lost=lost)
     rig = store.snapshot().config.rigs[result.rig or ""]
     try:
         _ensure_branch(store, result.branch or "", result.base_commit or "")
         faults.point("dispatch.after_branch")
-        ok, detail = _run_command(store, rig, result, convoy, formula, detach)
+        ok, detail = _run_command(store, rig, result, convoy, detach)
     except ConvoyError as exc:
         ok, detail = False, exc.message
     if not ok:
-        rollback(store, bead_id, detail)
+        next_try = rollback(store, bead_id, detail)
         drop_fresh_branch(store, result)
-    else:
+        if next_try:
+            detail = f"{detail} (the feeder retries it after {to_second(next_try)})"
+    elif not detach:  # a hook (which detaches) rewrites the watch list itself when it ends
         watch.refresh_if_installed(store)  # the hooks now watch this branch and its target
     return Dispatched(bead_id, ok, detail)
 
 
-def _confirm(store: Store, claimed: Bead) -> str | None:
+def _confirm(store: Store, claimed: Bead) -> tuple[str, bool] | None:
     """With a shared remote, the claim counts only once the remote shows it (the protocol of
     `claim`, gitconvoy.flow.publish): None when confirmed or there is no remote; else why
-    not, the claim already taken back, so the rig's command never runs on a lost bead."""
+    not, and whether another clone won it, the claim already taken back, so the rig's
+    command never runs on a lost bead."""
     remote = publish.confirming_remote(store)
     if remote is None:
         return None
@@ -254,14 +474,15 @@ def _confirm(store: Store, claimed: Bead) -> str | None:
         reason = (f"the claim could not be confirmed on {remote} ({exc.message}); "
                   f"offline? 'git config {publish.CONFIRM_KEY} false' dispatches without it")
         rollback(store, claimed.id, reason)
-        return reason
+        return reason, False
     if lost is not None:
         publish.concede(store, claimed, claim_commit, remote)
         # see the winner's claim here, so the next step does not try again; if the sync
         # fails, the next one catches up (the claim is conceded either way)
         with contextlib.suppress(ConvoyError):
             sync(store, remote)
-    return lost
+        return f"{lost}: nothing to do here (the feeder hands it out if it is open again)", True
+    return None
 
 
 def _candidate_targets(snap: Snapshot, bead: Bead, convoy: Convoy | None) -> set[str]:
@@ -272,7 +493,8 @@ def _candidate_targets(snap: Snapshot, bead: Bead, convoy: Convoy | None) -> set
 
 
 def drop_fresh_branch(store: Store, bead: Bead) -> None:
-    """A branch we just made and nobody committed to goes away with the failed dispatch."""
+    """A branch we just made and nobody committed to goes away with the failed dispatch
+    (never a conflict bead's: that branch is the conflicting MR's, holding its work)."""
     ref = f"refs/heads/{bead.branch}"
-    if bead.branch and store.head_of(ref) == bead.base_commit:
+    if bead.branch and not resolves(bead) and store.head_of(ref) == bead.base_commit:
         store.cas_ref(ref, bead.base_commit, None, f"dispatch rolled back: {bead.branch}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -32,18 +33,29 @@ import pygit2
 
 from gitconvoy.flow import claims, detached
 from gitconvoy.flow.dispatch import (
+    Behind,
     Dispatched,
     backoff_due,
+    behind_on,
     branch_tip,
     dispatch_bead,
     drop_fresh_branch,
     handed_back,
+    integration_branches,
 )
 from gitconvoy.git import revs
 from gitconvoy.plan import epics, graph
 from gitconvoy.plan.edits import with_status
 from gitconvoy.plan.targets import rig_for
-from gitconvoy.state.model import IN_FLIGHT, Bead, in_flight, now, touched
+from gitconvoy.state.model import (
+    IN_FLIGHT,
+    Bead,
+    in_flight,
+    now,
+    resolves,
+    to_second,
+    touched,
+)
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
@@ -70,6 +82,25 @@ class Budget:
                 and time.monotonic() >= self.deadline)
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """An open convoy that cannot move until a failed dispatch's back-off is over: its ready
+    beads, each (id, next_try, last_error), the first to be retried first."""
+
+    convoy: str
+    beads: tuple[tuple[str, str, str], ...]
+
+    @property
+    def next_try(self) -> str:
+        return self.beads[0][1]
+
+    def line(self) -> str:
+        first, when, error = self.beads[0]
+        more = f"; {len(self.beads) - 1} more backing off" if len(self.beads) > 1 else ""
+        return (f"convoy {self.convoy} is waiting for retry at {to_second(when)} "
+                f"({first}: {error}{more})")
+
+
 @dataclass
 class FeedReport:
     landed: list[tuple[str, str]] = field(default_factory=list)
@@ -78,6 +109,7 @@ class FeedReport:
     closed_convoys: list[str] = field(default_factory=list)
     dispatched: list[Dispatched] = field(default_factory=list)
     stranded: list[str] = field(default_factory=list)
+    waiting: list[Waiting] = field(default_factory=list)  # not stranded: backing off
     awaiting_land: list[tuple[str, str]] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     reviews: list[tuple[str, str]] = field(default_factory=list)
@@ -86,6 +118,9 @@ class FeedReport:
     handed_back: list[tuple[str, str]] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)  # ready, left for lack of time
     gate_deferred: list[str] = field(default_factory=list)  # epics whose review waits
+    behind: list[Behind] = field(default_factory=list)  # ready, target lacks a blocker's work
+    caught_up: list[str] = field(default_factory=list)  # integration.catch_up's lines
+    notices: list[str] = field(default_factory=list)  # e.g. a notifier that cannot start
 
     def absorb(self, later: FeedReport) -> None:
         """Add what a later step of the same cycle did; what both saw is kept once."""
@@ -95,13 +130,15 @@ class FeedReport:
             mine = getattr(self, name)
             mine += [x for x in getattr(later, name) if x not in mine]
         self.stranded = list(later.stranded)
+        self.waiting = list(later.waiting)
         self.deferred = list(later.deferred)
+        self.behind = list(later.behind)
 
     def lines(self) -> list[str]:
         out = [f"{b}: dispatch was interrupted; back to open" for b in self.repaired]
         out += [f"{b}: claim expired (no heartbeat within convoy.claimTTL); back to open"
                 for b in self.expired]
-        out += [f"✗ {b}: {why}; back to open (tried again after a back-off)"
+        out += [f"✗ {b}: {why} (back to open; the feeder retries it after a back-off)"
                 for b, why in self.handed_back]
         out += [f"{b}: landed in {sha[:10]}" for b, sha in self.landed]
         out += [f"{b}: landed locally in {sha[:10]} (not pushed): "
@@ -109,6 +146,10 @@ class FeedReport:
                 "closes when the remote has it" for b, sha, ref in self.unpushed]
         out += [f"{b}: work started" for b in self.started]
         out += [f"epic {e}: {s}" for e, s in self.epics]
+        out += self.caught_up
+        out += self.notices
+        out += [f"{b.bead}: waits: {b.phrase()} (the next 'git convoy feed' or refinery run "
+                "brings it in)" for b in self.behind]
         out += [d.line() for d in self.dispatched]
         out += [f"convoy {c} landed: every tracked bead is closed" for c in self.closed_convoys]
         out += [f"epic {e}: its review runs commands, which a hook does not wait for: run "
@@ -120,6 +161,7 @@ class FeedReport:
         out += [line for _, line in self.reviews if line]
         out += [f"convoy {c} is stranded: work left, nothing in flight, nothing ready"
                 for c in self.stranded]
+        out += [w.line() for w in self.waiting]
         return out
 
 
@@ -228,13 +270,15 @@ def failed_dispatches(store: Store, beads: dict[str, Bead]) -> dict[str, str]:
         problem = detached.current_problem(run, bead)
         if run and problem and run.state == "failed" and branch_tip(store, bead.branch) in (
                 None, bead.base_commit):
-            found[bead.id] = problem
+            found[bead.id] = f"{problem}: fix it, then git convoy sling {bead.id}"
     return found
 
 
 def _reconcile(tx: Tx, landed: dict[str, str], started: set[str], report: FeedReport,
-               interrupted: set[str], failed: dict[str, str]) -> None:
-    """Steps 1–3 as one pure mutation of the transaction."""
+               interrupted: set[str], failed: dict[str, str], index: graph.Index
+               ) -> graph.Index:
+    """Steps 1–3 as one pure mutation of the transaction; the graph index it rolled up
+    with (`index` restated to the transaction's beads)."""
     for bead_id, reason in sorted(failed.items()):
         bead = tx.beads.get(bead_id)
         if bead is None or bead.status != "hooked" or bead_id in started:
@@ -254,24 +298,37 @@ def _reconcile(tx: Tx, landed: dict[str, str], started: set[str], report: FeedRe
         bead = tx.beads.get(bead_id)
         if bead is None or bead.status not in IN_FLIGHT:
             continue
-        tx.put(with_status(bead, "closed", f"landed in {sha[:10]}"))
+        closed = with_status(bead, "closed", f"landed in {sha[:10]}")
+        tx.put(touched(closed, dispatch={**closed.dispatch, "landed_as": sha}))
         report.landed.append((bead_id, sha))
     for bead_id in sorted(started - set(landed)):
         bead = tx.beads.get(bead_id)
         if bead is not None and bead.status == "hooked":
             tx.put(with_status(bead, "in_progress"))
             report.started.append(bead_id)
-    _roll_up(tx, report)
+    index = _roll_up(tx, report, index)
     for convoy in sorted(tx.convoys.values(), key=lambda c: c.id):
         if convoy.status != "open":
             continue
         tracked = [tx.beads[t] for t in convoy.tracks if t in tx.beads]
         live = [b for b in tracked if b.status != "tombstone"]
-        if live and all(b.status == "closed" for b in live):
+        if live and all(b.status == "closed" for b in live) and \
+                not _open_below(tx, [b for b in live if b.type == "epic"]):
             stamp = now()
             tx.put(touched(convoy, status="closed", closed_at=stamp, notified=True,
                            close_reason="every tracked bead is closed"))
             report.closed_convoys.append(convoy.id)
+    return index
+
+
+def _open_below(tx: Tx, epics: list[Bead]) -> bool:
+    """A tracked epic has a live descendant still open (one the convoy never took in, e.g.
+    created by an older gitconvoy): the convoy is not done."""
+    if not epics:
+        return False
+    index = graph.Index(tx.beads)
+    return any(not tx.beads[d].done for e in epics for d in index.descendants(e.id)
+               if d in tx.beads)
 
 
 def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -> FeedReport:
@@ -290,38 +347,49 @@ def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -
     expired = claims.expired_claims(store, snap.beads)  # pull claims without a heartbeat
     failed = failed_dispatches(store, snap.beads)
 
-    def mutate(tx: Tx) -> None:
+    # One graph index for the whole step: each write below changes statuses, not the graph,
+    # so it is restated to the beads of each write instead of built again.
+    first = graph.Index(snap.beads)
+
+    def mutate(tx: Tx) -> graph.Index:
         report.handed_back.clear()
         report.repaired.clear()
         report.landed.clear()
         report.started.clear()
         report.epics.clear()
         report.closed_convoys.clear()
-        _reconcile(tx, landed, started, report, interrupted, failed)
+        index = _reconcile(tx, landed, started, report, interrupted, failed, first)
         # after landing: a claim whose work landed is closed, not expired
         report.expired[:] = claims.reopen_expired(tx, expired)
+        return index
 
-    store.transact(mutate, lambda _: _feed_message(report))
+    index = store.transact(mutate, lambda _: _feed_message(report))
     for bead_id, _ in report.handed_back:
         drop_fresh_branch(store, snap.beads[bead_id])
     if not dispatch:  # (the server's lander) what is ready, waiting to land or stranded
-        _survey(store.snapshot(), report)
+        _survey(store.snapshot(), report, index.restated(store.snapshot().beads))
     else:
-        _dispatch_ready(store, report, budget)
-        if any(d.ok for d in report.dispatched):
+        index = _dispatch_ready(store, report, budget, index)
+        sent = [d.bead for d in report.dispatched if d.ok]
+        if sent:  # only the epics above the dispatched beads can have changed
             late = FeedReport()
-            store.transact(lambda tx: _roll_up(tx, late), lambda _: _feed_message(late))
+            store.transact(lambda tx: _roll_up(tx, late, index, below=sent),
+                           lambda _: _feed_message(late))
             report.epics += [e for e in late.epics if e not in report.epics]
     return report
 
 
-def _roll_up(tx: Tx, report: FeedReport) -> None:
-    """Epics move to in_progress as soon as their first task is dispatched."""
-    for epic_id, status in sorted(epics.epic_changes(tx.beads).items()):
+def _roll_up(tx: Tx, report: FeedReport, index: graph.Index,
+             below: list[str] | None = None) -> graph.Index:
+    """Epics move to in_progress as soon as their first task is dispatched: every epic, or
+    those above the beads `below`. The index restated to the transaction's beads."""
+    index = index.restated(tx.beads)
+    for epic_id, status in sorted(epics.epic_changes(tx.beads, index, below).items()):
         tx.put(with_status(tx.beads[epic_id], status,
                            "all children closed" if status == "closed" else None))
         if (epic_id, status) not in report.epics:
             report.epics.append((epic_id, status))
+    return index
 
 
 def _feed_message(report: FeedReport) -> str:
@@ -343,10 +411,11 @@ def _feed_message(report: FeedReport) -> str:
     return "feed: " + "; ".join(parts)
 
 
-def _survey(snap: Snapshot, report: FeedReport) -> list[tuple[Bead, str]]:
+def _survey(snap: Snapshot, report: FeedReport,
+            index: graph.Index | None = None) -> list[tuple[Bead, str]]:
     """Step 5, and the epics whose children are all in their integration branch: what the
     open convoys have ready (bead, convoy id), in no particular order."""
-    index = graph.Index(snap.beads)
+    index = index or graph.Index(snap.beads)
     stamp = now()
     candidates: list[tuple[Bead, str]] = []
     for convoy in sorted(snap.convoys.values(), key=lambda c: c.id):
@@ -365,28 +434,41 @@ def _survey(snap: Snapshot, report: FeedReport) -> list[tuple[Bead, str]]:
         ]
         report.awaiting_land += [x for x in landing if x not in report.awaiting_land]
         if unfinished and not busy and not ready and not landing:
-            report.stranded.append(convoy.id)
+            _stuck(report, convoy.id, [b for b in members if index.is_ready(b)])
     return candidates
 
 
-def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
+def _dispatch_ready(store: Store, report: FeedReport, budget: Budget,
+                    index: graph.Index) -> graph.Index:
     """Step 4 and 5: fill each rig's free capacity from the open convoys' ready beads, until
-    the budget's time is up (what is left goes to `report.deferred`)."""
+    the budget's time is up (what is left goes to `report.deferred`). The graph index
+    restated to the state the dispatches started from."""
     snap = store.snapshot()
-    candidates = _survey(snap, report)
-    candidates.sort(key=lambda pair: graph.sort_key(pair[0]))
+    index = index.restated(snap.beads)
+    candidates = _survey(snap, report, index)
+    # conflict beads first: each unblocks work that is otherwise done
+    candidates.sort(key=lambda pair: (resolves(pair[0]) is None, graph.sort_key(pair[0])))
+    integrating = integration_branches(snap)
     seen: set[str] = set()
     full: set[str] = set()
     held: dict[str, int] = {}  # per rig: ready beads left for lack of time
+    flying = _in_flight_counter(store)
     for bead, convoy_id in candidates:
         if bead.id in seen:
             continue
         seen.add(bead.id)
         rig = rig_for(snap.config, bead, snap.convoys[convoy_id])
-        if rig is None or rig.parked or rig.name in full:
+        if rig is None or rig.parked:
             continue
-        busy = in_flight(store.snapshot().beads, rig.name) + held.get(rig.name, 0)
-        if busy >= rig.capacity:
+        borrows = resolves(bead) is not None  # the conflicting bead's slot, not a new one
+        if rig.name in full and not borrows:
+            continue
+        behind = behind_on(store, snap, bead, snap.convoys[convoy_id], index, integrating)
+        if behind is not None:
+            report.behind.append(behind)
+            continue
+        busy = flying(rig.name) + held.get(rig.name, 0)
+        if busy >= rig.capacity and not borrows:
             full.add(rig.name)
             continue
         if budget.spent(len(report.dispatched)):
@@ -394,4 +476,30 @@ def _dispatch_ready(store: Store, report: FeedReport, budget: Budget) -> None:
             held[rig.name] = held.get(rig.name, 0) + 1
             continue
         report.dispatched.append(dispatch_bead(store, bead.id, snap.convoys[convoy_id],
-                                               detach=budget.detach))
+                                               detach=budget.detach, index=index))
+    return index
+
+
+def _stuck(report: FeedReport, convoy_id: str, backing_off: list[Bead]) -> None:
+    """A convoy that cannot move now. Its ready beads (none due, or it would move) only wait
+    out a back-off: waiting, with the earliest retry. None ready at all: stranded."""
+    if not backing_off:
+        report.stranded.append(convoy_id)
+        return
+    beads = sorted(((b.id, str(b.dispatch.get("next_try", "")),
+                     str(b.dispatch.get("last_error", ""))) for b in backing_off),
+                   key=lambda bead: (bead[1], bead[0]))
+    report.waiting.append(Waiting(convoy_id, tuple(beads)))
+
+
+def _in_flight_counter(store: Store) -> Callable[[str], int]:
+    """How many beads a rig holds in the current state, counted once per state commit (a
+    rig that is full is asked again for each ready bead; a dispatch moves the commit)."""
+    counted: dict[tuple[str | None, str], int] = {}
+
+    def count(rig: str) -> int:
+        key = (store.state_commit(), rig)
+        if key not in counted:
+            counted[key] = in_flight(store.snapshot().beads, rig)
+        return counted[key]
+    return count

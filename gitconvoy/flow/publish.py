@@ -21,7 +21,7 @@ from gitconvoy.git.sync import (
     private_ref,
 )
 from gitconvoy.plan.edits import with_status
-from gitconvoy.state.model import IN_FLIGHT, Bead, in_flight, touched
+from gitconvoy.state.model import IN_FLIGHT, Bead, in_flight, resolves, touched
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
@@ -67,6 +67,8 @@ def lost_on(remote_snap: Snapshot, mine: Bead) -> str | None:
     if theirs is None or theirs.status != "open":
         return f"{mine.id} was {_taken_how(theirs)} on the remote first"
     rig = remote_snap.config.rigs.get(mine.rig or "")
+    if resolves(mine):  # a conflict bead borrows its bead's slot: capacity does not apply
+        return None
     others = {k: v for k, v in remote_snap.beads.items() if k != mine.id}
     if rig is not None and in_flight(others, rig.name) >= rig.capacity:
         return f"rig {rig.name} filled up on the remote"

@@ -91,6 +91,16 @@ def run_git(args: list[str], cwd: str | None = None, env: dict[str, str] | None 
     return result
 
 
+def main_worktree(git_dir: str) -> str | None:
+    """The top level of the repository's main worktree, as git lists it first; None for a
+    bare repository (it has none) or when git cannot say."""
+    res = run_git(["worktree", "list", "--porcelain"], git_dir=git_dir, check=False)
+    block = res.out.split("\n\n", 1)[0].splitlines() if res.code == 0 else []
+    if not block or not block[0].startswith("worktree ") or "bare" in block[1:]:
+        return None
+    return block[0][len("worktree "):]
+
+
 @functools.lru_cache(maxsize=1)
 def git_version() -> tuple[int, int, int]:
     """The git binary's version, asked once per process: (2, 39, 5); (0, 0, 0) when git

@@ -25,6 +25,8 @@ rule and a `source` that `doctor` can show.
 
 from __future__ import annotations
 
+import os
+import shlex
 import tomllib
 from dataclasses import dataclass
 from typing import Any
@@ -33,12 +35,12 @@ import pygit2
 
 from gitconvoy.errors import ConvoyError
 from gitconvoy.git import revs
-from gitconvoy.git.gitcli import run_git
+from gitconvoy.git.gitcli import main_worktree, run_git
 from gitconvoy.state.model import Rig
 from gitconvoy.state.store import Store
 
 CONFIG_FILE = ".convoy/config.toml"
-RIG_KEYS = ("dispatch", "check", "timeout", "worktree", "delete-branch")
+RIG_KEYS = ("dispatch", "check", "timeout", "worktree", "delete-branch", "formula")
 WORK_TEMPLATE = "convoy/{id}"  # flow.dispatch.BRANCH_TEMPLATE (a lower layer cannot import it)
 INTEGRATION_TEMPLATE = "integration/{epic}-{slug}"  # land.integration.DEFAULT_TEMPLATE
 
@@ -211,7 +213,7 @@ def rig_found(store: Store, rig_name: str, key: str) -> Found:
 
 
 def rig_setting(store: Store, rig: Rig, key: str) -> str | None:
-    """A rig's setting (dispatch, check, timeout, worktree, delete-branch)."""
+    """A rig's setting (dispatch, check, timeout, worktree, delete-branch, formula)."""
     return rig_found(store, rig.name, key).value
 
 
@@ -251,3 +253,34 @@ def rig_checks(store: Store) -> dict[str, Found]:
 def target_check_branches(store: Store) -> set[str]:
     """Branches with a check of their own (an empty one included: "lands unchecked")."""
     return _configured(store, "target", "check")
+
+
+# --- where a command runs --------------------------------------------------------------
+
+
+def command_dir(store: Store) -> str:
+    """Where a dispatch or notify command runs, and so what a relative path in it means: the
+    top level of the main worktree, whichever worktree the command or hook was started in (a
+    linked worktree may be a worker's, on a branch of its making, or lack an untracked
+    script). A bare repository has no worktree: its own folder, as before."""
+    if os.path.normpath(store.repo.path) == os.path.normpath(store.common_dir):  # not linked
+        return (store.repo.workdir or store.common_dir).rstrip("/") or "/"
+    top = main_worktree(store.common_dir)
+    if top is None or not os.path.isdir(top):  # bare, or the main worktree was removed
+        return (store.repo.workdir or store.common_dir).rstrip("/") or "/"
+    return top
+
+
+_SHELL_SIGNS = set("\"'\\$`=;&|<>()*?[{~")
+
+
+def anchored(command: str, top: str) -> str:
+    """`command` with its program made absolute when it is a relative path (`./start.sh`,
+    `tools/w.sh`): for a command that runs somewhere else (a bead's own worktree) and must
+    still mean the file under `top`. A bare name (found on PATH), an absolute path or a
+    first word with shell syntax in it is left as written."""
+    stripped = command.lstrip()
+    word = stripped.split(None, 1)[0] if stripped else ""
+    if "/" not in word or word.startswith("/") or _SHELL_SIGNS & set(word):
+        return command
+    return shlex.quote(os.path.normpath(os.path.join(top, word))) + stripped[len(word):]

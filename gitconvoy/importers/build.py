@@ -9,7 +9,6 @@ anchors, unknown or ambiguous refs, self-deps, cycles (with the path), bad branc
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,24 +19,7 @@ from gitconvoy.plan import graph
 from gitconvoy.plan.targets import NO_INTEGRATION
 from gitconvoy.state import ids
 from gitconvoy.state.model import BEAD_TYPES, DEP_TYPES, MAX_TITLE, Bead, Dep, validate_id
-
-_BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
-
-
-def branch_name_problem(name: str) -> str | None:
-    """Why `name` is not a valid branch name (git check-ref-format rules), or None."""
-    if not name or name == "@" or name.startswith("-"):
-        return "must not be empty, '@' or start with '-'"
-    if _BAD_REF_CHARS.search(name):
-        return "must not contain spaces, control characters or any of ~ ^ : ? * [ \\"
-    if ".." in name or "@{" in name or "//" in name:
-        return "must not contain '..', '@{' or '//'"
-    if name.endswith(("/", ".")):
-        return "must not end with '/' or '.'"
-    for part in name.split("/"):
-        if part.startswith(".") or part.endswith(".lock"):
-            return "no path component may start with '.' or end with '.lock'"
-    return None
+from gitconvoy.state.refnames import branch_problem
 
 
 @dataclass
@@ -180,7 +162,10 @@ def _assign_ids(outline: Outline, flat: list[tuple[Node, int, Node | None]],
                 raise ImportFailure(outline.source, node.line, f"id {bead_id!r} is already used "
                                     "by a bead that this document did not create")
         elif node.kind == "epic" or parent is None:
-            bead_id = ids.new_id(prefix, node.title, taken, len(taken) + 1)
+            # salted by the node's place in the document, not at random: a dry run shows
+            # the ids the import will create, and two clones importing one document agree
+            bead_id = ids.new_id(prefix, node.title, taken, len(taken) + 1,
+                                 salt=f"{outline.doc_key or outline.source}#{node.key}")
         else:
             parent_id = ids_of[id(parent)]
             n = counters.get(parent_id, 0) + 1
@@ -323,10 +308,11 @@ def _integration(node: Node, bead_id: str, parent: Node | None, outline: Outline
         except (KeyError, IndexError, ValueError):
             raise ImportFailure(outline.source, None, "integration_template may use only "
                                 "{id} and {slug}") from None
-    problem = branch_name_problem(name)
+    problem = branch_problem(name)
     if problem:
         raise ImportFailure(outline.source, node.line,
-                            f"integration branch {name!r} is not a valid branch name: {problem}")
+                            f"integration branch {name!r} is not a valid branch name: it "
+                            f"{problem}")
     return name
 
 

@@ -21,11 +21,12 @@ from typing import Any
 import pygit2
 
 from gitconvoy.errors import ConvoyError
-from gitconvoy.git import localconfig
+from gitconvoy.git import localconfig, revs
 from gitconvoy.land import checks, landing, refinery, targetchecks
 from gitconvoy.plan import graph, targets
 from gitconvoy.plan.edits import with_status
-from gitconvoy.state.model import Bead, touched
+from gitconvoy.state import ids
+from gitconvoy.state.model import MAX_TITLE, Bead, Dep, now, touched
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
 
@@ -185,6 +186,15 @@ class Status:
                 "reasons": self.reasons}
 
 
+def landed_line(store: Store, epic_id: str) -> str | None:
+    """For an epic that already landed (its branch gone with it): one line saying so."""
+    epic = find_epic(store.snapshot(), epic_id)
+    if epic.status != "closed" or not epic.integration_branch or \
+            store.head_of(f"refs/heads/{epic.integration_branch}") is not None:
+        return None
+    return f"{epic.integration_branch} landed: epic {epic_id} is closed ({epic.close_reason})"
+
+
 def status(store: Store, epic_id: str) -> Status:
     snap = store.snapshot()
     epic = find_epic(snap, epic_id)
@@ -293,8 +303,9 @@ def land(store: Store, epic_id: str, guard: Guard | None = None) -> LandReport:
     def close(tx: Tx) -> None:
         current = tx.bead(epic_id)
         if not current.done:
-            tx.put(with_status(current, "closed", f"Landed {st.branch} on {st.base} as "
-                                                  f"{sha[:12]}"))
+            closed = with_status(current, "closed", f"Landed {st.branch} on {st.base} as "
+                                                    f"{sha[:12]}")
+            tx.put(touched(closed, dispatch={**closed.dispatch, "landed_as": sha}))
 
     store.transact(close, f"integration land {epic_id}: {st.branch} → {st.base} {sha[:12]}")
     notes = list(result.notes)
@@ -320,3 +331,124 @@ def _failure(st: Status, result: landing.Landed) -> str:
         return f"{head}: {result.detail}{kept}; recover with: {result.recovery or 'git push'}" \
                f", then 'git convoy integration land {st.epic}' again"
     return f"{head}: {result.detail}"
+
+
+# --- catching up: an integration branch takes in its blockers' landed work ------------------
+
+CATCH_UP_KEY = "catch_up"  # a gating bead's dispatch field: the epic it unblocks
+
+
+def owner_of(snap: Any, branch: str) -> Bead | None:
+    """The open epic whose integration branch `branch` is."""
+    for bead in snap.beads.values():
+        if bead.type == "epic" and bead.integration_branch == branch and not bead.done:
+            return bead
+    return None
+
+
+def catch_up(store: Store, branch: str, needed: list[tuple[str, str]],
+             depth: int = 0) -> str:
+    """Bring an integration branch up to date with the branch it was cut from, so a task
+    dispatched from it starts with the work it waited for: merge the source's tip in, checked
+    like any landing. A source that lacks the work itself is an integration branch caught up
+    first (nested sub-epics), else the work has not arrived yet and the tasks wait. A
+    conflict or a failing check becomes a bead that gates the epic's tasks until a worker
+    lands the merge. One line says what happened."""
+    snap = store.snapshot()
+    epic = owner_of(snap, branch)
+    names = ", ".join(b for b, _ in needed)
+    if epic is None or not epic.target:
+        return (f"{branch} lacks the landed work of {names}: it is no integration branch; "
+                "the work arrives when it lands there")
+    source = epic.target
+    src_tip = store.head_of(f"refs/heads/{source}")
+    if src_tip is None:
+        return f"{branch} cannot catch up: its base branch {source} does not exist"
+    lacking = [(b, c) for b, c in needed
+               if c not in store.repo or not _contains(store, src_tip, c)]
+    if lacking:
+        if owner_of(snap, source) is None or depth > 16:
+            return (f"{branch} waits: {source} lacks the landed work of "
+                    f"{', '.join(b for b, _ in lacking)} too (it arrives when that lands "
+                    f"on {source})")
+        line = catch_up(store, source, lacking, depth + 1)
+        src_tip = store.head_of(f"refs/heads/{source}") or src_tip
+        if any(c not in store.repo or not _contains(store, src_tip, c) for _, c in lacking):
+            return line
+    tip = store.head_of(f"refs/heads/{branch}")
+    if tip is not None and _contains(store, tip, src_tip):
+        return f"{branch} is up to date with {source}"
+    rig = targets.rig_for(snap.config, epic, refinery.convoy_of(snap.convoys, epic.id))
+    checking = targetchecks.checks_for(store, snap.config.rigs, branch, rig)
+
+    def check(candidate: str) -> checks.CheckResult:
+        env = {"CONVOY_BEAD": epic.id, "CONVOY_TARGET": branch, "CONVOY_COMMIT": candidate,
+               "CONVOY_BRANCH": source}
+        return targetchecks.run(store, checking, candidate, label=f"catch-up-{epic.id}",
+                                env=env)
+
+    message = (f"Merge {source} into {branch}: bring in {names}\n\n"
+               f"Epic {epic.id}'s tasks start from the work they waited for.\n")
+    result = landing.land(store, landing.Plan(
+        source=src_tip, target=branch, strategy="merge", message=message,
+        check=check if checking.checks else None,
+        push_attempts=max(refinery.number_setting(store, "convoy.refinery.pushAttempts"), 1),
+        reflog=f"integration catch-up {epic.id}", foreign=localconfig.state_tips(store),
+    ))
+    if result.ok:
+        return (f"{branch}: brought up to date with {source} as {(result.sha or '')[:10]} "
+                f"(the landed work of {names})")
+    if result.outcome in ("conflict", "check_failed"):
+        gate = _gate_epic(store, epic.id, branch, source, src_tip, result)
+        what = (f"conflicts in {', '.join(result.files)}" if result.outcome == "conflict"
+                else f"the merged tree fails its check ({result.detail})")
+        return (f"{branch}: merging {source} in: {what}; {gate} gates epic {epic.id}'s tasks "
+                "and goes to a worker")
+    return f"{branch}: merging {source} in did not land: {result.detail}"
+
+
+def _contains(store: Store, tip: str, commit: str) -> bool:
+    return revs.is_ancestor(store, commit, tip)
+
+
+def _gate_epic(store: Store, epic_id: str, branch: str, source: str, src_tip: str,
+               result: landing.Landed) -> str:
+    """One open bead that blocks the epic until a worker lands `source` into `branch`."""
+    if result.outcome == "conflict":
+        listed = "\n".join(f"  - {f}" for f in result.files)
+        trouble = f"conflicts in:\n{listed}"
+    else:
+        log = result.check.log if result.check else None
+        trouble = f"fails its check: {result.detail}" + (f"\n(log: {log})" if log else "")
+    description = (
+        f"Merging {source} ({src_tip[:10]}) into {branch} {trouble}\n\n"
+        f"To resolve: on this bead's branch (cut from {branch}), run 'git merge {source}', "
+        "fix, commit, then 'git convoy done'. When it lands on "
+        f"{branch}, epic {epic_id}'s tasks are dispatched from the merged code.")
+
+    def mutate(tx: Tx) -> str:
+        epic = tx.bead(epic_id)
+        for dep in epic.deps:
+            found = tx.beads.get(dep.on)
+            if found is not None and not found.done and \
+                    found.dispatch.get(CATCH_UP_KEY) == epic_id:
+                tx.put(touched(found, description=description))
+                return found.id
+        stamp = now()
+        title = f"Bring {source} into {branch}"[:MAX_TITLE]
+        gate_id = ids.new_id(tx.config.prefix, title, tx.beads, tx.beads.count() + 1)
+        gate = Bead(id=gate_id, title=title, type="task", priority=epic.priority,
+                    description=description, labels=[refinery.CONFLICT_LABEL], rig=epic.rig,
+                    target=branch, created_at=stamp, created_by="refinery",
+                    updated_at=stamp, dispatch={CATCH_UP_KEY: epic_id},
+                    formula=refinery.CONFLICT_FORMULA)
+        tx.put(gate)
+        tx.put(touched(epic, deps=sorted(set(epic.deps) | {Dep(gate_id, "blocks")})))
+        index = graph.Index(tx.beads)
+        family = {epic_id, *index.descendants(epic_id)}
+        for convoy in tx.convoys.values():
+            if convoy.status == "open" and family & set(convoy.tracks):
+                tx.put(touched(convoy, tracks=[*convoy.tracks, gate_id]))
+        return gate_id
+
+    return store.transact(mutate, lambda g: f"integration catch-up {epic_id}: gated by {g}")

@@ -32,6 +32,7 @@ import pygit2
 from gitconvoy import faults
 from gitconvoy.errors import ConvoyError
 from gitconvoy.git import gitcli, revs, treemerge
+from gitconvoy.git.worktrees import checked_out_in
 from gitconvoy.land.checks import CheckResult
 from gitconvoy.state.store import Store
 
@@ -166,20 +167,6 @@ def _fetch_tip(store: Store, remote: str, ref: str) -> str | None:
     if not gitcli.fetch_ref(store.common_dir, remote, ref, tracking):
         return None
     return store.head_of(tracking)
-
-
-def checked_out_in(store: Store, branch: str) -> list[str]:
-    """Worktrees (paths) whose HEAD is `branch`."""
-    res = gitcli.run_git(["worktree", "list", "--porcelain"], git_dir=store.common_dir,
-                         check=False)
-    paths: list[str] = []
-    current = None
-    for line in res.out.splitlines():
-        if line.startswith("worktree "):
-            current = line[len("worktree "):]
-        elif line == f"branch refs/heads/{branch}" and current:
-            paths.append(current)
-    return paths
 
 
 def _is_clean(path: str) -> bool:

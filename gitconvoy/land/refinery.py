@@ -17,16 +17,26 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gitconvoy.errors import ConvoyError
-from gitconvoy.git import localconfig, revs
+from gitconvoy.git import localconfig, notify, revs
 from gitconvoy.land import checks, landing, targetchecks
 from gitconvoy.plan import targets
 from gitconvoy.plan.edits import with_status
 from gitconvoy.state import ids
-from gitconvoy.state.model import MAX_TITLE, Bead, Convoy, Dep, MergeRequest, Rig, now, touched
+from gitconvoy.state.model import (
+    MAX_TITLE,
+    Bead,
+    Convoy,
+    Dep,
+    MergeRequest,
+    Rig,
+    now,
+    resolves,
+    touched,
+)
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
@@ -44,7 +54,9 @@ DEFAULTS: dict[str, str] = {
 }
 TRUTHY = ("1", "true", "yes", "on")
 CONFLICT_LABEL = "conflict"
+CONFLICT_FORMULA = "mol-conflict-resolve"  # the steps its worker follows (formulas/)
 ESCALATED_LABEL = "escalated"
+CONFLICT_FILES_SHOWN = 3  # a conflict's run line names this many files, then "and N more"
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -148,13 +160,15 @@ def merge_message(mr: MergeRequest, bead: Bead, strategy: str) -> str:
             f"Lands {bead.id} through {mr.id}.\n\n{trailers}")
 
 
-def conflict_description(mr: MergeRequest, bead: Bead, files: list[str]) -> str:
+def conflict_description(mr: MergeRequest, bead: Bead, files: list[str],
+                         target_tip: str | None = None) -> str:
     listed = "\n".join(f"  - {f}" for f in files)
+    at = f" (at {target_tip[:10]})" if target_tip else ""
     return (
-        f"Merging {mr.branch} ({mr.commit[:10]}) into {mr.target} for {bead.id} ({mr.id}) "
+        f"Merging {mr.branch} ({mr.commit[:10]}) into {mr.target}{at} for {bead.id} ({mr.id}) "
         f"conflicts in:\n{listed}\n\n"
         f"To resolve: on {mr.branch}, run 'git merge {mr.target}', fix these files, commit, "
-        f"then 'git convoy done {bead.id}' (or close this bead: the refinery retries "
+        f"then 'git convoy done' (or close this bead: the refinery retries "
         f"{mr.id} with the branch's new tip)."
     )
 
@@ -182,9 +196,20 @@ def current_branch(store: Store) -> str | None:
 
 
 def bead_on_branch(snap: Snapshot, branch: str) -> Bead | None:
+    """The bead whose work the branch holds (a conflict bead working on the same branch
+    stands for the bead it unblocks)."""
     found = [b for b in snap.beads.values() if b.branch == branch and not b.done]
-    found.sort(key=lambda b: (b.status not in ("in_progress", "hooked"), b.id))
-    return found[0] if found else None
+    found.sort(key=lambda b: (resolves(b) is not None,
+                              b.status not in ("in_progress", "hooked"), b.id))
+    return unblocked_by(snap, found[0]) if found else None
+
+
+def unblocked_by(snap: Snapshot, bead: Bead) -> Bead:
+    """For a conflict bead, the bead whose conflicting MR it resolves: `done` on it lands
+    that bead's work (its MR superseded, the conflict bead closed). Any other bead: itself."""
+    mr = mrs_of(snap).get(resolves(bead) or "")
+    owner = snap.beads.get(mr.bead) if mr is not None else None
+    return owner if owner is not None and not owner.done else bead
 
 
 def queue_mr(store: Store, bead_id: str | None = None, *, target: str | None = None,
@@ -202,7 +227,7 @@ def queue_mr(store: Store, bead_id: str | None = None, *, target: str | None = N
                 "(convoy/<bead-id>) or name the bead: git convoy done <bead>"
             )
     else:
-        bead = snap.bead(bead_id)
+        bead = unblocked_by(snap, snap.bead(bead_id))
     if bead.status == "tombstone":
         raise ConvoyError(f"bead '{bead.id}' was deleted: nothing to land")
     if bead.status == "closed":
@@ -223,7 +248,7 @@ def queue_mr(store: Store, bead_id: str | None = None, *, target: str | None = N
         raise ConvoyError(f"bead '{bead.id}' has no target branch: pass --target BRANCH")
     if target == branch:
         raise ConvoyError(f"branch {branch} is its own target: run done on the work branch")
-    target_tip = store.head_of(f"refs/heads/{target}")
+    target_tip = _tip_here_or_remote(store, target)
     if target_tip is None:
         raise ConvoyError(f"target branch {target} does not exist (bead {bead.id})")
     ahead, behind = store.repo.ahead_behind(commit, target_tip)
@@ -302,7 +327,8 @@ def reconcile(store: Store) -> list[str]:
     `convoy.refinery.maxRepush` tries."""
     snap = store.snapshot()
     at = now()
-    limit = duration_setting(store, "convoy.refinery.escalateAfter")
+    limit = parse_duration(store.config_get("convoy.conflictEscalateAfter")
+                           or setting(store, "convoy.refinery.escalateAfter"))
     backoff = duration_setting(store, "convoy.refinery.repushBackoff")
     max_repush = number_setting(store, "convoy.refinery.maxRepush")
     tips = {mr.branch: store.head_of(f"refs/heads/{mr.branch}")
@@ -313,8 +339,11 @@ def reconcile(store: Store) -> list[str]:
         and revs.is_ancestor(store, mr.commit, tip)
     }
 
+    events: list[dict[str, Any]] = []
+
     def mutate(tx: Tx) -> list[str]:
         notices = []
+        events.clear()  # a retried transaction decides afresh
         for mr in sorted(mrs_of(tx).values(), key=lambda m: m.id):
             if mr.status == "push_failed":
                 notices += _repush(tx, mr, repush_verdict(mr, at, backoff, max_repush),
@@ -337,9 +366,25 @@ def reconcile(store: Store) -> list[str]:
                     f"{format_age(age_seconds(mr.conflict_since, at))} in "
                     f"{', '.join(mr.conflict_files)}; resolve {blocker.id}"
                 )
+                events.append(conflict_event(mr, blocker, age_seconds(mr.conflict_since, at)))
         return notices
 
-    return store.transact(mutate, lambda n: "refinery reconcile: " + "; ".join(n)[:200])
+    notices = store.transact(mutate, lambda n: "refinery reconcile: " + "; ".join(n)[:200])
+    for event in events:  # only the process whose transaction escalated tells anyone
+        failed = notify.send(store, event)
+        if failed:
+            notices.append(f"{event['mr']}: {failed}")
+    return notices
+
+
+def conflict_event(mr: MergeRequest, blocker: Bead, age: float) -> dict[str, Any]:
+    """The JSON event `convoy.notify` reads on stdin when a conflict escalates."""
+    return {
+        "event": "conflict_escalated", "mr": mr.id, "bead": mr.bead,
+        "conflict_bead": blocker.id, "assignee": blocker.assignee, "branch": mr.branch,
+        "target": mr.target, "files": list(mr.conflict_files), "since": mr.conflict_since,
+        "age_seconds": int(age), "command": f"git convoy bead show {blocker.id}",
+    }
 
 
 def _repush(tx: Tx, mr: MergeRequest, verdict: str, limit: int) -> list[str]:
@@ -426,7 +471,7 @@ def land_mr(store: Store, mr_id: str) -> Step:
     if refused:
         return _record(store, mr, Step(mr.id, bead.id, "refused", refused))
     if mr.commit not in store.repo or (
-        store.head_of(f"refs/heads/{mr.branch}") is None and not _in_target(store, mr)
+        _tip_here_or_remote(store, mr.branch) is None and not _in_target(store, mr)
     ):
         return _record(store, mr, Step(mr.id, bead.id, "orphaned",
                                        f"source branch {mr.branch} is gone"))
@@ -438,6 +483,13 @@ def land_mr(store: Store, mr_id: str) -> Step:
     return _record(store, mr, step, result)
 
 
+def _tip_here_or_remote(store: Store, branch: str) -> str | None:
+    """A branch's tip: the local branch, else its remote-tracking copy (work a worker on
+    another clone pushed, or a target this clone never checked out)."""
+    return store.head_of(f"refs/heads/{branch}") or store.head_of(
+        f"refs/remotes/{revs.default_remote(store)}/{branch}")
+
+
 def _in_target(store: Store, mr: MergeRequest) -> bool:
     tip = store.head_of(f"refs/heads/{mr.target}")
     return bool(tip and mr.commit in store.repo and revs.is_ancestor(store, mr.commit, tip))
@@ -446,8 +498,10 @@ def _in_target(store: Store, mr: MergeRequest) -> bool:
 def _record(store: Store, mr: MergeRequest, step: Step,
             result: landing.Landed | None = None) -> Step:
     max_failures = number_setting(store, "convoy.refinery.maxCheckFailures")
+    events: list[dict[str, Any]] = []
 
     def mutate(tx: Tx) -> Step:
+        events.clear()  # a retried transaction decides afresh
         current = mrs_of(tx).get(mr.id)
         if current is None or current.status != mr.status:
             return step  # someone else already moved this MR on
@@ -462,7 +516,10 @@ def _record(store: Store, mr: MergeRequest, step: Step,
                 tx.put(touched(with_status(bead, "open"), assignee=None, branch=None,
                                base_commit=None, mr=None))
         elif outcome == "conflict" and bead is not None:
-            _conflicted(tx, current, bead, result.files if result else [], stamp)
+            files = result.files if result else []
+            blocker = _conflicted(tx, current, bead, files, stamp,
+                                  result.base if result else None)
+            return replace(step, detail=conflict_detail(tx, current, files, blocker))
         elif outcome == "push_failed":
             tx.put(touched(current, status="push_failed", retries=current.retries + 1,
                            reason=step.detail + (f"; kept locally as {step.sha[:12]}"
@@ -481,13 +538,22 @@ def _record(store: Store, mr: MergeRequest, step: Step,
             if bead is not None and not bead.done:
                 _send_back(tx, bead, current, step.detail, log, escalate)
             if escalate:
-                step.notes.append(
-                    f"escalated: {mr.bead} failed its check {failures} times "
-                    f"(convoy.refinery.maxCheckFailures = {max_failures})"
-                )
+                note = (f"escalated: {mr.bead} failed its check {failures} times "
+                        f"(convoy.refinery.maxCheckFailures = {max_failures})")
+                if note not in step.notes:
+                    step.notes.append(note)
+                events.append({"event": "check_failures_escalated", "mr": mr.id,
+                               "bead": mr.bead, "failures": failures, "log": log,
+                               "branch": mr.branch, "target": mr.target,
+                               "command": f"git convoy bead show {mr.bead}"})
         return step
 
-    return store.transact(mutate, lambda s: f"refinery {s.mr} ({s.bead}): {s.outcome}")
+    done = store.transact(mutate, lambda s: f"refinery {s.mr} ({s.bead}): {s.outcome}")
+    for event in events:  # only the process whose transaction escalated tells anyone
+        failed = notify.send(store, event)
+        if failed:
+            done.notes.append(failed)
+    return done
 
 
 def recovery_command(mr_id: str, result: landing.Landed | None) -> str:
@@ -508,31 +574,56 @@ def _merged(tx: Tx, mr: MergeRequest, bead: Bead | None, step: Step, stamp: str)
     if bead is not None and not bead.done:
         closed = with_status(bead, "closed", f"Merged in {mr.id} as {sha[:12]}")
         dispatch = {k: v for k, v in closed.dispatch.items() if not k.startswith("returned")}
+        if sha:
+            dispatch["landed_as"] = sha  # what dependents' bases must contain (plan.carry)
         tx.put(touched(closed, dispatch=dispatch))
 
 
-def _conflicted(tx: Tx, mr: MergeRequest, bead: Bead, files: list[str], stamp: str) -> None:
+def conflict_detail(tx: Tx, mr: MergeRequest, files: list[str], blocker: str) -> str:
+    """What a conflict's run line says: the files (the first few), the conflict bead and the
+    two ways out (docs/refinery.md, "Conflicts")."""
+    shown = ", ".join(files[:CONFLICT_FILES_SHOWN])
+    if len(files) > CONFLICT_FILES_SHOWN:
+        shown += f" and {len(files) - CONFLICT_FILES_SHOWN} more"
+    tracked = any(c.status == "open" and blocker in c.tracks for c in tx.convoys.values())
+    who = ("goes to a worker" if tracked
+           else f"waits for a worker (git convoy sling {blocker})")
+    where = f"{shown}: " if shown else ""
+    return (f"{where}conflict bead {blocker} {who}; or resolve on {mr.branch}, then git "
+            "convoy done")
+
+
+def _conflicted(tx: Tx, mr: MergeRequest, bead: Bead, files: list[str], stamp: str,
+                target_tip: str | None) -> str:
+    """A conflict bead blocks the work and joins every open convoy tracking it, so the
+    feeder hands it to a worker (on the MR's own branch, gitconvoy.flow.dispatch); its id."""
     existing = tx.beads.get(mr.conflict_bead or "")
-    description = conflict_description(mr, bead, files)
+    description = conflict_description(mr, bead, files, target_tip)
     if existing is not None and not existing.done:
         blocker = touched(existing, description=description)
     else:
         title = f"Resolve merge conflicts: {bead.title}"
         if len(title) > MAX_TITLE:
             title = title[: MAX_TITLE - 1] + "…"
-        blocker_id = ids.new_id(tx.config.prefix, title, tx.beads, len(tx.beads) + 1)
+        blocker_id = ids.new_id(tx.config.prefix, title, tx.beads, tx.beads.count() + 1)
         blocker = Bead(
             id=blocker_id, title=title, type="task", priority=bead.priority,
             description=description, assignee=bead.assignee, labels=[CONFLICT_LABEL],
             parent=bead.parent, rig=bead.rig, target=mr.target, created_at=stamp,
-            created_by="refinery", updated_at=stamp,
+            created_by="refinery", updated_at=stamp, dispatch={"resolves": mr.id},
+            formula=CONFLICT_FORMULA,
         )
     tx.put(blocker)
+    for convoy in tx.convoys.values():
+        if convoy.status == "open" and bead.id in convoy.tracks and \
+                blocker.id not in convoy.tracks:
+            tx.put(touched(convoy, tracks=[*convoy.tracks, blocker.id]))
     deps = sorted(set(bead.deps) | {Dep(blocker.id, "blocks")})
     tx.put(touched(bead, deps=deps))
     tx.put(touched(mr, status="conflict", retries=mr.retries + 1, conflict_bead=blocker.id,
                    conflict_files=files, conflict_since=mr.conflict_since or stamp,
                    reason=f"conflicts in {', '.join(files)}: resolve {blocker.id}"))
+    return blocker.id
 
 
 def _send_back(tx: Tx, bead: Bead, mr: MergeRequest, reason: str, log: str | None,

@@ -27,8 +27,8 @@ from typing import Any
 import pygit2
 
 from gitconvoy.errors import ConvoyError
-from gitconvoy.git import gitcli, localconfig, revs
-from gitconvoy.land import checks, formulas, integration, refinery, targetchecks
+from gitconvoy.git import formulas, gitcli, localconfig, revs
+from gitconvoy.land import checks, integration, refinery, targetchecks
 from gitconvoy.plan.edits import BeadSpec, create_bead
 from gitconvoy.state.model import Bead, Review, now, touched
 from gitconvoy.state.store import Store

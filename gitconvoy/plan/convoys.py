@@ -9,7 +9,7 @@ from __future__ import annotations
 from gitconvoy.errors import ConvoyError
 from gitconvoy.plan.staging import StagePlan
 from gitconvoy.state import ids
-from gitconvoy.state.model import Convoy, now, touched
+from gitconvoy.state.model import Bead, Convoy, now, touched
 from gitconvoy.state.tx import Tx
 
 
@@ -44,7 +44,7 @@ def new_convoy(tx: Tx, title: str, tracks: list[str], actor: str, *, status: str
         overlaps = open_overlaps(tx, tracks)
         if overlaps:
             raise ConvoyError(overlaps[0])
-    convoy_id = ids.new_id("convoy", title, tx.convoys, len(tx.convoys) + 1)
+    convoy_id = ids.new_id("convoy", title, tx.convoys, tx.convoys.count() + 1)
     stamp = now()
     convoy = Convoy(
         id=convoy_id, title=title, status=status, tracks=sorted(set(tracks)), rig=rig,
@@ -135,3 +135,42 @@ def close(tx: Tx, convoy_id: str, force: bool, reason: str | None) -> Convoy:
     closed = touched(convoy, status="closed", closed_at=now(), close_reason=why)
     tx.put(closed)
     return closed
+
+
+def track_grown(tx: Tx, beads: list[Bead], into: str | None = None) -> list[tuple[str, str]]:
+    """A living plan: a new bead whose ancestor an open convoy tracks joins that convoy at
+    once (and every open convoy that tracks an ancestor), so the next feeder step hands it
+    out and the convoy cannot close before it lands. `into` (`bead create --convoy`) adds
+    them to that convoy too. The (convoy, bead) pairs added."""
+    added: list[tuple[str, str]] = []
+    if into is not None:
+        convoy = tx.convoy(into)
+        if convoy.status == "closed":
+            raise ConvoyError(f"convoy {into} is closed: 'git convoy add {into} BEAD' "
+                              "reopens it")
+    if not beads or (into is None and not any(b.parent for b in beads)) or \
+            tx.convoys.count() == 0:
+        return added  # nothing can take them in: no other object is read
+    live = [c for c in tx.convoys.values() if c.status != "closed" or c.id == into]
+
+    def ancestors(bead_id: str) -> set[str]:
+        """Walked by single lookups: a create stays flat however big the state is."""
+        out: set[str] = set()
+        found = tx.beads.get(bead_id)
+        current = found.parent if found is not None else None
+        while current and current not in out:
+            out.add(current)
+            parent = tx.beads.get(current)
+            current = parent.parent if parent is not None else None
+        return out
+
+    lines = {b.id: ancestors(b.id) for b in beads}
+    for convoy in sorted(live, key=lambda c: c.id):
+        tracked = set(convoy.tracks)
+        fresh = [b.id for b in beads if b.id not in tracked
+                 and (convoy.id == into or lines[b.id] & tracked)]
+        if fresh:
+            tx.put(touched(convoy, tracks=sorted(tracked | set(fresh))))
+            added += [(convoy.id, b) for b in fresh]
+    return added
+

@@ -51,6 +51,9 @@ def check_title(title: str | None, where: str = "title") -> str:
         raise ConvoyError(f"{where} must not be empty")
     if len(title) > MAX_TITLE:
         raise ConvoyError(f"{where} is longer than {MAX_TITLE} characters")
+    if any(c in title.strip() for c in "\n\r\v\f\x85\u2028\u2029"):
+        raise ConvoyError(f"{where} must be one line (listings show one bead per line): put "
+                          "the rest in --description")
     return title.strip()
 
 

@@ -7,8 +7,10 @@ all its children are closed — unless it has an integration branch, which must 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from gitconvoy.plan.graph import Beads, Index
-from gitconvoy.state.model import DONE_STATUSES
+from gitconvoy.state.model import DONE_STATUSES, Bead
 
 STARTED = frozenset({"hooked", "in_progress", "closed"})
 
@@ -42,12 +44,20 @@ def rolled_up_status(beads: Beads, index: Index, epic_id: str,
     return result
 
 
-def epic_changes(beads: Beads, index: Index | None = None) -> dict[str, str]:
-    """Epics whose stored status differs from the rolled-up one: {epic id: new status}."""
+def epic_changes(beads: Beads, index: Index | None = None,
+                 below: Iterable[str] | None = None) -> dict[str, str]:
+    """Epics whose stored status differs from the rolled-up one: {epic id: new status}.
+    Every epic, or only the epics above the beads `below` (those whose children changed)."""
     index = index or Index(beads)
+    beads = index.beads  # a plain dict: the lookups below stay C-level
+    if below is None:
+        candidates: Iterable[Bead] = beads.values()
+    else:
+        ids = {a for b in below for a in [b, *index.ancestors(b)]}
+        candidates = [beads[i] for i in sorted(ids) if i in beads]
     memo: dict[str, str] = {}
     changes = {}
-    for bead in beads.values():
+    for bead in candidates:
         if bead.type != "epic" or bead.status == "tombstone":
             continue
         new = rolled_up_status(beads, index, bead.id, memo)

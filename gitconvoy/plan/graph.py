@@ -14,7 +14,7 @@ A cycle there is a deadlock, which also catches a task blocked by its own epic.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from gitconvoy.state.model import BLOCKING_DEP_TYPES, DONE_STATUSES, SLINGABLE_TYPES, Bead
@@ -42,9 +42,10 @@ class Blocker:
 
 
 class Index:
-    """Children and reverse-dependency maps, built on first use in linear time.
+    """Children and reverse-dependency maps, each built on first use in linear time.
 
-    `ready` needs neither map, so a `git convoy ready` at 10k beads never builds them.
+    `ready` needs neither map, so a `git convoy ready` at 10k beads never builds them; the
+    feeder's epic roll-up needs only the children.
     """
 
     def __init__(self, beads: Beads) -> None:
@@ -55,31 +56,56 @@ class Index:
         self._gate: dict[str, tuple[Blocker, ...]] = {}
         self._held: dict[str, bool] = {}
 
-    def _build(self) -> None:
+    def _build_children(self) -> dict[str, list[str]]:
         children: dict[str, list[str]] = {}
+        for bead in self.beads.values():
+            if bead.parent and bead.status != "tombstone":
+                children.setdefault(bead.parent, []).append(bead.id)
+        return children
+
+    def _build_waiters(self) -> dict[str, list[str]]:
         waiters: dict[str, list[str]] = {}
         for bead in self.beads.values():
-            if bead.status == "tombstone":
+            if bead.deps and bead.status != "tombstone":
+                for dep in bead.deps:
+                    if dep.type in BLOCKING_DEP_TYPES:
+                        waiters.setdefault(dep.on, []).append(bead.id)
+        return waiters
+
+    def restated(self, beads: Beads) -> Index:
+        """An index of `beads`, the same graph with some beads' fields changed since: it
+        shares the maps this one has built when no bead was added, removed, moved to
+        another parent, given other deps or tombstoned (a feeder step's writes change
+        statuses, not the graph), else it builds its own. The check is one pass of identity
+        comparisons, against a build's dict appends for every edge."""
+        fresh = Index(beads)
+        if self._children is None and self._waiters is None:
+            return fresh
+        old = self.beads
+        if len(old) != len(fresh.beads):
+            return fresh
+        for bead_id, bead in fresh.beads.items():
+            was = old.get(bead_id)
+            if was is bead:
                 continue
-            if bead.parent:
-                children.setdefault(bead.parent, []).append(bead.id)
-            for dep in bead.deps:
-                if dep.type in BLOCKING_DEP_TYPES:
-                    waiters.setdefault(dep.on, []).append(bead.id)
-        self._children, self._waiters = children, waiters
+            if was is None or was.parent != bead.parent or was.deps != bead.deps or \
+                    (was.status == "tombstone") != (bead.status == "tombstone"):
+                return fresh
+        fresh._children, fresh._waiters = self._children, self._waiters
+        return fresh
 
     @property
     def children(self) -> dict[str, list[str]]:
+        """Each bead's children (built on first use; the roll-up needs only this map)."""
         if self._children is None:
-            self._build()
-        assert self._children is not None
+            self._children = self._build_children()
         return self._children
 
     @property
     def waiters(self) -> dict[str, list[str]]:
+        """The beads that wait for each bead through a blocking dep (built on first use)."""
         if self._waiters is None:
-            self._build()
-        assert self._waiters is not None
+            self._waiters = self._build_waiters()
         return self._waiters
 
     def _has_open_blocker(self, bead: Bead) -> bool:
@@ -238,14 +264,16 @@ def _collapse(ids: Iterable[str]) -> list[str]:
     return out
 
 
-def _path_back(start: Node, index: Index) -> list[str]:
-    """The shortest happens-before path from `start` back to itself, as waits-for ids."""
+def _path_back(start: Node, index: Index, within: Beads | None = None) -> list[str]:
+    """The shortest happens-before path from `start` back to itself, as waits-for ids,
+    through beads of `within` only (default: all the index holds)."""
+    within = index.beads if within is None else within
     came_from: dict[Node, Node | None] = {start: None}
     queue = deque([start])
     while queue:
         node = queue.popleft()
         for nxt in _successors(node, index):
-            if nxt[1] not in index.beads:
+            if nxt[1] not in within:
                 continue
             if nxt == start:
                 walk = [start[1], node[1]]
@@ -268,10 +296,28 @@ def cycle_through(beads: Beads, bead_id: str, index: Index | None = None) -> lis
 
 
 def find_cycles(beads: Beads, index: Index | None = None) -> list[list[str]]:
-    """Every deadlock among existing beads (one path per strongly connected component)."""
+    """Every deadlock among `beads` (one path per strongly connected component). `index`
+    may be the index of a bigger graph holding them (a snapshot's, shared with the other
+    questions asked of it): only edges between `beads` count."""
     index = index or Index(beads)
     nodes: list[Node] = [(k, b) for b in beads if beads[b].status != "tombstone"
                          for k in ("start", "done")]
+    children, waiters, known = index.children, index.waiters, index.beads
+
+    def successors(node: Node) -> Iterator[Node]:
+        """_successors within `beads`, as a list (the hot loop of a 10k-bead stage)."""
+        kind, bead_id = node
+        if kind == "start":
+            out = [("done", bead_id)]
+            out += [("start", c) for c in children.get(bead_id, ()) if c in beads]
+        else:
+            out = [("start", w) for w in waiters.get(bead_id, ()) if w in beads]
+            bead = known.get(bead_id)
+            if bead is not None and bead.parent and bead.parent in known \
+                    and bead.parent in beads:
+                out.append(("done", bead.parent))
+        return iter(out)
+
     order: dict[Node, int] = {}
     low: dict[Node, int] = {}
     on_stack: set[Node] = set()
@@ -281,7 +327,7 @@ def find_cycles(beads: Beads, index: Index | None = None) -> list[list[str]]:
     for root in nodes:
         if root in order:
             continue
-        work = [(root, iter(list(_successors(root, index))))]
+        work = [(root, successors(root))]
         order[root] = low[root] = counter
         counter += 1
         stack.append(root)
@@ -290,14 +336,12 @@ def find_cycles(beads: Beads, index: Index | None = None) -> list[list[str]]:
             node, it = work[-1]
             advanced = False
             for nxt in it:
-                if nxt[1] not in beads:
-                    continue
                 if nxt not in order:
                     order[nxt] = low[nxt] = counter
                     counter += 1
                     stack.append(nxt)
                     on_stack.add(nxt)
-                    work.append((nxt, iter(list(_successors(nxt, index)))))
+                    work.append((nxt, successors(nxt)))
                     advanced = True
                     break
                 if nxt in on_stack:
@@ -318,11 +362,11 @@ def find_cycles(beads: Beads, index: Index | None = None) -> list[list[str]]:
                         break
                 if len(comp) > 1:
                     components.append(comp)
-    return [_cycle_in(comp, index) for comp in components]
+    return [_cycle_in(comp, index, beads) for comp in components]
 
 
-def _cycle_in(component: list[Node], index: Index) -> list[str]:
-    return _path_back(min(component, key=lambda n: (n[1], n[0])), index)
+def _cycle_in(component: list[Node], index: Index, within: Beads) -> list[str]:
+    return _path_back(min(component, key=lambda n: (n[1], n[0])), index, within)
 
 
 def format_cycle(ids: list[str]) -> str:

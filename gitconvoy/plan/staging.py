@@ -47,7 +47,8 @@ class StagePlan:
         return "staged_warnings" if self.warnings else "staged_ready"
 
 
-def _classify(snap: Snapshot, inputs: list[str], plan: StagePlan) -> list[str]:
+def _classify(snap: Snapshot, inputs: list[str], plan: StagePlan,
+              index: graph.Index) -> list[str]:
     kinds: dict[str, list[str]] = {"epic": [], "bead": [], "convoy": []}
     for item in inputs:
         if item in snap.beads and snap.beads[item].status != "tombstone":
@@ -68,7 +69,6 @@ def _classify(snap: Snapshot, inputs: list[str], plan: StagePlan) -> list[str]:
     plan.kind = used[0]
     if plan.kind == "epic":
         plan.root = kinds["epic"][0]
-        index = graph.Index(snap.beads)
         return [plan.root] + index.descendants(plan.root)
     if plan.kind == "convoy":
         plan.convoy = kinds["convoy"][0]
@@ -78,8 +78,9 @@ def _classify(snap: Snapshot, inputs: list[str], plan: StagePlan) -> list[str]:
 
 def member_tree(snap: Snapshot, members: list[str], index: graph.Index) -> list[tuple[int, str]]:
     member_set = set(members)
-    roots = [m for m in members if snap.beads[m].parent not in member_set]
-    roots.sort(key=lambda b: graph.sort_key(snap.beads[b]))
+    beads = snap.beads
+    roots = [m for m in members if beads[m].parent not in member_set]
+    roots.sort(key=lambda b: graph.sort_key(beads[b]))
     out: list[tuple[int, str]] = []
     stack = [(0, r) for r in reversed(roots)]
     seen: set[str] = set()
@@ -90,20 +91,23 @@ def member_tree(snap: Snapshot, members: list[str], index: graph.Index) -> list[
         seen.add(bead_id)
         out.append((depth, bead_id))
         kids = [c for c in index.children.get(bead_id, ()) if c in member_set]
-        kids.sort(key=lambda b: graph.sort_key(snap.beads[b]), reverse=True)
+        kids.sort(key=lambda b: graph.sort_key(beads[b]), reverse=True)
         stack.extend((depth + 1, k) for k in kids)
     return out
 
 
 def analyse(snap: Snapshot, inputs: list[str],
             branch_exists: Callable[[str], bool]) -> StagePlan:
+    """The whole plan from ONE graph index of the snapshot: classifying the input, the
+    tree, cycles, waves and warnings all ask it (each used to build its own)."""
     plan = StagePlan()
-    members = [m for m in _classify(snap, inputs, plan) if m in snap.beads]
-    members = [m for m in members if snap.beads[m].status != "tombstone"]
+    beads = snap.beads
+    index = graph.Index(beads)
+    members = [m for m in _classify(snap, inputs, plan, index) if m in beads]
+    members = [m for m in members if beads[m].status != "tombstone"]
     if plan.errors:
         return plan
     plan.members = members
-    index = graph.Index(snap.beads)
     plan.tree = member_tree(snap, members, index)
     convoy = snap.convoys.get(plan.convoy) if plan.convoy else None
     if convoy is not None and convoy.status == "open":
@@ -118,13 +122,13 @@ def analyse(snap: Snapshot, inputs: list[str],
                 plan.errors.append(Finding(
                     "overlap", f"open convoy {other.id} already tracks {', '.join(shared[:5])}"
                 ))
-    for cycle in graph.find_cycles({m: snap.beads[m] for m in members}):
+    for cycle in graph.find_cycles({m: beads[m] for m in members}, index):
         plan.errors.append(Finding("cycle", f"dependency cycle {graph.format_cycle(cycle)}"))
-    slingable = [m for m in members if snap.beads[m].slingable]
+    slingable = [m for m in members if beads[m].slingable]
     for bead_id in slingable:
-        bead = snap.beads[bead_id]
+        bead = beads[bead_id]
         rig = rig_for(snap.config, bead, convoy)
-        target = target_for(snap.beads, snap.config, bead, convoy)
+        target = target_for(beads, snap.config, bead, convoy)
         if rig is None or not target:
             plan.errors.append(Finding(
                 "no-target", f"{bead_id} has no rig or target branch: add a rig "
@@ -135,7 +139,7 @@ def analyse(snap: Snapshot, inputs: list[str],
         plan.targets[bead_id] = target
     if plan.errors:
         return plan
-    plan.waves = plan_waves(snap.beads, members, index)
+    plan.waves = plan_waves(beads, members, index)
     if plan.waves.cycle:
         plan.errors.append(Finding(
             "cycle", f"dependency cycle among {', '.join(plan.waves.cycle[:6])}"
@@ -166,8 +170,9 @@ def _warn(snap: Snapshot, plan: StagePlan, index: graph.Index,
                     "capacity", f"wave {number} has {width} beads for rig {name} "
                     f"(capacity {capacity}): they will run in batches",
                 ))
+    beads = snap.beads
     for bead_id in plan.members:
-        bead = snap.beads[bead_id]
+        bead = beads[bead_id]
         if plan.kind == "bead" and len(plan.members) > 1:
             linked = bead.parent in member_set or any(
                 d.on in member_set for d in bead.deps

@@ -13,10 +13,14 @@ from gitconvoy.state.model import Bead, Convoy
 _RAW_IN_JSON = re.compile(r"[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
-def json_text(data: Any) -> str:
-    """Indented JSON that parses to exactly `data` and is inert on a terminal: readable
-    non-ASCII stays as it is, every control character is a \\u escape."""
-    text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
+def json_text(data: Any, *, pretty: bool = False) -> str:
+    """JSON that parses to exactly `data` and is inert on a terminal: readable non-ASCII
+    stays as it is, every control character is a \\u escape. Compact (no spaces, one line)
+    unless `pretty`, which indents by two."""
+    if pretty:
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+    else:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
@@ -27,6 +31,8 @@ def bead_json(bead: Bead) -> dict[str, Any]:
     out["deps"] = [{"on": d.on, "type": d.type} for d in bead.deps]
     out["labels"] = list(bead.labels)
     out["dispatch"] = dict(bead.dispatch)
+    out["formula_vars"] = dict(bead.formula_vars)
+    out["steps_done"] = list(bead.steps_done)
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from gitconvoy.state.model import Bead
+from gitconvoy.state.model import Bead, to_second
 
 # What a terminal (or a pager, or a log viewer) acts on instead of showing: the C0 controls
 # (TAB, LF, CR and ESC, which starts CSI and OSC sequences, among them), DEL, the C1 controls
@@ -54,7 +54,16 @@ def bead_line(bead: Bead) -> str:
     return f"{bead.id:<12} P{bead.priority} {bead.type:<8} {bead.status:<11} {bead.title}{tail}"
 
 
-def bead_detail(bead: Bead) -> list[str]:
+def _formula_text(bead: Bead) -> str | None:
+    if not bead.formula:
+        return None
+    values = ", ".join(f"{k}={v}" for k, v in sorted(bead.formula_vars.items()))
+    return bead.formula + (f" ({values})" if values else "")
+
+
+def bead_detail(bead: Bead, steps: list[tuple[str, str, bool]] | None = None) -> list[str]:
+    """Every field of a bead; `steps` (id, title, done) when its formula could be read,
+    else the steps it recorded as done."""
     lines = [f"{bead.id}: {bead.title}"]
     rows = [
         ("type", bead.type), ("status", bead.status), ("priority", f"P{bead.priority}"),
@@ -62,9 +71,20 @@ def bead_detail(bead: Bead) -> list[str]:
         ("parent", bead.parent), ("rig", bead.rig), ("branch", bead.branch),
         ("target", bead.target), ("created", f"{bead.created_at} by {bead.created_by}"),
         ("updated", bead.updated_at), ("started", bead.started_at), ("closed", bead.closed_at),
-        ("reason", bead.close_reason),
+        ("reason", bead.close_reason), ("formula", _formula_text(bead)),
     ]
+    if steps is None and bead.steps_done:
+        rows.append(("steps", "done: " + ", ".join(bead.steps_done)))
+    error, retry = bead.dispatch.get("last_error"), bead.dispatch.get("next_try")
+    if error and bead.status not in ("closed", "tombstone"):
+        rows += [("dispatch", f"last failed: {error}"),
+                 ("next try", to_second(str(retry)) if retry else None)]
     lines += [f"  {name:<9} {value}" for name, value in rows if value]
+    if steps:
+        lines.append(f"  steps     {sum(done for _, _, done in steps)}/{len(steps)} done")
+        width = max(len(step_id) for step_id, _, _ in steps)
+        lines += [f"    {'✓' if done else '·'} {step_id:<{width}}  {title}"
+                  for step_id, title, done in steps]
     for dep in bead.deps:
         lines.append(f"  depends   {dep.on} ({dep.type})")
     for name, text in (("description", bead.description), ("acceptance", bead.acceptance)):

@@ -23,10 +23,12 @@ def id_length(count: int) -> int:
     return max(4, math.ceil(math.log(max(count, 1) * 1000, 36)))
 
 
-def new_id(prefix: str, seed: str, taken: Container[str], count: int) -> str:
-    """A fresh id; a random salt makes two writers with the same title diverge."""
+def new_id(prefix: str, seed: str, taken: Container[str], count: int,
+           salt: str | None = None) -> str:
+    """A fresh id; a random salt makes two writers with the same title diverge. A given
+    `salt` makes it repeatable (an import: the dry run shows the ids the import makes)."""
     length = id_length(count)
-    salt = os.urandom(8).hex()
+    salt = os.urandom(8).hex() if salt is None else salt
     for attempt in range(1000):
         digest = hashlib.sha256(f"{seed}\0{salt}\0{attempt}".encode()).digest()
         candidate = f"{prefix}-{_base36(int.from_bytes(digest[:16], 'big'), length)}"

@@ -20,7 +20,7 @@ from gitconvoy.errors import ConvoyError
 
 # Lists that are sets: an addition on either side survives; a removal wins only where the
 # other side left that element alone.
-SET_FIELDS = frozenset({"deps", "labels", "tracks", "prefixes"})
+SET_FIELDS = frozenset({"deps", "labels", "tracks", "prefixes", "steps_done"})
 # Counters and once-set flags only grow: when both sides changed one, the larger value wins.
 MAX_FIELDS = frozenset({"retries", "check_failures", "notified", "escalated"})
 # Fields that move together: closed_at is set iff status is closed, so they are never mixed.

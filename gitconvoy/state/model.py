@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 from gitconvoy.errors import ConvoyError, NewerSchema, SchemaError
+from gitconvoy.state import refnames
 
 SCHEMA_VERSION = 1
 
@@ -28,6 +29,14 @@ CONVOY_STATUSES = ("staged_ready", "staged_warnings", "open", "closed")
 MAX_TITLE = 500
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Formulas (gitconvoy.git.formulas) as a bead names them: the names, step ids and var names
+# a formula file may use, and caps that keep a bead small whatever the state's writer puts.
+FORMULA_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+STEP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+MAX_STEPS = 64
+MAX_FORMULA_VARS = 32
+MAX_VAR_VALUE = 2000
 
 
 def now() -> str:
@@ -36,6 +45,11 @@ def now() -> str:
     if pinned:
         return pinned
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_second(stamp: str) -> str:
+    """A stored time as people read it, to the second: `2025-06-01T10:00:30Z`."""
+    return f"{stamp[:19]}Z" if len(stamp) >= 19 and stamp[10:11] == "T" else stamp
 
 
 def validate_id(value: str, what: str = "id") -> str:
@@ -68,6 +82,17 @@ def _str(data: dict, key: str, path: str, *, required: bool = False, max_len: in
         raise SchemaError(path, key, "must not be empty")
     if max_len and len(value) > max_len:
         raise SchemaError(path, key, f"longer than {max_len} characters")
+    return value
+
+
+def _branch(data: dict, key: str, path: str, *, required: bool = False) -> Any:
+    """A branch name the state gives: it becomes a ref and a git argument, so git's rules
+    (and no leading '-') are checked here, where the state is read."""
+    value = _str(data, key, path, required=required)
+    if value is not None:
+        problem = refnames.branch_problem(value)
+        if problem:
+            raise SchemaError(path, key, f"is not a valid branch name: it {problem}")
     return value
 
 
@@ -145,6 +170,44 @@ def _emit(obj: Any, order: tuple[str, ...]) -> dict[str, Any]:
 # --- beads ------------------------------------------------------------------------------
 
 
+def _formula_name(data: dict, path: str) -> str | None:
+    """The workflow formula the bead's worker follows: a name, resolved only from trusted
+    places (gitconvoy.git.formulas), never a path or a command."""
+    value = _str(data, "formula", path)
+    if value is not None and not FORMULA_NAME_RE.match(value):
+        raise SchemaError(path, "formula", f"{value[:40]!r} is not a formula name")
+    return value
+
+
+def _formula_vars(data: dict, path: str) -> dict[str, str]:
+    """Values for the formula's {{vars}}: names as a formula declares them, short strings."""
+    value = _mapping(data, "formula_vars", path)
+    if len(value) > MAX_FORMULA_VARS:
+        raise SchemaError(path, "formula_vars", f"more than {MAX_FORMULA_VARS} vars")
+    for key, text in value.items():
+        if not isinstance(key, str) or not VAR_NAME_RE.match(key):
+            raise SchemaError(path, "formula_vars", f"{str(key)[:40]!r} is not a var name")
+        if not isinstance(text, str):
+            raise SchemaError(path, f"formula_vars.{key}",
+                              f"expected a string, got {type(text).__name__}")
+        if len(text) > MAX_VAR_VALUE:
+            raise SchemaError(path, f"formula_vars.{key}",
+                              f"longer than {MAX_VAR_VALUE} characters")
+    return value
+
+
+def _step_ids(data: dict, path: str) -> list[str]:
+    """The formula steps the worker recorded as done (a set: merges keep every addition)."""
+    value = _str_list(data, "steps_done", path)
+    if len(value) > MAX_STEPS:
+        raise SchemaError(path, "steps_done", f"more than {MAX_STEPS} steps")
+    for step in value:
+        if not STEP_ID_RE.match(step):
+            raise SchemaError(path, "steps_done", f"{step[:40]!r} is not a step id")
+    return value
+
+
+
 @dataclass(frozen=True, order=True)
 class Dep:
     """An outgoing edge: the owning bead depends on `on`."""
@@ -184,12 +247,16 @@ class Bead:
     dispatch: dict[str, Any] = field(default_factory=dict)
     import_key: str | None = None
     mr: str | None = None
+    formula: str | None = None
+    formula_vars: dict[str, Any] = field(default_factory=dict)
+    steps_done: list[str] = field(default_factory=list)
 
     ORDER: ClassVar[tuple[str, ...]] = (
         "id", "title", "type", "status", "priority", "description", "acceptance", "assignee",
         "labels", "parent", "deps", "rig", "branch", "target", "base_commit",
         "integration_branch", "created_at", "created_by", "updated_at", "started_at",
-        "closed_at", "close_reason", "dispatch", "import_key", "mr",
+        "closed_at", "close_reason", "dispatch", "import_key", "mr", "formula",
+        "formula_vars", "steps_done",
     )
 
     @property
@@ -232,15 +299,20 @@ class Bead:
             labels=_str_list(data, "labels", path),
             deps=sorted(set(deps)),
             dispatch=_mapping(data, "dispatch", path),
+            formula=_formula_name(data, path),
+            formula_vars=_formula_vars(data, path),
+            steps_done=_step_ids(data, path),
             **{
                 name: _str(data, name, path)
                 for name in (
-                    "description", "acceptance", "assignee", "parent", "rig", "branch",
-                    "target", "base_commit", "integration_branch", "created_at", "created_by",
+                    "description", "acceptance", "assignee", "parent", "rig",
+                    "base_commit", "created_at", "created_by",
                     "updated_at", "started_at", "closed_at", "close_reason", "import_key",
                     "mr",
                 )
             },
+            **{name: _branch(data, name, path)
+               for name in ("branch", "target", "integration_branch")},
         )
         if (bead.status == "closed") != (bead.closed_at is not None):
             raise SchemaError(path, "closed_at", "must be set exactly when status is closed")
@@ -290,10 +362,11 @@ class Convoy:
             tracks=_str_list(data, "tracks", path),
             warnings=list(data.get("warnings") or []),
             notified=_bool(data, "notified", path),
+            target=_branch(data, "target", path),
             **{
                 name: _str(data, name, path)
                 for name in (
-                    "rig", "target", "source", "created_at", "created_by", "updated_at",
+                    "rig", "source", "created_at", "created_by", "updated_at",
                     "launched_at", "closed_at", "close_reason",
                 )
             },
@@ -329,7 +402,7 @@ class Rig:
         _check_keys(data, where, set(cls.ORDER))
         return cls(
             name=name,
-            target=_str(data, "target", where) or "main",
+            target=_branch(data, "target", where) or "main",
             capacity=_int(data, "capacity", where, 3, 1, 10_000),
             parked=_bool(data, "parked", where),
             dispatch=_str(data, "dispatch", where),
@@ -374,6 +447,13 @@ def touched(obj: Any, **changes: Any) -> Any:
     if "updated_at" in names:
         changes.setdefault("updated_at", now())
     return replace(obj, **changes)
+
+
+def resolves(bead: Bead) -> str | None:
+    """The merge request a conflict bead resolves (set by the refinery), else None. Such a
+    bead works on the conflicting MR's own branch and borrows its bead's rig slot."""
+    value = bead.dispatch.get("resolves")
+    return value if isinstance(value, str) and value else None
 
 
 def in_flight(beads: dict[str, Bead], rig: str) -> int:
@@ -446,9 +526,9 @@ class MergeRequest:
         return cls(
             id=mr_id,
             bead=_str(data, "bead", path, required=True),
-            branch=_str(data, "branch", path, required=True),
+            branch=_branch(data, "branch", path, required=True),
             commit=commit,
-            target=_str(data, "target", path, required=True),
+            target=_branch(data, "target", path, required=True),
             status=_enum(data, "status", path, MR_STATUSES, "queued"),
             retries=_int(data, "retries", path, 0, 0, 1_000_000),
             check_failures=_int(data, "check_failures", path, 0, 0, 1_000_000),
@@ -518,8 +598,8 @@ class Review:
         return cls(
             id=review_id,
             epic=_str(data, "epic", path, required=True),
-            branch=_str(data, "branch", path, required=True),
-            base=_str(data, "base", path, required=True),
+            branch=_branch(data, "branch", path, required=True),
+            base=_branch(data, "base", path, required=True),
             tip=tip,
             status=_enum(data, "status", path, REVIEW_STATUSES, "pending"),
             findings=list(findings),

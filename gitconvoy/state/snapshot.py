@@ -102,6 +102,7 @@ class Snapshot:
         self._error_ids = error_ids
         self._source = source
         self._errors_from = errors_from  # a transaction's view: broken files are the base's
+        self._error_paths: dict[str, SchemaError] | None = None  # by path, once loaded
 
     def _load(self) -> None:
         if self._source is None:
@@ -114,11 +115,33 @@ class Snapshot:
         if self._config is None:
             self._config = loaded.config
         if self._errors is None:
-            self._errors = [loaded.errors[p] for p in sorted(loaded.errors)]
-            self._error_ids = {
-                os.path.basename(p)[: -len(".yaml")]: e for p, e in loaded.errors.items()
-                if p != "convoy.yaml" and p.endswith(".yaml")
-            }
+            self._take_errors(loaded.errors)
+
+    def _take_errors(self, errors: dict[str, SchemaError]) -> None:
+        self._error_paths = dict(errors)
+        self._errors = [errors[p] for p in sorted(errors)]
+        self._error_ids = {
+            os.path.basename(p)[: -len(".yaml")]: e for p, e in errors.items()
+            if p != "convoy.yaml" and p.endswith(".yaml")
+        }
+
+    @classmethod
+    def of_loaded(cls, commit: str, loaded: Loaded, source: Source) -> Snapshot:
+        """A snapshot holding a full load made elsewhere (the store's patch of its last
+        write), still able to read its tree (convoy.yaml, counts)."""
+        snap = cls(commit, loaded.tree, loaded.config, loaded.objects, source=source)
+        snap._take_errors(loaded.errors)
+        return snap
+
+    def full_load(self) -> Loaded | None:
+        """What this snapshot has parsed, as a load of its tree with maps of its own (so a
+        patch of it leaves this snapshot as it is); None unless everything was loaded."""
+        if self._objects is None or self._error_paths is None or self.tree is None \
+                or self._errors_from is not None:
+            return None
+        return Loaded(self.tree, self.config,
+                      {kind: dict(objs) for kind, objs in self._objects.items()},
+                      dict(self._error_paths))
 
     @property
     def config(self) -> model.Config:
@@ -219,9 +242,12 @@ class Source:
     store passes the cache)."""
 
     def __init__(self, repo: pygit2.Repository, tree: pygit2.Tree,
-                 load_all: Callable[[pygit2.Tree], Loaded]) -> None:
+                 load_all: Callable[[pygit2.Tree], Loaded],
+                 count_all: Callable[[pygit2.Tree], dict[str, int]] | None = None) -> None:
         self.repo = repo
         self._load_all = load_all
+        self._count_all = count_all
+        self._counts: dict[str, int] | None = None
         self.tree = tree
         self._one: dict[tuple[str, str], Any] = {}
 
@@ -244,6 +270,14 @@ class Source:
         return self._one[key]
 
     def count(self, kind: str) -> int:
+        """Files of a kind, counted once per tree (the store's `count_all` follows the change
+        from the last tree counted; without it, a walk of the kind's folder)."""
+        if self._counts is None:
+            self._counts = (self._count_all(self.tree) if self._count_all is not None
+                            else {name: self._walk_count(name) for name in KINDS})
+        return self._counts.get(kind, 0)
+
+    def _walk_count(self, kind: str) -> int:
         spec = KINDS[kind]
         if spec.folder not in self.tree:
             return 0

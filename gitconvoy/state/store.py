@@ -23,10 +23,10 @@ import pygit2
 
 from gitconvoy import __version__, faults
 from gitconvoy.errors import ConvoyError, LostRace, NewerSchema, SchemaError
-from gitconvoy.state import cache, identity, model
+from gitconvoy.state import cache, counts, identity, model, packs
 from gitconvoy.state.codec import dump_yaml
 from gitconvoy.state.layout import GITATTRIBUTES, KINDS
-from gitconvoy.state.snapshot import Snapshot, Source, parse_config, parse_file
+from gitconvoy.state.snapshot import Snapshot, Source, parse_config, parse_file, patch
 from gitconvoy.state.trees import apply_changes, apply_entries, changed_paths, three_way
 from gitconvoy.state.tx import Tx
 
@@ -171,12 +171,18 @@ class Store:
         return self._snapshot
 
     def read_commit(self, commit_id: str) -> Snapshot:
+        tree = self._tree_of(commit_id)
+        return Snapshot(commit_id, str(tree.id), source=self._source(tree))
+
+    def _tree_of(self, commit_id: str) -> pygit2.Tree:
         commit = self.repo.get(commit_id)
         if commit is None:
             raise ConvoyError(f"state commit {commit_id} is missing from the object database")
-        tree = commit.peel(pygit2.Tree)
-        return Snapshot(commit_id, str(tree.id), source=Source(
-            self.repo, tree, lambda t: cache.load_all(self.repo, self.common_dir, t)))
+        return commit.peel(pygit2.Tree)
+
+    def _source(self, tree: pygit2.Tree) -> Source:
+        return Source(self.repo, tree, lambda t: cache.load_all(self.repo, self.common_dir, t),
+                      lambda t: counts.kind_counts(self.repo, self.common_dir, t))
 
     def transact(
         self,
@@ -203,7 +209,7 @@ class Store:
             faults.point("store.after_objects")
             if self._compare_and_swap(base.commit, new_commit, text):
                 faults.point("store.after_cas")
-                self._snapshot = None
+                self._snapshot = self._successor(base, new_commit, tx.changes)
                 return result
             if time.monotonic() > deadline:
                 break
@@ -213,6 +219,19 @@ class Store:
             f"gave up after {attempt + 1} attempts: {self.ref} kept moving under concurrent "
             "writers; nothing was written, run the command again"
         )
+
+    def _successor(self, base: Snapshot, commit: str,
+                   changes: dict[str, bytes | None]) -> Snapshot:
+        """The snapshot at the commit this process just wrote. When the base had the whole
+        state parsed, it is patched with the files this write changed (parsed again from
+        the new tree, as the cache patches), so a process that writes several times (the
+        feeder, stage, import) loads the state once, not once per write."""
+        tree = self._tree_of(commit)
+        loaded = base.full_load()
+        if loaded is None:
+            return Snapshot(commit, str(tree.id), source=self._source(tree))
+        patched = patch(self.repo, loaded, tree, sorted(changes))
+        return Snapshot.of_loaded(commit, patched, self._source(tree))
 
     def initialise(self, config: model.Config) -> str:
         """Create the state ref from nothing (an orphan commit); CAS against absence."""
@@ -229,7 +248,11 @@ class Store:
     def _write_commit(self, base: Snapshot, changes: dict[str, bytes | None], msg: str) -> str:
         repo = self.repo
         base_tree = repo[base.tree] if base.tree else None
-        tree_id = apply_changes(repo, base_tree, changes)
+        if len(changes) > packs.PACK_ABOVE and packs.usable(repo):
+            objects_dir = os.path.join(self.common_dir, "objects")
+            tree_id = packs.apply_changes_packed(repo, base_tree, changes, objects_dir)
+        else:
+            tree_id = apply_changes(repo, base_tree, changes)
         parents = [pygit2.Oid(hex=base.commit)] if base.commit else []
         oid = repo.create_commit(None, self.signature("author"), self.signature(), msg + "\n",
                                  tree_id, parents)

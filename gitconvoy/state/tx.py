@@ -115,7 +115,8 @@ class Tx:
                         errors_from=self.base)
 
     def bead(self, bead_id: str) -> model.Bead:
-        return self.view().bead(bead_id)
+        found = self.beads.get(bead_id)  # the common case, without building a view
+        return found if found is not None else self.view().bead(bead_id)
 
     def convoy(self, convoy_id: str) -> model.Convoy:
         return self.view().convoy(convoy_id)
