@@ -300,6 +300,13 @@ def find_cycles(beads: Beads, index: Index | None = None) -> list[list[str]]:
     may be the index of a bigger graph holding them (a snapshot's, shared with the other
     questions asked of it): only edges between `beads` count."""
     index = index or Index(beads)
+    if _acyclic(beads, index):
+        return []
+    return [_cycle_in(comp, index, beads) for comp in _components(beads, index)]
+
+
+def _components(beads: Beads, index: Index) -> list[list[Node]]:
+    """The strongly connected components of more than one node (Tarjan, iterative)."""
     nodes: list[Node] = [(k, b) for b in beads if beads[b].status != "tombstone"
                          for k in ("start", "done")]
     children, waiters, known = index.children, index.waiters, index.beads
@@ -362,7 +369,40 @@ def find_cycles(beads: Beads, index: Index | None = None) -> list[list[str]]:
                         break
                 if len(comp) > 1:
                     components.append(comp)
-    return [_cycle_in(comp, index, beads) for comp in components]
+    return components
+
+
+def _acyclic(beads: Beads, index: Index) -> bool:
+    """True when the happens-before graph among `beads` has no cycle: Kahn's count over
+    numbered nodes (start = 2i, done = 2i + 1), about half the cost of the Tarjan walk that
+    names the cycles, which then runs only when there is one. Every bead of the set counts
+    as a node: a tombstone's start has no edge in, so its nodes close no cycle of their own."""
+    children, waiters, known = index.children, index.waiters, index.beads
+    number = {bead_id: n for n, bead_id in enumerate(beads)}
+    successors: list[list[int]] = []
+    unmet = [0] * (2 * len(number))
+    for bead_id, n in number.items():
+        after_start = [2 * n + 1]
+        after_start += [2 * number[c] for c in children.get(bead_id, ()) if c in number]
+        after_done = [2 * number[w] for w in waiters.get(bead_id, ()) if w in number]
+        bead = known.get(bead_id)
+        if bead is not None and bead.parent and bead.parent in known \
+                and bead.parent in number:
+            after_done.append(2 * number[bead.parent] + 1)
+        successors += (after_start, after_done)
+        for m in after_start:
+            unmet[m] += 1
+        for m in after_done:
+            unmet[m] += 1
+    ready = [m for m, count in enumerate(unmet) if count == 0]
+    placed = 0
+    while ready:
+        placed += 1
+        for m in successors[ready.pop()]:
+            unmet[m] -= 1
+            if unmet[m] == 0:
+                ready.append(m)
+    return placed == len(unmet)
 
 
 def _cycle_in(component: list[Node], index: Index, within: Beads) -> list[str]:
