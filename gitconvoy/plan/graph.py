@@ -373,26 +373,36 @@ def _components(beads: Beads, index: Index) -> list[list[Node]]:
 
 
 def _acyclic(beads: Beads, index: Index) -> bool:
-    """True when the happens-before graph among `beads` has no cycle: Kahn's count over
-    numbered nodes (start = 2i, done = 2i + 1), about half the cost of the Tarjan walk that
-    names the cycles, which then runs only when there is one. Every bead of the set counts
-    as a node: a tombstone's start has no edge in, so its nodes close no cycle of their own."""
-    children, waiters, known = index.children, index.waiters, index.beads
+    """True when the happens-before graph among `beads` surely has no cycle: Kahn's count
+    over numbered nodes (start = 2i, done = 2i + 1), about half the cost of the Tarjan walk
+    that names the cycles, which runs only when this says False. The edges come from the
+    beads of the set themselves (the same ones the index's maps hold for them), so a plan of
+    200 beads in a state of 100,000 costs what those 200 do. It counts every bead of the set,
+    where the walk starts only from beads that are not tombstones: a parent loop among
+    tombstones alone makes this False and the walk then finds nothing, as before."""
+    known = index.beads
     number = {bead_id: n for n, bead_id in enumerate(beads)}
     successors: list[list[int]] = []
-    unmet = [0] * (2 * len(number))
+    for n in range(len(number)):
+        successors += ([2 * n + 1], [])  # start(x) → done(x); done(x) → …
     for bead_id, n in number.items():
-        after_start = [2 * n + 1]
-        after_start += [2 * number[c] for c in children.get(bead_id, ()) if c in number]
-        after_done = [2 * number[w] for w in waiters.get(bead_id, ()) if w in number]
         bead = known.get(bead_id)
-        if bead is not None and bead.parent and bead.parent in known \
-                and bead.parent in number:
-            after_done.append(2 * number[bead.parent] + 1)
-        successors += (after_start, after_done)
-        for m in after_start:
-            unmet[m] += 1
-        for m in after_done:
+        if bead is None:
+            continue
+        parent = number.get(bead.parent) if bead.parent else None
+        if parent is not None and bead.parent in known:
+            successors[2 * n + 1].append(2 * parent + 1)  # done(child) → done(epic)
+        if bead.status == "tombstone":
+            continue  # the index's maps leave tombstones out
+        if parent is not None:
+            successors[2 * parent].append(2 * n)  # start(epic) → start(child)
+        for dep in bead.deps:
+            blocker = number.get(dep.on)
+            if blocker is not None and dep.type in BLOCKING_DEP_TYPES:
+                successors[2 * blocker + 1].append(2 * n)  # done(blocker) → start(waiter)
+    unmet = [0] * len(successors)
+    for after in successors:
+        for m in after:
             unmet[m] += 1
     ready = [m for m, count in enumerate(unmet) if count == 0]
     placed = 0
