@@ -97,7 +97,7 @@ def _claim(tx: Tx, bead_id: str, convoy: Convoy | None, rig_name: str | None,
            clone: str) -> Bead | str:
     """Claim inside a transaction; a string result says why the bead was skipped."""
     bead = tx.bead(bead_id)
-    index = graph.Index(tx.beads)
+    index = graph.Index(tx.beads, copy=False)  # one bead's blockers: a few lookups
     if bead.status != "open":
         return f"is {bead.status}"
     if not bead.slingable:
