@@ -108,7 +108,7 @@ def _claim(tx: Tx, bead_id: str, convoy: Convoy | None, rig_name: str | None,
     to do about it. `rig_formulas`: rigs' default formulas (checked beforehand), for a bead
     without one."""
     bead = tx.bead(bead_id)
-    index = graph.Index(tx.beads)
+    index = graph.Index(tx.beads, copy=False)  # one bead's blockers: a few lookups
     if bead.status != "open":
         return _not_open(bead)
     if not bead.slingable:

@@ -48,9 +48,12 @@ class Index:
     feeder's epic roll-up needs only the children.
     """
 
-    def __init__(self, beads: Beads) -> None:
+    def __init__(self, beads: Beads, *, copy: bool = True) -> None:
         # A plain dict: lookups in the hot loops stay C-level even for a transaction's view.
-        self.beads: dict[str, Bead] = beads if type(beads) is dict else dict(beads.items())
+        # `copy=False` keeps a transaction's view as it is, for a few lookups (a claim asks
+        # for one bead's blockers: copying 100,000 beads for that cost 20 ms).
+        self.beads: dict[str, Bead] = beads if type(beads) is dict or not copy \
+            else dict(beads.items())  # type: ignore[assignment]
         self._children: dict[str, list[str]] | None = None
         self._waiters: dict[str, list[str]] | None = None
         self._gate: dict[str, tuple[Blocker, ...]] = {}
@@ -78,6 +81,8 @@ class Index:
         another parent, given other deps or tombstoned (a feeder step's writes change
         statuses, not the graph), else it builds its own. The check is one pass of identity
         comparisons, against a build's dict appends for every edge."""
+        if beads is self.beads:
+            return self
         fresh = Index(beads)
         if self._children is None and self._waiters is None:
             return fresh
@@ -300,6 +305,13 @@ def find_cycles(beads: Beads, index: Index | None = None) -> list[list[str]]:
     may be the index of a bigger graph holding them (a snapshot's, shared with the other
     questions asked of it): only edges between `beads` count."""
     index = index or Index(beads)
+    if _acyclic(beads, index):
+        return []
+    return [_cycle_in(comp, index, beads) for comp in _components(beads, index)]
+
+
+def _components(beads: Beads, index: Index) -> list[list[Node]]:
+    """The strongly connected components of more than one node (Tarjan, iterative)."""
     nodes: list[Node] = [(k, b) for b in beads if beads[b].status != "tombstone"
                          for k in ("start", "done")]
     children, waiters, known = index.children, index.waiters, index.beads
@@ -362,7 +374,50 @@ def find_cycles(beads: Beads, index: Index | None = None) -> list[list[str]]:
                         break
                 if len(comp) > 1:
                     components.append(comp)
-    return [_cycle_in(comp, index, beads) for comp in components]
+    return components
+
+
+def _acyclic(beads: Beads, index: Index) -> bool:
+    """True when the happens-before graph among `beads` surely has no cycle: Kahn's count
+    over numbered nodes (start = 2i, done = 2i + 1), about half the cost of the Tarjan walk
+    that names the cycles, which runs only when this says False. The edges come from the
+    beads of the set themselves (the same ones the index's maps hold for them), so a plan of
+    200 beads in a state of 100,000 costs what those 200 do. It counts every bead of the set,
+    where the walk starts only from beads that are not tombstones: a parent loop among
+    tombstones alone makes this False and the walk then finds nothing, as before."""
+    known = index.beads
+    number = {bead_id: n for n, bead_id in enumerate(beads)}
+    successors: list[list[int]] = []
+    for n in range(len(number)):
+        successors += ([2 * n + 1], [])  # start(x) → done(x); done(x) → …
+    for bead_id, n in number.items():
+        bead = known.get(bead_id)
+        if bead is None:
+            continue
+        parent = number.get(bead.parent) if bead.parent else None
+        if parent is not None and bead.parent in known:
+            successors[2 * n + 1].append(2 * parent + 1)  # done(child) → done(epic)
+        if bead.status == "tombstone":
+            continue  # the index's maps leave tombstones out
+        if parent is not None:
+            successors[2 * parent].append(2 * n)  # start(epic) → start(child)
+        for dep in bead.deps:
+            blocker = number.get(dep.on)
+            if blocker is not None and dep.type in BLOCKING_DEP_TYPES:
+                successors[2 * blocker + 1].append(2 * n)  # done(blocker) → start(waiter)
+    unmet = [0] * len(successors)
+    for after in successors:
+        for m in after:
+            unmet[m] += 1
+    ready = [m for m, count in enumerate(unmet) if count == 0]
+    placed = 0
+    while ready:
+        placed += 1
+        for m in successors[ready.pop()]:
+            unmet[m] -= 1
+            if unmet[m] == 0:
+                ready.append(m)
+    return placed == len(unmet)
 
 
 def _cycle_in(component: list[Node], index: Index, within: Beads) -> list[str]:

@@ -7,8 +7,9 @@ blobs and trees in memory instead and stores them as one pack with its index (pa
 version 2, no deltas: `git gc` may compress it further later), written under temporary
 names in `objects/pack` and renamed into place, the index last, before the commit that
 refers to them. Until the ref moves nothing refers to them, as with loose objects, so a
-crash anywhere leaves at most an unreferenced pack (or a `tmp_pack_*` file, which
-`git gc` removes). Small writes stay loose: a pack per write would make as many files.
+crash anywhere leaves at most an unreferenced pack, a pack without its index (which no
+reader opens; git leaves the same when it dies there) or `tmp_*` files (which `git gc`
+removes). Small writes stay loose: a pack per write would make as many files.
 """
 
 from __future__ import annotations
