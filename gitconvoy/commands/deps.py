@@ -57,25 +57,33 @@ def list_deps(bead_id: str, as_json: bool) -> int:
     bead = snap.bead(bead_id)
     outgoing = edits.deps_of(bead)
     incoming = sorted(
-        (other.id, d.type) for other in snap.beads.values()
+        (other.id, d.type, d.inferred) for other in snap.beads.values()
         for d in edits.deps_of(other) if d.on == bead_id
     )
     if as_json:
         print_json({
             "id": bead_id,
             "depends_on": [
-                {"on": d.on, "type": d.type,
+                {**d.to_dict(),
                  "status": snap.beads[d.on].status if d.on in snap.beads else None}
                 for d in outgoing
             ],
-            "dependents": [{"id": i, "type": t} for i, t in incoming],
+            "dependents": [{"id": i, "type": t, **({"inferred": True} if inferred else {})}
+                           for i, t, inferred in incoming],
         })
         return 0
     status = {d.on: snap.beads[d.on].status if d.on in snap.beads else "missing"
               for d in outgoing}
-    say_lines([*(f"{bead_id} → {d.on}  ({d.type}, {status[d.on]})" for d in outgoing),
-               *(f"{other} → {bead_id}  ({dep_type})" for other, dep_type in incoming)])
+    say_lines([*(f"{bead_id} → {d.on}  ({_kind(d.type, d.inferred)}, {status[d.on]})"
+                 for d in outgoing),
+               *(f"{other} → {bead_id}  ({_kind(dep_type, inferred)})"
+                 for other, dep_type, inferred in incoming)])
     return 0
+
+
+def _kind(dep_type: str, inferred: bool) -> str:
+    """An inferred dep (stage --infer-blocks) says so: a re-stage without the flag drops it."""
+    return f"{dep_type}, inferred by stage" if inferred else dep_type
 
 
 @dep.command("cycles")

@@ -21,6 +21,7 @@ from gitconvoy.state.model import (
     Dep,
     now,
     touched,
+    unique_deps,
     validate_id,
 )
 from gitconvoy.state.tx import Tx
@@ -230,7 +231,9 @@ def add_dep(tx: Tx, src: str, dst: str, dep_type: str) -> Bead:
         dep = Dep(dst, dep_type)
         if dep in bead.deps:
             return bead
-        updated = touched(bead, deps=sorted(set(bead.deps) | {dep}))
+        # stated by a person: it replaces an inferred dep of the same edge, so a re-stage
+        # without --infer-blocks keeps it
+        updated = touched(bead, deps=unique_deps([*bead.deps, dep]))
     tx.put(updated)
     if dep_type == "parent-child" or Dep(dst, dep_type).blocking:
         _refuse_cycle(tx, src)

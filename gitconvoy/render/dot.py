@@ -90,8 +90,9 @@ def render_dot(snap: Snapshot, scope: Scope, index: graph.Index | None = None) -
                            f'fillcolor="{OUTSIDE_COLOURS["fill"]}", '
                            f'color="{OUTSIDE_COLOURS["stroke"]}", style="rounded,filled,dashed"];')
             stroke, dash = EDGE_STYLE.get(dep.type, EDGE_STYLE["blocks"])
-            style = ', style=dashed' if dash else ""
-            label = "" if dep.type == "blocks" else f', label="{dep.type}"'
+            style = ', style=dotted' if dep.inferred else ', style=dashed' if dash else ""
+            kind = f"{dep.type}, inferred" if dep.inferred else dep.type
+            label = "" if kind == "blocks" else f', label="{kind}"'
             out.append(f'  {name.get(dep.on) or outside[dep.on]} -> {name[bead_id]} '
                        f'[color="{stroke}"{style}{label}];')
     out.append("}")

@@ -103,7 +103,8 @@ def mermaid_dag(snap: Snapshot, members: list[str]) -> list[str]:
             if dep.on not in node:
                 node[dep.on] = f"n{len(node)}"
                 outside.append(dep.on)
-            arrow = "-->" if dep.type == "blocks" else f"-->|{dep.type}|"
+            kind = f"{dep.type}, inferred" if dep.inferred else dep.type
+            arrow = "-->" if kind == "blocks" else f"-->|{kind}|"
             edges.append(f"  {node[dep.on]} {arrow} {node[bead_id]}")
     lines = ["graph TD"]
     for bead_id in members:

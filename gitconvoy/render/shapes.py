@@ -28,7 +28,7 @@ def bead_json(bead: Bead) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in Bead.ORDER:
         out[name] = getattr(bead, name)
-    out["deps"] = [{"on": d.on, "type": d.type} for d in bead.deps]
+    out["deps"] = [d.to_dict() for d in bead.deps]  # "inferred": true only when it is
     out["labels"] = list(bead.labels)
     out["dispatch"] = dict(bead.dispatch)
     out["formula_vars"] = dict(bead.formula_vars)

@@ -40,6 +40,7 @@ MARGIN_R = 16
 MIN_WIDTH = 600
 SANS = "DejaVu Sans, Verdana, Geneva, sans-serif"
 MONO = "DejaVu Sans Mono, Menlo, Consolas, monospace"
+INFERRED_DASH = "1 3"  # dotted: an edge stage --infer-blocks wrote, not a person
 EDGE_STYLE = {  # stroke, dash pattern
     "blocks": ("#57606a", ""),
     "waits-for": ("#8250df", "6 4"),
@@ -157,6 +158,7 @@ class Edge:
     type: str
     count: int = 1
     satisfied: bool = False
+    inferred: bool = False  # every dep it stands for was inferred by stage --infer-blocks
 
 
 @dataclass
@@ -284,6 +286,7 @@ def layout(snap: Snapshot, scope: Scope, max_boxes: int = MAX_BOXES,
     visit(None)
     counts: dict[tuple[str, str, str], int] = {}
     satisfied: dict[tuple[str, str, str], bool] = {}
+    inferred: dict[tuple[str, str, str], bool] = {}
     for bead_id in scope.members:
         for dep in snap.beads[bead_id].blocking_deps():
             if dep.on in unit:
@@ -300,7 +303,9 @@ def layout(snap: Snapshot, scope: Scope, max_boxes: int = MAX_BOXES,
             blocker = snap.beads.get(dep.on)
             done = blocker is not None and blocker.status in DONE_STATUSES
             satisfied[key] = satisfied.get(key, True) and done
-    pic.edges = [Edge(s, d, t, n, satisfied[(s, d, t)]) for (s, d, t), n in counts.items()]
+            inferred[key] = inferred.get(key, True) and dep.inferred
+    pic.edges = [Edge(s, d, t, n, satisfied[(s, d, t)], inferred[(s, d, t)])
+                 for (s, d, t), n in counts.items()]
     _place(snap, tree, pic)
     return pic
 
@@ -605,14 +610,17 @@ def render_svg(snap: Snapshot, scope: Scope, max_boxes: int = MAX_BOXES, *,
     out.append('<g class="edges" fill="none">')
     for edge in pic.edges:
         stroke, dash = EDGE_STYLE.get(edge.type, EDGE_STYLE["blocks"])
+        dash = INFERRED_DASH if edge.inferred else dash
         dashes = f' stroke-dasharray="{dash}"' if dash else ""
         faint = ' stroke-opacity="0.35"' if edge.satisfied else ""
         many = f" ({edge.count} deps)" if edge.count > 1 else ""
-        out.append(f'<path class="dep" data-from="{xml(edge.src)}" data-to="{xml(edge.dst)}" '
+        how = " (inferred by stage)" if edge.inferred else ""
+        out.append(f'<path class="dep{" inferred" if edge.inferred else ""}" '
+                   f'data-from="{xml(edge.src)}" data-to="{xml(edge.dst)}" '
                    f'data-type="{edge.type}" d="{_edge_path(pic, edge, top)}" stroke="{stroke}" '
                    f'stroke-width="{1.4 if edge.count == 1 else 2.4}"{dashes}{faint} '
                    f'marker-end="url(#gc-arrow-{edge.type})">'
-                   f"<title>{xml(edge.dst)} {edge.type} {xml(edge.src)}{many}</title></path>")
+                   f"<title>{xml(edge.dst)} {edge.type} {xml(edge.src)}{many}{how}</title></path>")
     out.append("</g>")
     wave_no = {b: n for n, wave in enumerate(scope.waves.waves, 1) for b in wave}
     out.append('<g class="beads">')

@@ -86,7 +86,8 @@ def bead_detail(bead: Bead, steps: list[tuple[str, str, bool]] | None = None) ->
         lines += [f"    {'✓' if done else '·'} {step_id:<{width}}  {title}"
                   for step_id, title, done in steps]
     for dep in bead.deps:
-        lines.append(f"  depends   {dep.on} ({dep.type})")
+        how = f"{dep.type}, inferred by stage" if dep.inferred else dep.type
+        lines.append(f"  depends   {dep.on} ({how})")
     for name, text in (("description", bead.description), ("acceptance", bead.acceptance)):
         if text:
             lines.append(f"  {name}:")

@@ -29,7 +29,7 @@ from gitconvoy.state.rows import CacheMiss, forget_deps, miss, shape_of
 from gitconvoy.state.snapshot import Loaded, no_cycle_collector, parse_all, parse_file, patch
 from gitconvoy.state.trees import changed_paths
 
-CACHE_VERSION = 4  # 4: JSON rows behind a digest (3 was a pickle)
+CACHE_VERSION = 5  # 5: an inferred dep is [on, type, true]; 4: JSON rows behind a digest
 # A cache more than this many changed files behind the ref is rewritten after a read.
 CACHE_SAVE_AFTER = 32
 MAGIC = b"gitconvoy-cache sha256:"

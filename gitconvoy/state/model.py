@@ -210,14 +210,50 @@ def _step_ids(data: dict, path: str) -> list[str]:
 
 @dataclass(frozen=True, order=True)
 class Dep:
-    """An outgoing edge: the owning bead depends on `on`."""
+    """An outgoing edge: the owning bead depends on `on`. `inferred`: written by `stage
+    --infer-blocks` rather than by a person, so a re-stage may take it away again."""
 
     on: str
     type: str = "blocks"
+    inferred: bool = False
 
     @property
     def blocking(self) -> bool:
         return self.type in BLOCKING_DEP_TYPES
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"on": self.on, "type": self.type}
+        if self.inferred:
+            out["inferred"] = True
+        return out
+
+
+def unique_deps(deps: Any) -> list[Dep]:
+    """One dep per (on, type), sorted; a stated dep wins over an inferred one of the same
+    edge (both can meet after a merge, or when a person adds what stage inferred)."""
+    chosen: dict[tuple[str, str], Dep] = {}
+    for dep in deps:
+        key = (dep.on, dep.type)
+        if key not in chosen or chosen[key].inferred:
+            chosen[key] = dep
+    return sorted(chosen.values())
+
+
+def _deps(data: dict, path: str) -> list[Dep]:
+    """Each dep's fields checked like any other field: the state is untrusted input."""
+    deps_raw = data.get("deps") or []
+    if not isinstance(deps_raw, list):
+        raise SchemaError(path, "deps", "expected a list of {on, type}")
+    deps = []
+    for i, item in enumerate(deps_raw):
+        where = f"deps[{i}]"
+        if not isinstance(item, dict) or set(item) - {"on", "type", "inferred"} \
+                or "on" not in item:
+            raise SchemaError(path, where, "expected {on: <id>, type: <dep type>}")
+        on = _str(item, "on", f"{path} {where}", required=True)
+        deps.append(Dep(on=on, type=_enum(item, "type", f"{path} {where}", DEP_TYPES, "blocks"),
+                        inferred=_bool(item, "inferred", f"{path} {where}")))
+    return unique_deps(deps)
 
 
 @dataclass
@@ -274,22 +310,13 @@ class Bead:
         out = _emit(self, self.ORDER)
         out["priority"] = self.priority
         if self.deps:
-            out["deps"] = [{"on": d.on, "type": d.type} for d in sorted(set(self.deps))]
+            out["deps"] = [d.to_dict() for d in unique_deps(self.deps)]
         return {k: out[k] for k in self.ORDER if k in out}
 
     @classmethod
     def from_dict(cls, data: Any, path: str) -> Bead:
         _check_keys(data, path, set(cls.ORDER))
         bead_id = _id_field(data, path)
-        deps_raw = data.get("deps") or []
-        if not isinstance(deps_raw, list):
-            raise SchemaError(path, "deps", "expected a list of {on, type}")
-        deps = []
-        for i, item in enumerate(deps_raw):
-            if not isinstance(item, dict) or set(item) - {"on", "type"} or "on" not in item:
-                raise SchemaError(path, f"deps[{i}]", "expected {on: <id>, type: <dep type>}")
-            dep_type = _enum(item, "type", f"{path} deps[{i}]", DEP_TYPES, "blocks")
-            deps.append(Dep(on=str(item["on"]), type=dep_type))
         bead = cls(
             id=bead_id,
             title=_str(data, "title", path, required=True, max_len=MAX_TITLE),
@@ -297,7 +324,7 @@ class Bead:
             status=_enum(data, "status", path, BEAD_STATUSES, "open"),
             priority=_int(data, "priority", path, 2, 0, 4),
             labels=_str_list(data, "labels", path),
-            deps=sorted(set(deps)),
+            deps=_deps(data, path),
             dispatch=_mapping(data, "dispatch", path),
             formula=_formula_name(data, path),
             formula_vars=_formula_vars(data, path),

@@ -80,23 +80,28 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 
 # Deps are frozen, so equal ones are shared within one load (cleared at each: it stays small).
-_DEP_MEMO: dict[tuple[str, str], model.Dep] = {}
+_DEP_MEMO: dict[tuple[Any, ...], model.Dep] = {}
 
 
 def _deps(value: Any) -> list[model.Dep]:
+    """`[on, type]`, or `[on, type, true]` for an inferred dep (stage --infer-blocks)."""
     if type(value) is not list:
         raise miss("expected a list of deps")
     out = []
-    for pair in value:
-        if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str \
-                or pair[1] not in _DEP_TYPES:
-            raise miss("expected [on, type]")
-        key = (pair[0], pair[1])
+    for row in value:
+        if type(row) is not list or not 2 <= len(row) <= 3 or type(row[0]) is not str \
+                or row[1] not in _DEP_TYPES or (len(row) == 3 and row[2] is not True):
+            raise miss("expected [on, type] or [on, type, true]")
+        key = tuple(row)
         dep = _DEP_MEMO.get(key)
         if dep is None:
             dep = _DEP_MEMO[key] = model.Dep(*key)
         out.append(dep)
     return out
+
+
+def _dep_row(dep: model.Dep) -> list[Any]:
+    return [dep.on, dep.type, True] if dep.inferred else [dep.on, dep.type]
 
 
 def _rigs(value: Any) -> dict[str, model.Rig]:
@@ -117,7 +122,7 @@ _CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any] | None]] = {
     "bool": (_a_bool, None),
     "list[str]": (_str_list, None),
     "dict[str, Any]": (_mapping, None),
-    "list[Dep]": (_deps, lambda deps: [[d.on, d.type] for d in deps]),
+    "list[Dep]": (_deps, lambda deps: [_dep_row(d) for d in deps]),
     "dict[str, Rig]": (_rigs, lambda rigs: {n: shape_of(model.Rig).encode(r)
                                             for n, r in rigs.items()}),
 }
