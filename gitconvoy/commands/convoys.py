@@ -20,11 +20,12 @@ from gitconvoy.flow.dispatch import Dispatched, dispatch_bead, nothing_dispatche
 from gitconvoy.git import formulas, notify
 from gitconvoy.land import integration
 from gitconvoy.plan import convoys, graph, staging
+from gitconvoy.plan.stage_options import StageOptions
 from gitconvoy.plan.targets import rig_for
 from gitconvoy.plan.waves import plan_waves
 from gitconvoy.render.plan import gated_lines, plan_lines, tree_lines, wave_lines
 from gitconvoy.render.shapes import bead_json, convoy_json
-from gitconvoy.state.model import IN_FLIGHT, Bead, Convoy, to_second, touched
+from gitconvoy.state.model import IN_FLIGHT, Bead, Convoy, now, to_second, touched
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
@@ -80,27 +81,39 @@ def add(convoy_id: str, beads: tuple[str, ...]) -> int:
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--title", help="Convoy title (default: the epic's title).")
+@click.option("--infer-blocks", is_flag=True,
+              help="Chain sibling sub-epics nobody ordered, in creation order (deps marked "
+                   "inferred; a re-stage without this removes them).")
+@click.option("--max-depth", type=click.IntRange(min=1), metavar="N",
+              help="Refuse a hierarchy deeper than N levels below the root.")
+@click.option("--validate", is_flag=True,
+              help="Add a capstone task blocked by every task, with the epic's acceptance "
+                   "criteria and the mol-validate formula.")
 @json_option
-def stage(inputs: tuple[str, ...], title: str | None, as_json: bool) -> int:
+def stage(inputs: tuple[str, ...], title: str | None, infer_blocks: bool,
+          max_depth: int | None, validate: bool, as_json: bool) -> int:
     """Validate an epic, beads or a convoy: tree, waves, warnings; create a staged convoy."""
     store = open_store()
     snap = store.snapshot()
-    plan = staging.analyse(snap, list(inputs), _branch_exists(store))  # type: ignore[arg-type]
+    opts = StageOptions(infer_blocks=infer_blocks, max_depth=max_depth, validate=validate,
+                        at=now(), actor=store.identity())
+    plan = staging.analyse(snap, list(inputs), _branch_exists(store), opts)  # type: ignore[arg-type]
     made: Convoy | None = None
     if not plan.errors:
-        actor = store.identity()
+        actor = opts.actor or ""
 
         def mutate(tx: Tx) -> Convoy:
             # the plan above holds for the state it was made from; after a lost race, redo it
             fresh = plan if tx.base.commit == snap.commit else staging.analyse(
-                tx.view(), list(inputs), _branch_exists(store))  # type: ignore[arg-type]
+                tx.view(), list(inputs), _branch_exists(store), opts)  # type: ignore[arg-type]
             return convoys.stage(tx, fresh, title, actor)
 
         made = store.transact(mutate, lambda c: f"stage {c.id} ({c.status}): {c.title}")
+    shown = plan.state or snap
     if as_json:
-        print_json(staging.plan_json(snap, plan, made))
-    else:
-        say_lines(plan_lines(snap, plan))
+        print_json(staging.plan_json(shown, plan, made))
+    elif plan.tree:  # an input that names nothing has no plan to show: the error says it
+        say_lines(plan_lines(shown, plan))
         if made is not None:
             say()
             say(f"staged convoy {made.id} ({made.status}); "

@@ -59,6 +59,8 @@ def stage(tx: Tx, plan: StagePlan, title: str | None, actor: str) -> Convoy:
     """Create the staged convoy, or re-stage the one this input produced before."""
     if plan.errors:
         raise ConvoyError(f"{plan.errors[0].code}: {plan.errors[0].message}")
+    for bead in plan.edits.changed.values():  # inferred deps, the capstone: with the convoy
+        tx.put(bead)
     warnings = [f"{f.code}: {f.message}" for f in plan.warnings]
     existing = tx.convoys.get(plan.convoy) if plan.convoy else None
     if existing is None:

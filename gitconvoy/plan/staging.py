@@ -1,8 +1,12 @@
 """`stage` analysis (pure): from an epic, a list of beads or a convoy to a validated plan.
 
-Errors (fatal, nothing written): cycle, unknown-id, no-target, mixed-input, overlap.
-Warnings (the convoy is staged_warnings): orphan, parked-rig, cross-rig, capacity,
-missing-branch.
+Errors (fatal, nothing written): cycle, unknown-id, no-target, mixed-input, overlap,
+max-depth, validate. Warnings (the convoy is staged_warnings): orphan, parked-rig, cross-rig,
+capacity, missing-branch, inferred-order.
+
+The options' edits (inferred deps, the capstone: gitconvoy.plan.stage_options) are applied
+to a view of the snapshot before the graph is analysed, so the waves shown are the waves of
+the plan as it will be written.
 """
 
 from __future__ import annotations
@@ -12,6 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitconvoy.plan import graph
+from gitconvoy.plan.stage_options import (
+    Edits,
+    StageOptions,
+    capstone_problem,
+    deepest_path,
+    plan_edits,
+)
 from gitconvoy.plan.targets import NO_INTEGRATION, rig_for, target_for
 from gitconvoy.plan.waves import WavePlan, plan_waves
 from gitconvoy.state.model import Convoy
@@ -41,6 +52,8 @@ class StagePlan:
     warnings: list[Finding] = field(default_factory=list)
     # (epic, branch) planned by an import and not cut yet: `launch` cuts them (docs/import.md)
     planned_branches: list[tuple[str, str]] = field(default_factory=list)
+    edits: Edits = field(default_factory=Edits)  # beads the options write (stage_options)
+    state: Snapshot | None = None  # the snapshot as the plan leaves it (with its edits)
 
     @property
     def status(self) -> str:
@@ -96,10 +109,67 @@ def member_tree(snap: Snapshot, members: list[str], index: graph.Index) -> list[
     return out
 
 
-def analyse(snap: Snapshot, inputs: list[str],
-            branch_exists: Callable[[str], bool]) -> StagePlan:
+def _with_beads(snap: Snapshot, changed: dict[str, Any]) -> Snapshot:
+    """A view of `snap` with some beads replaced (nothing is written)."""
+    objects = {**snap.objects, "beads": {**snap.beads, **changed}}
+    return Snapshot(snap.commit, snap.tree, snap.config, objects, errors_from=snap)
+
+
+def _source_epic(snap: Snapshot, plan: StagePlan, members: list[str]) -> str | None:
+    """The root epic of the plan: the epic staged, or the epic a staged convoy came from."""
+    if plan.root or plan.convoy is None:
+        return plan.root
+    source = snap.convoys[plan.convoy].source
+    if source in members and snap.beads[source].type == "epic":
+        return source
+    return None
+
+
+def _options(snap: Snapshot, plan: StagePlan, index: graph.Index,
+             opts: StageOptions) -> tuple[Snapshot, graph.Index]:
+    """Check --max-depth and --validate, and apply the options' edits to a view."""
+    if opts.max_depth is not None:
+        path = deepest_path(snap.beads, plan.tree)
+        if len(path) - 1 > opts.max_depth:
+            plan.errors.append(Finding("max-depth", (
+                f"{' → '.join(path)} is {len(path) - 1} levels deep, deeper than --max-depth "
+                f"{opts.max_depth}: flatten it or raise the limit")))
+            plan.tree = []  # refused before any analysis: the one line says it all
+            return snap, index
+    root = _source_epic(snap, plan, plan.members)
+    if opts.validate:
+        problem = capstone_problem(snap.beads, root) if root else (
+            "--validate needs an epic to validate: git convoy stage EPIC --validate")
+        if problem:
+            plan.errors.append(Finding("validate", problem))
+            plan.tree = []
+            return snap, index
+    plan.edits = plan_edits(snap.beads, plan.members, index, root, opts)
+    if not plan.edits.changed:
+        return snap, index
+    snap = _with_beads(snap, plan.edits.changed)
+    index = graph.Index(snap.beads)
+    cap = plan.edits.capstone
+    if cap is not None and cap not in plan.members:
+        plan.members = [*plan.members, cap]
+        plan.tree = member_tree(snap, plan.members, index)
+    return snap, index
+
+
+def _cycle_finding(cycle: list[str], plan: StagePlan) -> Finding:
+    message = f"dependency cycle {graph.format_cycle(cycle)}"
+    if any(a in cycle and b in cycle for a, b in plan.edits.inferred):
+        message += (" with the deps --infer-blocks would add: order these sub-epics by hand "
+                    "(git convoy dep add) or stage without it")
+    return Finding("cycle", message)
+
+
+def analyse(snap: Snapshot, inputs: list[str], branch_exists: Callable[[str], bool],
+            opts: StageOptions | None = None) -> StagePlan:
     """The whole plan from ONE graph index of the snapshot: classifying the input, the
-    tree, cycles, waves and warnings all ask it (each used to build its own)."""
+    tree, cycles, waves and warnings all ask it (each used to build its own). The options'
+    edits, when they change a bead, make one more index of the edited view."""
+    opts = opts or StageOptions()
     plan = StagePlan()
     beads = snap.beads
     index = graph.Index(beads)
@@ -122,8 +192,16 @@ def analyse(snap: Snapshot, inputs: list[str],
                 plan.errors.append(Finding(
                     "overlap", f"open convoy {other.id} already tracks {', '.join(shared[:5])}"
                 ))
+    found = len(plan.errors)
+    if not found:  # an overlap is reported with the cycles below, as before the options
+        snap, index = _options(snap, plan, index, opts)
+        if len(plan.errors) > found:
+            return plan
+    plan.state = snap
+    beads = snap.beads
+    members = plan.members
     for cycle in graph.find_cycles({m: beads[m] for m in members}, index):
-        plan.errors.append(Finding("cycle", f"dependency cycle {graph.format_cycle(cycle)}"))
+        plan.errors.append(_cycle_finding(cycle, plan))
     slingable = [m for m in members if beads[m].slingable]
     for bead_id in slingable:
         bead = beads[bead_id]
@@ -146,6 +224,11 @@ def analyse(snap: Snapshot, inputs: list[str],
         ))
         return plan
     _warn(snap, plan, index, branch_exists)
+    for later, earlier in plan.edits.ties:
+        plan.warnings.append(Finding("inferred-order", (
+            f"{later} waits for {earlier} by id only: both were created at the same time "
+            f"(an import?); if the order matters, state it: git convoy dep add {later} "
+            f"{earlier}")))
     return plan
 
 
@@ -223,4 +306,7 @@ def plan_json(snap: Snapshot, plan: StagePlan, convoy: Convoy | None) -> dict[st
         "errors": [f.to_json() for f in plan.errors],
         "warnings": [f.to_json() for f in plan.warnings],
         "planned_branches": [{"epic": e, "branch": b} for e, b in plan.planned_branches],
+        "inferred": [{"bead": b, "on": o} for b, o in plan.edits.inferred],
+        "inferred_removed": [{"bead": b, "on": o} for b, o in plan.edits.dropped],
+        "capstone": plan.edits.capstone,
     }

@@ -45,6 +45,17 @@ def plan_lines(snap: Snapshot, plan: StagePlan) -> list[str]:
         out += ["", "Gated (blocked by work outside the convoy)"] + gated_lines(plan.waves)
     if plan.waves.done:
         out += ["", f"Done: {', '.join(plan.waves.done)}"]
+    edits = plan.edits
+    if edits.inferred or edits.dropped:
+        out += ["", "Inferred deps (--infer-blocks; a re-stage without it removes them)"]
+        out += [f"  {b} waits for {on}  (blocks, inferred)" for b, on in edits.inferred]
+        out += [f"  {b} no longer waits for {on}  (inferred, removed)" for b, on in edits.dropped]
+    if edits.capstone:
+        cap = snap.beads.get(edits.capstone)
+        how = "adds" if edits.capstone_new else "keeps"
+        deps = len(cap.blocking_deps()) if cap else 0
+        out += ["", f"Validation (--validate): {how} {edits.capstone}, blocked by {deps} "
+                f"task(s); {plan.root or (cap.parent if cap else '')} closes after it"]
     if plan.planned_branches:
         out += ["", "Integration branches launch creates"]
         out += [f"  {branch} (epic {epic})" for epic, branch in plan.planned_branches]
