@@ -11,6 +11,7 @@ from typing import Any
 
 from gitconvoy.errors import ConvoyError
 from gitconvoy.plan import graph
+from gitconvoy.plan.stage_options import capstone_id
 from gitconvoy.state import ids
 from gitconvoy.state.model import (
     BEAD_STATUSES,
@@ -187,6 +188,8 @@ def update_bead(tx: Tx, bead_id: str, **fields: Any) -> Bead:
         fields["labels"] = sorted((set(bead.labels) | set(add)) - set(remove))
     updated = touched(bead, **fields)
     if status is not None:
+        if status == "closed":
+            _refuse_before_capstone(tx, updated)
         updated = with_status(updated, status, reason)
     tx.put(updated)
     if parent:
@@ -194,8 +197,20 @@ def update_bead(tx: Tx, bead_id: str, **fields: Any) -> Bead:
     return updated
 
 
+def _refuse_before_capstone(tx: Tx, bead: Bead) -> None:
+    """A root epic staged with --validate closes after its validation task, never before:
+    closing it by hand would skip the check the plan asked for."""
+    if bead.type != "epic":
+        return
+    cap = tx.beads.get(capstone_id(bead.id))
+    if cap is not None and cap.parent == bead.id and not cap.done:
+        raise ConvoyError(f"refused: {bead.id} closes after its validation task {cap.id} "
+                          f"({cap.status}): close or delete {cap.id} first")
+
+
 def close_bead(tx: Tx, bead_id: str, reason: str | None) -> Bead:
     bead = live_bead(tx, bead_id)
+    _refuse_before_capstone(tx, bead)
     closed = with_status(bead, "closed", reason or "closed")
     tx.put(closed)
     return closed
