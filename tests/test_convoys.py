@@ -203,7 +203,7 @@ def test_sling_errors(rig_repo):
     before = ref_of(rig_repo)
     for args, text in [
         (("sling", t1, "--rig", "ghost"), "unknown rig 'ghost'"),
-        (("sling", epic), "is an epic"),
+        (("sling", epic, t1), "is an epic: sling it alone"),  # alone: it goes to a coordinator
         (("sling", "nope-1"), "unknown bead 'nope-1'"),
     ]:
         res = convoy(*args)

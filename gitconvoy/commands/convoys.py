@@ -16,7 +16,12 @@ from gitconvoy.commands.io import (
 from gitconvoy.commands.refargs import branch_value
 from gitconvoy.errors import EXIT_USER, ConvoyError
 from gitconvoy.flow import detached, work
-from gitconvoy.flow.dispatch import Dispatched, dispatch_bead, nothing_dispatched
+from gitconvoy.flow.dispatch import (
+    Dispatched,
+    dispatch_bead,
+    dispatch_coordinator,
+    nothing_dispatched,
+)
 from gitconvoy.git import formulas, notify
 from gitconvoy.land import integration
 from gitconvoy.plan import convoys, graph, staging
@@ -296,16 +301,21 @@ def close(convoy_id: str, force: bool, reason: str | None) -> int:
 @click.argument("beads", nargs=-1, required=True)
 @click.option("--rig", help="Rig to run them on.")
 @click.option("--formula", help="Workflow formula the workers follow, stored on the beads "
-                                "(CONVOY_FORMULA; 'git convoy work' shows its steps).")
+                                "(CONVOY_FORMULA; 'git convoy work' shows its steps); an "
+                                "epic's default is mol-coordinator.")
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
               help="A value for one of the formula's vars (repeatable).")
 @click.option("--title", help="Title of the convoy made for the batch.")
 def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
           variables: tuple[str, ...], title: str | None) -> int:
-    """Hand beads to workers: one convoy for the batch; ready ones dispatched now."""
+    """Hand beads to workers: one convoy for the batch; ready ones dispatched now. An epic
+    (alone) goes to a coordinator worker with the mol-coordinator formula."""
     store = open_store()
     snap = store.snapshot()
     values = formulas.parse_assignments(variables)
+    epics = [b for b in beads if snap.bead(b).type == "epic"]
+    if epics:
+        return _sling_epic(store, beads, epics[0], rig, formula, values)
     if values and not formula:
         raise ConvoyError("--var needs --formula: the vars belong to a formula")
     if formula:
@@ -366,3 +376,15 @@ def sling(beads: tuple[str, ...], rig: str | None, formula: str | None,
     if failed:  # a script must see it on stderr too, not only in a ✗ line
         say(f"error: not dispatched: {', '.join(failed)} (the ✗ line says why)", err=True)
     return 1 if failed else 0
+
+
+def _sling_epic(store: Store, beads: tuple[str, ...], epic: str, rig: str | None,
+                formula: str | None, values: dict[str, str]) -> int:
+    if len(beads) > 1:
+        raise ConvoyError(f"{epic} is an epic: sling it alone (its coordinator stages the "
+                          "epic's own convoy), and the other beads in a sling of their own")
+    result = dispatch_coordinator(store, epic, rig, formula, values)
+    _dispatch_lines([result])
+    if not result.ok:
+        say(f"error: coordinator of {epic} not started (the ✗ line says why)", err=True)
+    return 0 if result.ok else EXIT_USER

@@ -22,7 +22,7 @@ import contextlib
 import os
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -276,11 +276,15 @@ def conflict_env(store: Store, bead: Bead) -> dict[str, str]:
 
 
 def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
-                 detach: bool) -> tuple[bool, str]:
+                 detach: bool, coordinator: bool = False) -> tuple[bool, str]:
+    """`coordinator`: an epic slung to a coordinator, which works on no branch of its own:
+    no worktree, CONVOY_COORDINATOR=1 (dispatch_coordinator)."""
     command = localconfig.rig_setting(store, rig, "dispatch")
     workdir = localconfig.command_dir(store)  # the same from every worktree and hook
     worktree = ""
-    if localconfig.rig_setting(store, rig, "worktree") in ("true", "yes", "1"):
+    where = "its coordinator" if coordinator else f"on {bead.branch}"
+    if not coordinator and localconfig.rig_setting(store, rig, "worktree") in ("true", "yes",
+                                                                               "1"):
         try:  # the branch's own worktree if it has one (a conflict bead's), else a new one
             worktree = worktrees.ensure(store, bead.branch or "",
                                         worktrees.bead_worktree(store, bead.id))
@@ -297,13 +301,16 @@ def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
         "CONVOY_RIG": rig.name,
         "CONVOY_CONVOY": convoy.id if convoy else "",
         "CONVOY_IN_HOOK": "1",
-        **conflict_env(store, bead),
+        **({"CONVOY_COORDINATOR": "1"} if coordinator else conflict_env(store, bead)),
     }
     for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
         env.pop(var, None)
     if not command:
-        where = f" in {worktree}" if worktree else ""
-        return True, f"branch {bead.branch} ready{where} (no dispatch command configured)"
+        if coordinator:
+            return True, ("coordinator recorded (no dispatch command configured: follow "
+                          f"the steps yourself, git convoy formula show {bead.formula})")
+        inside = f" in {worktree}" if worktree else ""
+        return True, f"branch {bead.branch} ready{inside} (no dispatch command configured)"
     written = command
     if worktree:  # runs in the bead's worktree; its program is still the user's
         command = localconfig.anchored(command, workdir)
@@ -313,7 +320,7 @@ def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
         except OSError as exc:
             return False, (f"dispatch command could not start: {exc.strerror}: fix "
                            f"{_setting(store, rig)}")
-        return True, f"dispatch started on {bead.branch} (rig {rig.name}); log: {run.log}"
+        return True, f"dispatch started {where} (rig {rig.name}); log: {run.log}"
     try:
         proc = subprocess.run(command, shell=True, cwd=worktree or workdir, env=env,
                               capture_output=True, text=True, timeout=DISPATCH_TIMEOUT)
@@ -332,7 +339,7 @@ def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
         said = f": {last[0][:200]}" if last[0] else ""
         return False, (f"dispatch command exited {proc.returncode}{said}: fix it, then git "
                        f"convoy sling {bead.id}")
-    return True, f"dispatched on {bead.branch} (rig {rig.name})"
+    return True, f"dispatched {where} (rig {rig.name})"
 
 
 def _setting(store: Store, rig: Rig) -> str:
@@ -451,6 +458,70 @@ def dispatch_bead(store: Store, bead_id: str, convoy: Convoy | None = None,
     elif not detach:  # a hook (which detaches) rewrites the watch list itself when it ends
         watch.refresh_if_installed(store)  # the hooks now watch this branch and its target
     return Dispatched(bead_id, ok, detail)
+
+
+COORDINATOR_FORMULA = "mol-coordinator"
+
+
+def _coordinator_rig(snap: Snapshot, epic: Bead, rig_name: str | None) -> Rig:
+    """The rig whose dispatch command starts the coordinator; a one-line error naming the
+    epic when there is none to use."""
+    if epic.type != "epic":
+        raise ConvoyError(f"{epic.id} is a {epic.type}, not an epic: no coordinator for it")
+    if epic.done or epic.status == "deferred":
+        raise ConvoyError(f"{epic.id} is {epic.status}: there is nothing to coordinate")
+    rig = snap.config.rigs.get(rig_name) if rig_name else rig_for(snap.config, epic, None)
+    if rig is None:
+        raise ConvoyError(f"{epic.id} has no rig for its coordinator: add one ('git convoy "
+                          "rig add NAME --target main') or pass --rig")
+    if rig.parked:
+        raise ConvoyError(f"rig {rig.name} is parked: unpark it or choose another rig")
+    return rig
+
+
+def dispatch_coordinator(store: Store, epic_id: str, rig_name: str | None = None,
+                         formula: str | None = None,
+                         values: Mapping[str, str] | None = None) -> Dispatched:
+    """An epic slung: its coordinator worker (the rig's dispatch command, with
+    CONVOY_FORMULA=mol-coordinator unless `formula` says otherwise) stages, launches and
+    watches the epic's convoy. The epic's status stays the roll-up's and it takes no rig
+    slot — its tasks do, once launched — so the hand-out is recorded only in `dispatch`
+    (`coordinator`: the rig, with attempts, time and clone) and the formula on the epic.
+    Every check comes before the one write; a failed command is recorded like a failed
+    dispatch, for `bead show`."""
+    name = formula or COORDINATOR_FORMULA
+    values = dict(values or {})
+    formulas.for_worker(store, name, values)  # unknown, invalid, a review formula: refused
+    snap = store.snapshot()
+    rig = _coordinator_rig(snap, snap.bead(epic_id), rig_name)
+    target = target_for(snap.beads, snap.config, snap.bead(epic_id), None)
+    clone = store.clone_id()
+
+    def mutate(tx: Tx) -> Bead:
+        epic = tx.bead(epic_id)
+        _coordinator_rig(tx.view(), epic, rig.name)  # still an open epic
+        dispatch = {k: v for k, v in epic.dispatch.items() if k not in ("last_error",
+                                                                          "next_try")}
+        dispatch.update(coordinator=rig.name, by=clone, last_attempt=now(),
+                        attempts=int(dispatch.get("attempts", 0) or 0) + 1)
+        slung = touched(epic, formula=name, formula_vars=values, dispatch=dispatch)
+        tx.put(slung)
+        return slung
+
+    epic = store.transact(mutate, f"sling {epic_id}: coordinator on {rig.name}")
+    shown = replace(epic, branch=epic.integration_branch, target=target)
+    try:
+        ok, detail = _run_command(store, rig, shown, None, False, coordinator=True)
+    except ConvoyError as exc:
+        ok, detail = False, exc.message
+    if not ok:
+        def failed(tx: Tx) -> None:
+            current = tx.bead(epic_id)
+            dispatch = {k: v for k, v in current.dispatch.items() if k != "coordinator"}
+            tx.put(touched(current, dispatch={**dispatch, "last_error": detail}))
+
+        store.transact(failed, f"sling {epic_id}: coordinator failed: {detail[:60]}")
+    return Dispatched(epic_id, ok, detail)
 
 
 def _confirm(store: Store, claimed: Bead) -> tuple[str, bool] | None:

@@ -75,6 +75,9 @@ def bead_detail(bead: Bead, steps: list[tuple[str, str, bool]] | None = None) ->
     ]
     if steps is None and bead.steps_done:
         rows.append(("steps", "done: " + ", ".join(bead.steps_done)))
+    if bead.dispatch.get("coordinator") and not bead.done:  # an epic slung (sling EPIC)
+        rows.append(("worker", f"coordinator on rig {bead.dispatch['coordinator']}, started "
+                     f"{to_second(str(bead.dispatch.get('last_attempt', '')))}"))
     error, retry = bead.dispatch.get("last_error"), bead.dispatch.get("next_try")
     if error and bead.status not in ("closed", "tombstone"):
         rows += [("dispatch", f"last failed: {error}"),
