@@ -470,7 +470,9 @@ def _coordinator_rig(snap: Snapshot, epic: Bead, rig_name: str | None) -> Rig:
         raise ConvoyError(f"{epic.id} is a {epic.type}, not an epic: no coordinator for it")
     if epic.done or epic.status == "deferred":
         raise ConvoyError(f"{epic.id} is {epic.status}: there is nothing to coordinate")
-    rig = snap.config.rigs.get(rig_name) if rig_name else rig_for(snap.config, epic, None)
+    if rig_name and rig_name not in snap.config.rigs:
+        raise ConvoyError(f"unknown rig '{rig_name}': see 'git convoy rig list'")
+    rig = snap.config.rigs[rig_name] if rig_name else rig_for(snap.config, epic, None)
     if rig is None:
         raise ConvoyError(f"{epic.id} has no rig for its coordinator: add one ('git convoy "
                           "rig add NAME --target main') or pass --rig")

@@ -178,6 +178,7 @@ def plan_edits(beads: Beads, members: list[str], index: Index, root: str | None,
     want: dict[str, set[str]] = {}
     for waits, on in chain.pairs:
         want.setdefault(waits, set()).add(on)
+    added: set[tuple[str, str]] = set()
     for bead_id in members:
         bead = beads[bead_id]
         have = {d.on for d in bead.deps if d.inferred and d.type == "blocks"}
@@ -189,8 +190,9 @@ def plan_edits(beads: Beads, members: list[str], index: Index, root: str | None,
         deps = [d for d in bead.deps if d not in drop] + [Dep(o, "blocks", True) for o in add]
         edits.changed[bead_id] = replace(bead, deps=unique_deps(deps),
                                          updated_at=opts.at or bead.updated_at)
-        edits.inferred += [(bead_id, o) for o in sorted(add)]
+        added |= {(bead_id, o) for o in add}
         edits.dropped += [(bead_id, d.on) for d in sorted(drop)]
+    edits.inferred = [pair for pair in chain.pairs if pair in added]  # in chain order
     if opts.validate and root is not None:
         cap = capstone(ChainMap(edits.changed, beads), root, members, opts)
         old = beads.get(cap.id)
