@@ -162,13 +162,25 @@ def test_the_root_epic_closes_only_after_its_capstone(plan: dict[str, str]) -> N
     ok("launch", cid, "--force")  # the roll-up runs for open convoys
     for name in ("task A", "task B", "task C", "task D"):
         ok("bead", "close", plan[name])
-    ok("feed")
+    ok("feed")  # every task closed: the capstone goes out, with its formula
+    shown = json.loads(ok("bead", "show", cap, "--json"))
+    assert (shown["status"], shown["formula"]) == ("hooked", "mol-validate")
     assert json.loads(ok("bead", "show", root, "--json"))["status"] != "closed"
     assert f"closes after its validation task {cap}" in refused("bead", "close", root)
     refused("bead", "update", root, "--status", "closed")
     ok("bead", "close", cap)
     ok("feed")
     assert json.loads(ok("bead", "show", root, "--json"))["status"] == "closed"
+
+
+def test_a_task_added_while_running_also_blocks_the_capstone(plan: dict[str, str]) -> None:
+    root, cap = plan["Root"], f"{plan['Root']}.validate"
+    cid = json.loads(ok("stage", root, "--validate", "--json"))["convoy"]
+    ok("launch", cid, "--force")
+    late = ok("bead", "create", "found while running", "--parent", plan["D"])
+    assert late in [d["on"] for d in json.loads(ok("bead", "show", cap, "--json"))["deps"]]
+    ok("bead", "create", "a note", "--parent", plan["D"], "--type", "decision")  # not work
+    assert len(json.loads(ok("bead", "show", cap, "--json"))["deps"]) == 5
 
 
 def test_validate_needs_an_epic(plan: dict[str, str]) -> None:

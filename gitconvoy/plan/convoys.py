@@ -7,6 +7,7 @@ Transitions: staged_* → open (launch), staged_* → closed (cancel), staged_* 
 from __future__ import annotations
 
 from gitconvoy.errors import ConvoyError
+from gitconvoy.plan.stage_options import grown_capstones
 from gitconvoy.plan.staging import StagePlan
 from gitconvoy.state import ids
 from gitconvoy.state.model import Bead, Convoy, now, touched
@@ -142,7 +143,8 @@ def close(tx: Tx, convoy_id: str, force: bool, reason: str | None) -> Convoy:
 def track_grown(tx: Tx, beads: list[Bead], into: str | None = None) -> list[tuple[str, str]]:
     """A living plan: a new bead whose ancestor an open convoy tracks joins that convoy at
     once (and every open convoy that tracks an ancestor), so the next feeder step hands it
-    out and the convoy cannot close before it lands. `into` (`bead create --convoy`) adds
+    out and the convoy cannot close before it lands; an ancestor's capstone not yet handed
+    out waits for it too (stage --validate). `into` (`bead create --convoy`) adds
     them to that convoy too. The (convoy, bead) pairs added."""
     added: list[tuple[str, str]] = []
     if into is not None:
@@ -153,6 +155,8 @@ def track_grown(tx: Tx, beads: list[Bead], into: str | None = None) -> list[tupl
     if not beads or (into is None and not any(b.parent for b in beads)) or \
             tx.convoys.count() == 0:
         return added  # nothing can take them in: no other object is read
+    for cap in grown_capstones(tx.beads, beads, now()).values():  # stage --validate's
+        tx.put(cap)
     live = [c for c in tx.convoys.values() if c.status != "closed" or c.id == into]
 
     def ancestors(bead_id: str) -> set[str]:

@@ -155,6 +155,27 @@ def capstone_problem(beads: Beads, root: str) -> str | None:
     return None
 
 
+def grown_capstones(beads: Beads, new: list[Bead], at: str | None) -> dict[str, Bead]:
+    """A living plan keeps its capstone last: a task created (or moved) under an epic whose
+    capstone is not handed out yet becomes one more of its blockers. A capstone already with
+    a worker is left alone (its mol-validate steps file and wait for new work by hand)."""
+    out: dict[str, Bead] = {}
+    for bead in new:
+        if not bead.slingable or bead.id.endswith(CAPSTONE_SUFFIX):
+            continue
+        seen: set[str] = set()
+        current = beads.get(bead.parent or "")
+        while current is not None and current.id not in seen:
+            seen.add(current.id)
+            cap = out.get(capstone_id(current.id)) or beads.get(capstone_id(current.id))
+            if cap is not None and cap.status == "open" and cap.parent == current.id \
+                    and cap.slingable:
+                out[cap.id] = replace(cap, deps=unique_deps([*cap.deps, Dep(bead.id)]),
+                                      updated_at=at or cap.updated_at)
+            current = beads.get(current.parent or "")
+    return {k: v for k, v in out.items() if v.deps != beads[k].deps}
+
+
 # --- the edits -------------------------------------------------------------------------
 
 
