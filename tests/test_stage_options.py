@@ -188,6 +188,16 @@ def test_validate_needs_an_epic(plan: dict[str, str]) -> None:
     assert line.startswith("error: validate: --validate needs an epic")
 
 
+def test_a_capstone_id_that_cannot_be_used_is_one_line(plan: dict[str, str]) -> None:
+    root, cap = plan["Root"], f"{plan['Root']}.validate"
+    ok("bead", "create", "squatter", "--type", "epic", "--id", cap)
+    assert "is an epic under no epic, not the validation task" in refused("stage", root,
+                                                                         "--validate")
+    ok("bead", "delete", cap)
+    assert f"{cap} (the validation task of {root}) was deleted" in refused(
+        "stage", root, "--validate")
+
+
 def test_the_builtin_formulas_of_stage_and_sling_are_valid(plan: dict[str, str]) -> None:
     out = ok("formula", "check", "mol-validate", "mol-coordinator")
     assert out.count("ok ") == 2

@@ -143,6 +143,8 @@ def capstone(beads: Beads, root: str, members: list[str], opts: StageOptions) ->
 def capstone_problem(beads: Beads, root: str) -> str | None:
     """Why the root's capstone id cannot be (re)used: one line naming it, else None."""
     cap_id = capstone_id(root)
+    if beads[root].done:
+        return f"{root} is {beads[root].status}: there is nothing left to validate"
     found = beads.get(cap_id)
     if found is None:
         return None
@@ -150,7 +152,8 @@ def capstone_problem(beads: Beads, root: str) -> str | None:
         return (f"{cap_id} (the validation task of {root}) was deleted: stage without "
                 "--validate, or add the task by hand")
     if found.parent != root or not found.slingable:
-        return (f"{cap_id} is a {found.type} under {found.parent or 'no epic'}, not the "
+        article = "an" if found.type[:1] in "aeiou" else "a"
+        return (f"{cap_id} is {article} {found.type} under {found.parent or 'no epic'}, not the "
                 f"validation task of {root}: rename it or stage without --validate")
     return None
 
