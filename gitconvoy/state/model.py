@@ -52,6 +52,33 @@ def to_second(stamp: str) -> str:
     return f"{stamp[:19]}Z" if len(stamp) >= 19 and stamp[10:11] == "T" else stamp
 
 
+def when(stamp: str, at: str | None = None) -> str:
+    """A stored time as people read it at a glance, then exactly: `3 h ago (2025-06-01T10:00:30Z)`,
+    `in 30 s (…)`. `at` is the reader's now (CONVOY_NOW pins it); a stamp that is not a time
+    is shown as it is."""
+    exact = to_second(stamp)
+    try:
+        then = _dt.datetime.fromisoformat(exact.replace("Z", "+00:00"))
+        ref = _dt.datetime.fromisoformat(to_second(at or now()).replace("Z", "+00:00"))
+    except ValueError:
+        return exact
+    return f"{relative((ref - then).total_seconds())} ({exact})"
+
+
+def relative(seconds: float) -> str:
+    """An age in the largest unit that fits: `just now`, `42 s ago`, `3 min ago`, `5 h ago`,
+    `2 days ago`; a negative age is a time to come: `in 30 s`."""
+    ahead, seconds = seconds < 0, abs(int(seconds))
+    if seconds < 1:
+        return "just now"
+    for size, unit in ((86400, " days"), (3600, " h"), (60, " min"), (1, " s")):
+        if seconds >= size:
+            count = seconds // size
+            text = f"{count}{' day' if unit == ' days' and count == 1 else unit}"
+            return f"in {text}" if ahead else f"{text} ago"
+    return "just now"
+
+
 def validate_id(value: str, what: str = "id") -> str:
     """Ids become file names on the state ref: letters, digits, '-', '.', '_' only."""
     if not isinstance(value, str) or not value:
