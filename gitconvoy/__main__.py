@@ -36,9 +36,8 @@ def _warm(argv: list[str]) -> int | None:
             or os.name != "posix" or not _utf8_streams():
         return None
     try:
-        from gitconvoy.commands.quick import answer
-
         from gitconvoy.commands import colour
+        from gitconvoy.commands.quick import answer
 
         argv = colour.take_flags(argv)
         texts = answer(argv)  # all text is built before anything is written

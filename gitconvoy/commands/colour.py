@@ -66,9 +66,7 @@ def _decide(err: bool) -> bool:
     isatty = getattr(stream, "isatty", None)
     if not (isatty and isatty()) or os.environ.get("TERM") == "dumb":
         return False
-    if _flag is None and (os.environ.get("NO_COLOR") or _configured() == "never"):
-        return False
-    return True
+    return _flag is not None or not (os.environ.get("NO_COLOR") or _configured() == "never")
 
 
 def _configured() -> str:

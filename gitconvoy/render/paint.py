@@ -51,10 +51,8 @@ def paint(line: str) -> str:
 
 
 def _last(pattern: re.Pattern[str], line: str) -> re.Match[str] | None:
-    found = None
-    for found in pattern.finditer(line):
-        pass
-    return found
+    matches = list(pattern.finditer(line))
+    return matches[-1] if matches else None
 
 
 def strip(text: str) -> str:
