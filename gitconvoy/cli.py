@@ -82,6 +82,18 @@ def cli() -> None:
     """
 
 
+def _run(argv: list[str]) -> Any:
+    """The command, with a progress line on a terminal for work over a second (wiped before
+    anything else is said on stderr)."""
+    from gitconvoy.commands import activity
+
+    activity.start(next((a for a in argv if not a.startswith("-")), "git convoy"))
+    try:
+        return cli.main(args=argv, prog_name="git convoy", standalone_mode=False)
+    finally:
+        activity.finish()
+
+
 def _say_error(line: str) -> None:
     from gitconvoy.commands import colour
     from gitconvoy.render.paint import paint
@@ -119,7 +131,7 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     try:
-        rc = cli.main(args=argv, prog_name="git convoy", standalone_mode=False)
+        rc = _run(argv)
     except ConvoyError as exc:  # one line, whatever the state put into the message
         from gitconvoy.render.text import inert
 

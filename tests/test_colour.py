@@ -103,3 +103,51 @@ def test_the_warm_read_is_coloured_as_the_full_one(state_repo: Path):
     cold = on_a_terminal(["bead", "list", "--all"], state_repo)
     warm = on_a_terminal(["bead", "list", "--all"], state_repo)
     assert "\x1b[32mclosed\x1b[m" in cold and cold == warm
+
+
+def on_a_terminal_both(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """stdout and stderr on one terminal, as a person sees them."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(["git", "convoy", *args], cwd=cwd, stdout=follower,
+                            stderr=follower, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "TERM": "xterm", **env})
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=120)
+    os.close(leader)
+    return b"".join(chunks).decode()
+
+
+def plan_file(folder: Path, tasks: int) -> Path:
+    path = folder / "plan.yaml"
+    lines = ["epic:", "  title: Big", "  tasks:"] + [f"    - title: Task {n}"
+                                                     for n in range(tasks)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_long_work_shows_progress_on_a_terminal_and_wipes_it(state_repo: Path):
+    plan = plan_file(state_repo.parent, 50)
+    seen = on_a_terminal_both(["import", str(plan)], state_repo,
+                              {"CONVOY_PROGRESS_DELAY": "0"})
+    assert "import: " in seen and "writing 51 beads" in seen, seen
+    # the bar is wiped before the command's own lines, which read as they would in a pipe
+    last_wipe = seen.rindex("\r\x1b[K")
+    assert "import: " not in seen[last_wipe:]
+
+
+def test_no_progress_on_a_pipe(state_repo: Path):
+    plan = plan_file(state_repo.parent, 50)
+    res = subprocess.run(["git", "convoy", "import", str(plan)], cwd=state_repo,
+                         capture_output=True, text=True,
+                         env={**os.environ, "CONVOY_PROGRESS_DELAY": "0"})
+    assert res.returncode == 0, res.stderr
+    assert "\r" not in res.stderr + res.stdout and ESC not in res.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from gitconvoy import progress
 from gitconvoy.commands.io import (
     json_option,
     open_store,
@@ -85,7 +86,9 @@ def stage(inputs: tuple[str, ...], title: str | None, as_json: bool) -> int:
     """Validate an epic, beads or a convoy: tree, waves, warnings; create a staged convoy."""
     store = open_store()
     snap = store.snapshot()
+    progress.note(f"analysing {len(snap.beads)} beads")
     plan = staging.analyse(snap, list(inputs), _branch_exists(store))  # type: ignore[arg-type]
+    progress.note("writing the convoy")
     made: Convoy | None = None
     if not plan.errors:
         actor = store.identity()

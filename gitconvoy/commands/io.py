@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gitconvoy.commands import colour
+from gitconvoy.commands import activity, colour
 from gitconvoy.commands.options import PRETTY
 from gitconvoy.commands.options import json_option as json_option  # commands take it from here
 from gitconvoy.commands.options import pretty_option as pretty_option
@@ -39,7 +39,9 @@ def print_json(data: Any) -> None:
     script reads it as fast as it is written; people ask for indentation)."""
     ctx = click.get_current_context(silent=True)
     pretty = bool(ctx and ctx.meta.get(PRETTY))
-    click.echo(json_text(data, pretty=pretty))
+    text = json_text(data, pretty=pretty)
+    activity.wipe()
+    click.echo(text)
 
 
 def say(line: str = "", *, err: bool = False) -> None:
@@ -56,6 +58,7 @@ def say_lines(lines: Iterable[str], *, err: bool = False, coloured: bool = True)
     shown = [inert(line) for line in lines]
     if not shown:
         return
+    activity.wipe()
     if coloured and colour.enabled(err=err):  # click would strip the codes from a pipe
         click.echo("\n".join(paint(line) for line in shown), err=err, color=True)
     else:
@@ -71,6 +74,7 @@ def say_text(text: str) -> None:
 def say_document(text: str) -> None:
     """Print a whole document (SVG, dot, HTML, a completion script, a word list) as built:
     its line breaks and tabs stand, any other control character is made inert."""
+    activity.wipe()
     click.echo(inert_document(text), nl=False)
 
 
