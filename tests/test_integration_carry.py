@@ -9,6 +9,7 @@ cut from main before that landing: the worker's tree lacked the code it waited f
 from __future__ import annotations
 
 import json
+import subprocess
 
 from conftest import convoy, git, is_ancestor, ok
 from test_refinery_helpers import add_rig, bead_json, worker_commit
@@ -180,3 +181,40 @@ def test_a_task_on_main_between_two_tasks_of_an_epic_is_refused_too(state_repo):
     ok("integration", "create", two)
     res = convoy("stage", root)
     assert res.code == 1 and "can never start" in res.out + res.err
+
+
+def test_a_refinery_run_says_an_epic_is_ready_to_land_once(state_repo):
+    """Issue 14: "feed: epic …: every child is in integration/…" was printed twice (each
+    landing's feed said it again)."""
+    add_rig(capacity=5)
+    one = epic("One")
+    a, b = task("A", one), task("B", one)
+    ok("integration", "create", one)
+    ok("create", "Both", one, a, b)
+    ok("feed")
+    for bead_id in (a, b):
+        worker_commit(state_repo, f"convoy/{bead_id}", {f"{bead_id}.txt": "x\n"},
+                      message=f"work of {bead_id}")
+        ok("done", bead_id)
+    out = ok("refinery", "run")
+    assert out.count("every child is in") == 1, out
+
+
+def test_one_git_command_says_an_epic_is_ready_to_land_once(state_repo):
+    """`git merge` fires two hooks (reference-transaction, then post-merge); each fed and
+    each said "epic …: every child is in …" — the line issue 14 saw twice."""
+    add_rig(capacity=5)
+    one = epic("One")
+    a = task("A", one)
+    ok("integration", "create", one)
+    ok("create", "Just one", one, a)
+    ok("feed")
+    ok("hooks", "install")
+    worker_commit(state_repo, f"convoy/{a}", {"a.txt": "x\n"}, message="work of A")
+    branch = branch_of(one)
+    git("switch", "-q", branch, cwd=state_repo)
+    proc = subprocess.run(["git", "merge", "--no-ff", "--no-edit", f"convoy/{a}"],
+                          cwd=state_repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    said = proc.stdout + proc.stderr
+    assert said.count("every child is in") == 1, said

@@ -724,8 +724,8 @@ def run(store: Store, *, once: bool = False, only: set[str] | None = None,
             deleted = delete_source(store, store.snapshot(), mr)
             if deleted:
                 step.notes.append(deleted)
-            if on_landed is not None:
-                report.fed.extend(on_landed())
+            if on_landed is not None:  # each step's feed may say what an earlier one said
+                report.fed += [ln for ln in on_landed() if ln not in report.fed]
         if once:
             break
     report.waiting = waiting_lines(store, store.snapshot())
