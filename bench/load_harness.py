@@ -90,8 +90,17 @@ def make_plan(cfg: LoadConfig) -> tuple[str, list[Task], list[str]]:
     groups += [""] * (cfg.tasks - len(groups))
     rng.shuffle(groups)
     tasks: list[Task] = []
+    rank = {"": 0, **{e: n + 1 for n, e in enumerate(epics)}}
+
+    def may_wait_for(group: str, other: str) -> bool:
+        """A plan that can finish (carry.never_start): a task of the root waits only for
+        the root's tasks; an epic's for its own, the root's and earlier epics' (which land
+        whole before its task starts). Epics never wait on each other both ways."""
+        return other == group or (group != "" and rank[other] < rank[group])
+
     for n, group in enumerate(groups):
-        earlier = [t.id for t in tasks[max(0, n - cfg.window) if cfg.window else 0:]]
+        earlier = [t.id for t in tasks[max(0, n - cfg.window) if cfg.window else 0:]
+                   if may_wait_for(group, t.group)]
         count = min(rng.randint(0, cfg.max_deps), len(earlier))
         tasks.append(Task(f"k{n + 1:03d}", group, sorted(rng.sample(earlier, count))))
 

@@ -36,8 +36,10 @@ def _warm(argv: list[str]) -> int | None:
             or os.name != "posix" or not _utf8_streams():
         return None
     try:
+        from gitconvoy.commands import colour
         from gitconvoy.commands.quick import answer
 
+        argv = colour.take_flags(argv)
         texts = answer(argv)  # all text is built before anything is written
     except Exception:  # a bug here must not cost the answer: the full CLI gives it
         if os.environ.get("CONVOY_DEBUG"):
@@ -45,7 +47,7 @@ def _warm(argv: list[str]) -> int | None:
         return None
     if texts is None:
         return None
-    before, out, after = texts
+    before, out, after = _coloured(texts)
     try:
         for stream, text in ((sys.stderr, before), (sys.stdout, out), (sys.stderr, after)):
             if text:
@@ -54,6 +56,22 @@ def _warm(argv: list[str]) -> int | None:
     except BrokenPipeError:  # a reader that stopped early (| head): as the click CLI does
         return 0
     return 0
+
+
+def _coloured(texts: tuple[str, str, str]) -> tuple[str, str, str]:
+    """The warm answer coloured as the full CLI would colour it (on a terminal, by default)."""
+    from gitconvoy.commands import colour
+
+    out_on, err_on = colour.enabled(), colour.enabled(err=True)
+    if not (out_on or err_on):
+        return texts
+    from gitconvoy.render.paint import paint
+
+    def painted(text: str, on: bool) -> str:
+        return "".join(paint(line) for line in text.splitlines(keepends=True)) if on else text
+
+    before, out, after = texts
+    return painted(before, err_on), painted(out, out_on), painted(after, err_on)
 
 
 def main() -> None:

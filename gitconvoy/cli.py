@@ -76,8 +76,32 @@ def cli() -> None:
     """gitconvoy: beads, dependencies and convoys stored on a git ref.
 
     State lives on refs/heads/convoy/state (git config convoy.ref changes it). Exit codes:
-    0 ok, 1 user error, 2 usage, 3 lost race or conflict.
+    0 ok, 1 user error, 2 usage, 3 lost race or conflict. Any command takes
+    --color[=auto|always|never] and --no-color (else NO_COLOR, git config color.convoy or
+    color.ui, then colour on a terminal only).
     """
+
+
+def _run(argv: list[str]) -> Any:
+    """The command, with a progress line on a terminal for work over a second (wiped before
+    anything else is said on stderr)."""
+    from gitconvoy.commands import activity
+
+    activity.start(next((a for a in argv if not a.startswith("-")), "git convoy"))
+    try:
+        return cli.main(args=argv, prog_name="git convoy", standalone_mode=False)
+    finally:
+        activity.finish()
+
+
+def _say_error(line: str) -> None:
+    from gitconvoy.commands import colour
+    from gitconvoy.render.paint import paint
+
+    if colour.enabled(err=True):
+        click.echo(paint(line), err=True, color=True)
+    else:
+        click.echo(line, err=True)
 
 
 def _undecodable(args: list[str]) -> int | None:
@@ -93,17 +117,25 @@ def _undecodable(args: list[str]) -> int | None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Run the CLI: user mistakes print one line and exit non-zero, never a traceback."""
-    bad = _undecodable(sys.argv[1:] if argv is None else argv)
+    args = sys.argv[1:] if argv is None else argv
+    bad = _undecodable(args)
     if bad is not None:
         click.echo(f"error: argument {bad} is not valid UTF-8: state files hold text only",
                    err=True)
         sys.exit(EXIT_USER)
+    from gitconvoy.commands import colour
+
     try:
-        rc = cli.main(args=argv, prog_name="git convoy", standalone_mode=False)
+        argv = colour.take_flags(args)
+    except colour.BadColor as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        rc = _run(argv)
     except ConvoyError as exc:  # one line, whatever the state put into the message
         from gitconvoy.render.text import inert
 
-        click.echo(f"error: {inert(exc.message)}", err=True)
+        _say_error(f"error: {inert(exc.message)}")
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -124,7 +124,8 @@ def land_queue(store: Store, *, once: bool = False, only: set[str] | None = None
     report.notices[:0] = pruned
     if any(s.outcome == "conflict" for s in report.steps):
         # the conflict bead goes to a worker now (on a server: the clients hand it out)
-        report.fed.extend(_feed_lines(store, dispatch=dispatch))
+        report.fed += [ln for ln in _feed_lines(store, dispatch=dispatch)
+                       if ln not in report.fed]
     return report
 
 

@@ -121,7 +121,33 @@ def _feed(store: Store, started: float) -> list[str]:
         # Also after a failure: one warning per relevant move, not one per git command
         # until someone fixes it (the error is recorded for doctor).
         watch.record_seen(store, watch.write_watch(store))
-    return lines
+    return _not_said_yet(store, lines)
+
+
+SAID_FILE = "hook-said"  # the state commit, then the lines hooks printed at it
+
+
+def _not_said_yet(store: Store, lines: list[str]) -> list[str]:
+    """Lines no hook printed yet at this state commit: one git command fires several hooks
+    (`git merge`: reference-transaction, then post-merge), and each feed would say again
+    "epic …: every child is in …" for a state nothing changed in."""
+    path = os.path.join(store.common_dir, "convoy", SAID_FILE)
+    commit = store.state_commit() or ""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            said = fh.read().split("\n")
+    except OSError:
+        said = []
+    before = set(said[1:]) if said[:1] == [commit] else set()
+    fresh = [ln for ln in lines if ln not in before]
+    if fresh:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write("\n".join([commit, *sorted(before | set(fresh))]))
+        except OSError:
+            pass  # saying a line twice is the worst that can happen
+    return fresh
 
 
 def errors_log(store: Store | None) -> str | None:

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gitconvoy"
 # Lowest first. A module may import from a lower layer, and from its own folder; two folders
 # on one layer never import each other.
 LAYERS: list[tuple[str, ...]] = [
-    ("gitconvoy", "errors", "faults", "procs"),
+    ("gitconvoy", "errors", "faults", "procs", "progress"),
     ("state",),
     ("plan", "git"),
     ("flow", "land", "importers", "render"),

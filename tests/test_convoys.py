@@ -364,7 +364,7 @@ def test_the_feeder_reports_dispatches_landings_and_a_stranded_convoy(rig_repo):
         "dispatched": [{"bead": t1, "ok": True,
                         "detail": f"dispatched on convoy/{t1} (rig app)"}],
         "closed_convoys": [], "stranded": [y], "waiting": [], "unpushed": [], "repushed": [],
-        "behind": [], "caught_up": [],
+        "behind": [], "caught_up": [], "fallbacks": [], "strategy_deferred": [],
     }
     # t1's worker committed on its branch; t2 waits for t1 and t3 for t0: nothing to hand out
     assert feed_lines(rig_repo) == [f"{t1}: work started", stranded]
@@ -377,7 +377,7 @@ def test_the_feeder_reports_dispatches_landings_and_a_stranded_convoy(rig_repo):
         "dispatched": [{"bead": t2, "ok": True,
                         "detail": f"dispatched on convoy/{t2} (rig app)"}],
         "closed_convoys": [], "stranded": [y], "waiting": [], "unpushed": [], "repushed": [],
-        "behind": [], "caught_up": [],
+        "behind": [], "caught_up": [], "fallbacks": [], "strategy_deferred": [],
     }
     land(t2)
     main = git("rev-parse", "main", cwd=rig_repo)
@@ -395,7 +395,7 @@ def test_the_feeder_reports_dispatches_landings_and_a_stranded_convoy(rig_repo):
         "dispatched": [{"bead": t3, "ok": True,
                         "detail": f"dispatched on convoy/{t3} (rig app)"}],
         "closed_convoys": [], "stranded": [], "waiting": [], "unpushed": [], "repushed": [],
-        "behind": [], "caught_up": [],
+        "behind": [], "caught_up": [], "fallbacks": [], "strategy_deferred": [],
     }
     assert feed_lines(rig_repo) == [f"{t3}: work started"]
     assert feed_lines(rig_repo) == []  # nothing new: the step is idempotent and says nothing
@@ -416,7 +416,8 @@ def test_a_convoy_blocked_only_from_outside_is_stranded_not_dispatched(rig_repo)
     assert feed_json(rig_repo) == {"landed": [], "started": [], "epics": [], "dispatched": [],
                                    "closed_convoys": [], "stranded": [cid], "waiting": [],
                                    "unpushed": [], "repushed": [], "behind": [],
-                                   "caught_up": []}
+                                   "caught_up": [], "fallbacks": [],
+                                   "strategy_deferred": []}
     assert ref_of(rig_repo) == before  # a stranded convoy is reported, nothing is written
     assert [status_of(b) for b in waiting] == ["open", "open"]
     assert dispatched(rig_repo) == []

@@ -9,8 +9,9 @@ cut from main before that landing: the worker's tree lacked the code it waited f
 from __future__ import annotations
 
 import json
+import subprocess
 
-from conftest import git, is_ancestor, ok
+from conftest import convoy, git, is_ancestor, ok
 from test_refinery_helpers import add_rig, bead_json, worker_commit
 
 
@@ -140,3 +141,80 @@ def test_a_catch_up_that_conflicts_gates_the_epic_until_a_worker_lands_the_merge
     base = dispatched_base(a1)
     assert git("show", f"{base}:shared.ini", cwd=state_repo) == "owner = both", out
     assert has_file(state_repo, base, "model.py") is False  # d1 wrote only shared.ini
+
+
+# --- plans that can never finish ------------------------------------------------------------
+
+def test_epics_that_wait_on_each_others_work_are_refused_at_stage(state_repo):
+    """Seen under load (bench_load, 200 tasks, random deps on earlier tasks across two
+    epics): a task of ep1 after a task of ep2 and a task of ep2 after one of ep1 — each
+    epic's work reaches the other only when it lands whole, so neither ever lands; the
+    convoy stalled with every line saying 'waits'. Stage now says so before launch."""
+    add_rig(capacity=5)
+    root = epic("Root")
+    one, two = epic("One", "--parent", root), epic("Two", "--parent", root)
+    a = task("A", one)
+    b = task("B", two)
+    c = task("C", one, "--dep", b)
+    d = task("D", two, "--dep", a)
+    ok("integration", "create", one)
+    ok("integration", "create", two)
+    res = convoy("stage", root)
+    assert res.code == 1, res.out
+    said = res.out + res.err
+    assert f"{c} can never start: it needs the work of {b}" in said or \
+        f"{d} can never start: it needs the work of {a}" in said, said
+    # one way round is fine: Two waits for One to land, One never waits for Two
+    ok("dep", "remove", c, b)
+    ok("stage", root)
+
+
+def test_a_task_on_main_between_two_tasks_of_an_epic_is_refused_too(state_repo):
+    add_rig(capacity=5)
+    root = epic("Root")
+    one, two = epic("One", "--parent", root), epic("Two", "--parent", root)
+    a = task("A", one)
+    task("B", two, "--dep", a)
+    plain = task("Plain", root, "--dep", a)  # on main: waits for One to land
+    task("After plain", one, "--dep", plain)  # … and One waits for it: a deadlock
+    ok("integration", "create", one)
+    ok("integration", "create", two)
+    res = convoy("stage", root)
+    assert res.code == 1 and "can never start" in res.out + res.err
+
+
+def test_a_refinery_run_says_an_epic_is_ready_to_land_once(state_repo):
+    """Issue 14: "feed: epic …: every child is in integration/…" was printed twice (each
+    landing's feed said it again)."""
+    add_rig(capacity=5)
+    one = epic("One")
+    a, b = task("A", one), task("B", one)
+    ok("integration", "create", one)
+    ok("create", "Both", one, a, b)
+    ok("feed")
+    for bead_id in (a, b):
+        worker_commit(state_repo, f"convoy/{bead_id}", {f"{bead_id}.txt": "x\n"},
+                      message=f"work of {bead_id}")
+        ok("done", bead_id)
+    out = ok("refinery", "run")
+    assert out.count("every child is in") == 1, out
+
+
+def test_one_git_command_says_an_epic_is_ready_to_land_once(state_repo):
+    """`git merge` fires two hooks (reference-transaction, then post-merge); each fed and
+    each said "epic …: every child is in …" — the line issue 14 saw twice."""
+    add_rig(capacity=5)
+    one = epic("One")
+    a = task("A", one)
+    ok("integration", "create", one)
+    ok("create", "Just one", one, a)
+    ok("feed")
+    ok("hooks", "install")
+    worker_commit(state_repo, f"convoy/{a}", {"a.txt": "x\n"}, message="work of A")
+    branch = branch_of(one)
+    git("switch", "-q", branch, cwd=state_repo)
+    proc = subprocess.run(["git", "merge", "--no-ff", "--no-edit", f"convoy/{a}"],
+                          cwd=state_repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    said = proc.stdout + proc.stderr
+    assert said.count("every child is in") == 1, said

@@ -145,3 +145,48 @@ def test_an_integration_branch_catches_up_with_work_the_server_landed(tmp_path: 
     assert is_ancestor(lead, landed, shown["base_commit"])
     assert git("rev-parse", "integration/e", cwd=remote) == shown["base_commit"], out.stdout
     assert "integration/e: brought up to date with main" in out.stdout, out.stdout
+
+
+def test_a_task_after_one_the_server_landed_on_its_own_epic_branch_is_dispatched(
+        tmp_path: Path):
+    """Seen under load (bench_load, 200 tasks: stuck at 47 landed): k133 landed on
+    integration/ep1 by the server's lander; k181 (same epic, after k133) waited for ever —
+    "integration/ep1 lacks the landed work of k133" — because no clone had fetched the
+    integration branch since, and the catch-up only looked at main."""
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", "-b", "main", str(remote))
+    lead = tmp_path / "lead"
+    git("clone", "-q", str(remote), str(lead))
+    (lead / "README").write_text("app\n")
+    git("add", "README", cwd=lead)
+    git("commit", "-q", "-m", "initial", cwd=lead)
+    git("push", "-q", "-u", "origin", "main", cwd=lead)
+    git_convoy("init", "--prefix", "w", cwd=lead)
+    git_convoy("rig", "add", "app", "--target", "main", cwd=lead)
+    epic = git_convoy("bead", "create", "epic", "--type", "epic", cwd=lead).stdout.strip()
+    first = git_convoy("bead", "create", "first", "--parent", epic, cwd=lead).stdout.strip()
+    then = git_convoy("bead", "create", "then", "--parent", epic, "--dep", first,
+                      cwd=lead).stdout.strip()
+    git_convoy("integration", "create", epic, "--name", "integration/e", cwd=lead)
+    git("push", "-q", "-u", "origin", "integration/e", cwd=lead)
+    git_convoy("create", "work", epic, first, then, cwd=lead)
+    git_convoy("sync", "-q", cwd=lead)
+    git_convoy("hooks", "install", "--server", cwd=remote)
+
+    worker = tmp_path / "worker"
+    git("clone", "-q", str(remote), str(worker))
+    claimed = json.loads(git_convoy("claim", "--json", "--as", "w", cwd=worker).stdout)
+    assert claimed["bead"] == first
+    commit_and_push(worker, f"convoy/{first}", "first.txt")
+    git_convoy("done", first, cwd=worker)
+    git_convoy("sync", "-q", cwd=worker)
+    log = remote / "convoy" / "refinery.log"
+    wait_for(lambda: log.exists() and "1 of 1 landed" in log.read_text(),
+             "the remote to land the first task")
+    landed = git("rev-parse", "integration/e", cwd=remote)
+
+    git_convoy("sync", "-q", cwd=lead)  # integration/e here (and origin's copy) is stale
+    out = git_convoy("feed", cwd=lead, check=False)
+    shown = json.loads(git_convoy("bead", "show", then, "--json", cwd=lead).stdout)
+    assert shown["status"] == "hooked", out.stdout + out.stderr
+    assert is_ancestor(lead, landed, shown["base_commit"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from gitconvoy import progress
 from gitconvoy.commands.io import (
     json_option,
     open_store,
@@ -15,7 +16,7 @@ from gitconvoy.commands.io import (
 )
 from gitconvoy.commands.refargs import branch_value
 from gitconvoy.errors import EXIT_USER, ConvoyError
-from gitconvoy.flow import detached, work
+from gitconvoy.flow import detached, strategies, work
 from gitconvoy.flow.dispatch import (
     Dispatched,
     dispatch_bead,
@@ -30,7 +31,15 @@ from gitconvoy.plan.targets import rig_for
 from gitconvoy.plan.waves import plan_waves
 from gitconvoy.render.plan import gated_lines, plan_lines, tree_lines, wave_lines
 from gitconvoy.render.shapes import bead_json, convoy_json
-from gitconvoy.state.model import IN_FLIGHT, Bead, Convoy, now, to_second, touched
+from gitconvoy.state.model import (
+    DEFAULT_STRATEGY,
+    IN_FLIGHT,
+    Bead,
+    Convoy,
+    now,
+    to_second,
+    touched,
+)
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 from gitconvoy.state.tx import Tx
@@ -40,14 +49,34 @@ def _branch_exists(store: Store) -> object:
     return lambda name: store.head_of(f"refs/heads/{name}") is not None
 
 
+def _strategy_name(_ctx: click.Context, _param: click.Parameter, value: str | None
+                   ) -> str | None:
+    return strategies.check_name(value) if value is not None else None
+
+
+strategy_option = click.option(
+    "--strategy", callback=_strategy_name, metavar="NAME",
+    help="How the feeder hands out the convoy's ready beads: blocks (default: all that fit, "
+         "highest priority first), serial (one at a time, wave order), coordinator (your "
+         "command chooses) or an installed plugin (docs/convoys.md, 'Strategies').")
+
+
+def _warn_unset(store: Store, strategy: str | None) -> None:
+    """A coordinator without a command falls back at every step: say so now."""
+    if strategy == "coordinator" and not strategies.coordinator_command(store):
+        say(f"warning: no coordinator command is set, so the feeder dispatches this convoy "
+            f"as blocks: {strategies.SET_IT}", err=True)
+
+
 @click.command()
 @click.argument("title")
 @click.argument("beads", nargs=-1)
 @click.option("--from-epic", "epic", help="Track this epic and all its descendants.")
 @click.option("--rig", help="Rig for beads that name none.")
 @click.option("--target", help="Target branch for beads that name none.", callback=branch_value)
+@strategy_option
 def create(title: str, beads: tuple[str, ...], epic: str | None, rig: str | None,
-           target: str | None) -> int:
+           target: str | None, strategy: str | None) -> int:
     """Create an open convoy tracking BEADS (the feeder dispatches them as they get ready)."""
     store = open_store()
     actor = store.identity()
@@ -64,9 +93,10 @@ def create(title: str, beads: tuple[str, ...], epic: str | None, rig: str | None
         if rig and rig not in tx.config.rigs:
             raise ConvoyError(f"unknown rig '{rig}': see 'git convoy rig list'")
         return convoys.new_convoy(tx, title, tracked, actor, rig=rig, target=target,
-                                  source=epic)
+                                  source=epic, strategy=strategy or DEFAULT_STRATEGY)
 
     made = store.transact(mutate, lambda c: f"convoy create {c.id}: {c.title}")
+    _warn_unset(store, strategy)
     say(made.id)
     return 0
 
@@ -94,15 +124,18 @@ def add(convoy_id: str, beads: tuple[str, ...]) -> int:
 @click.option("--validate", is_flag=True,
               help="Add a capstone task blocked by every task, with the epic's acceptance "
                    "criteria and the mol-validate formula.")
+@strategy_option
 @json_option
 def stage(inputs: tuple[str, ...], title: str | None, infer_blocks: bool,
-          max_depth: int | None, validate: bool, as_json: bool) -> int:
+          max_depth: int | None, validate: bool, strategy: str | None, as_json: bool) -> int:
     """Validate an epic, beads or a convoy: tree, waves, warnings; create a staged convoy."""
     store = open_store()
     snap = store.snapshot()
     opts = StageOptions(infer_blocks=infer_blocks, max_depth=max_depth, validate=validate,
                         at=now(), actor=store.identity())
+    progress.note(f"analysing {len(snap.beads)} beads")
     plan = staging.analyse(snap, list(inputs), _branch_exists(store), opts)  # type: ignore[arg-type]
+    progress.note("writing the convoy")
     made: Convoy | None = None
     if not plan.errors:
         actor = opts.actor or ""
@@ -111,7 +144,7 @@ def stage(inputs: tuple[str, ...], title: str | None, infer_blocks: bool,
             # the plan above holds for the state it was made from; after a lost race, redo it
             fresh = plan if tx.base.commit == snap.commit else staging.analyse(
                 tx.view(), list(inputs), _branch_exists(store), opts)  # type: ignore[arg-type]
-            return convoys.stage(tx, fresh, title, actor)
+            return convoys.stage(tx, fresh, title, actor, strategy)
 
         made = store.transact(mutate, lambda c: f"stage {c.id} ({c.status}): {c.title}")
     shown = plan.state or snap
@@ -121,7 +154,8 @@ def stage(inputs: tuple[str, ...], title: str | None, infer_blocks: bool,
         say_lines(plan_lines(shown, plan))
         if made is not None:
             say()
-            say(f"staged convoy {made.id} ({made.status}); "
+            _warn_unset(store, strategy)
+            say(f"staged convoy {made.id} ({made.status}, strategy {made.strategy}); "
                 f"launch it with: git convoy launch {made.id}"
                 + (" --force" if made.status == "staged_warnings" else ""))
     if plan.errors:
@@ -138,9 +172,11 @@ def _dispatch_lines(results: list[Dispatched]) -> None:
 @click.command()
 @click.argument("convoy_id")
 @click.option("--force", is_flag=True, help="Launch a convoy staged with warnings.")
+@strategy_option
 @json_option
-def launch(convoy_id: str, force: bool, as_json: bool) -> int:
-    """Open a staged convoy and dispatch its first wave now."""
+def launch(convoy_id: str, force: bool, strategy: str | None, as_json: bool) -> int:
+    """Open a staged convoy and dispatch its first wave now. With --strategy on an open
+    convoy: feed it that way from now on."""
     from gitconvoy.cycle import feed
 
     store = open_store()
@@ -153,10 +189,13 @@ def launch(convoy_id: str, force: bool, as_json: bool) -> int:
     if parked:
         raise ConvoyError(f"rig {', '.join(parked)} is parked: unpark it before launching "
                           f"{convoy_id} (nothing was changed)")
-    store.transact(lambda tx: convoys.launch(tx, convoy_id, force), f"launch {convoy_id}")
-    failed = notify.send(store, {"event": "convoy_launched", "convoy": convoy_id,
-                                 "title": convoy.title, "beads": len(convoy.tracks),
-                                 "command": f"git convoy status {convoy_id}"})
+    running = convoy.status == "open" and strategy is not None
+    store.transact(lambda tx: convoys.launch(tx, convoy_id, force, strategy),
+                   f"launch {convoy_id}" + (f" --strategy {strategy}" if strategy else ""))
+    _warn_unset(store, strategy)
+    failed = None if running else notify.send(
+        store, {"event": "convoy_launched", "convoy": convoy_id, "title": convoy.title,
+                "beads": len(convoy.tracks), "command": f"git convoy status {convoy_id}"})
     if failed:
         say(f"warning: {failed}", err=True)
     epics = [b for b in convoy.tracks if b in snap.beads and snap.beads[b].type == "epic"]
@@ -167,16 +206,19 @@ def launch(convoy_id: str, force: bool, as_json: bool) -> int:
     # asked to start work, started none: a failure a script must see (docs/convoys.md)
     failed = nothing_dispatched(report.dispatched)
     if as_json:
-        print_json({"convoy": convoy_id, "waves": waves.waves,
+        print_json({"convoy": convoy_id, "strategy": snap.convoys[convoy_id].strategy,
+                    "waves": waves.waves,
                     "integration_branches": [{"epic": c.epic, "branch": c.branch,
                                               "base": c.base, "commit": c.commit} for c in cut],
                     "dispatched": [r.to_json() for r in report.dispatched]})
         return EXIT_USER if failed else 0
     for c in cut:
         say(f"created {c.branch} from {c.base} @ {c.commit[:10]} for {c.epic}")
-    say(f"launched {convoy_id}: {len(waves.waves)} wave(s) left, "
-        f"{len(waves.done)} bead(s) done")
+    verb = "fed" if running else "launched"
+    say(f"{verb} {convoy_id} (strategy {snap.convoys[convoy_id].strategy}): "
+        f"{len(waves.waves)} wave(s) left, {len(waves.done)} bead(s) done")
     say_lines(wave_lines(snap, waves, {}))
+    say_lines(report.fallback_lines())
     say("dispatched:")
     _dispatch_lines(report.dispatched)
     if not report.dispatched:
@@ -229,6 +271,7 @@ def status(convoy_id: str | None, as_json: bool, fmt: str) -> int:
     say(f"{convoy.id}  {convoy.status}  {convoy.title}")
     say(f"  {progress['closed']}/{progress['total']} closed, "
         f"{progress['in_flight']} in flight")
+    say(f"  {strategy_line(convoy)}")
     tree = staging.member_tree(snap, [t for t in convoy.tracks if t in snap.beads],
                                graph.Index(snap.beads))
     steps = work.step_counts(store, [snap.beads[b] for _, b in tree])
@@ -249,6 +292,16 @@ def status(convoy_id: str | None, as_json: bool, fmt: str) -> int:
     for warning in convoy.warnings:
         say(f"  warning: {warning}")
     return 0
+
+
+def strategy_line(convoy: Convoy) -> str:
+    """The convoy's strategy, and its recorded fallback (or that it is unknown here)."""
+    line = f"strategy {convoy.strategy}"
+    if convoy.strategy_fallback:
+        when = to_second(convoy.strategy_fallback_at or "")
+        return f"{line}: fell back to blocks at {when}: {convoy.strategy_fallback}"
+    unknown = strategies.unknown_here(convoy.strategy)
+    return f"{line}: {unknown}; dispatched as blocks" if unknown else line
 
 
 def _dispatch_failure(bead: Bead) -> str:

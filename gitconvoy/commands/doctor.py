@@ -23,6 +23,7 @@ from gitconvoy.git import hookinstall, localconfig, revs, settings, watch
 from gitconvoy.git.gitcli import run_git
 from gitconvoy.land import targetchecks
 from gitconvoy.state.model import Rig
+from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.store import Store
 
 
@@ -211,6 +212,23 @@ def check_targets(store: Store, rigs: dict[str, Rig]) -> list[Check]:
     return out
 
 
+def check_coordinator(store: Store, snap: Snapshot) -> list[Check]:
+    """The coordinator command and where it is set, when a convoy needs it or one is set."""
+    users = sorted(c.id for c in snap.convoys.values()
+                   if c.strategy == "coordinator" and c.status != "closed")
+    try:
+        found = localconfig.coordinator_found(store)
+    except ConvoyError as exc:
+        return [Check("config", "fail", f"coordinator: {exc.message}")]
+    if found.value:
+        return [Check("config", "ok", f"coordinator: {_command(found, 'command', '')}")]
+    if users:
+        return [Check("config", "warn", f"convoy {', '.join(users[:3])} uses the coordinator "
+                      "strategy but no coordinator command is set, so it is fed as blocks: "
+                      "git config convoy.coordinator '<command>'")]
+    return []
+
+
 def check_config(store: Store) -> list[Check]:
     out: list[Check] = []
     if not store.exists():
@@ -225,6 +243,7 @@ def check_config(store: Store) -> list[Check]:
     for rig in sorted(snap.config.rigs.values(), key=lambda r: r.name):
         out += check_rig(store, rig)
     out += check_targets(store, snap.config.rigs)
+    out += check_coordinator(store, snap)
     if os.path.exists(os.path.join(watch.convoy_dir(store), watch.WATCH_FILE)):
         wanted = watch.watch_patterns(store.ref, snap)
         if watch.read_watch(store) != wanted:

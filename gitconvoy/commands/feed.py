@@ -38,6 +38,9 @@ def feed(as_json: bool) -> int:
                         "missing": [{"blocker": x, "sha": c} for x, c in b.missing]}
                        for b in report.behind],
             "caught_up": report.caught_up,
+            "fallbacks": [{"convoy": c, "strategy": s, "cause": why}
+                          for c, s, why in report.fallbacks],
+            "strategy_deferred": report.strategy_deferred,
         })
         return EXIT_USER if failed else 0
     for step in steps:

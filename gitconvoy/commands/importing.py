@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from gitconvoy import progress
 from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines
 from gitconvoy.errors import ConvoyError
 from gitconvoy.importers.beads_jsonl import Export, merge_into, parse_export
@@ -76,6 +77,7 @@ def import_cmd(path: str, kind: str | None, dry_run: bool, quiet: bool, prefix: 
     """
     kind = _format_of(path, kind)
     store = open_store()
+    progress.note(f"reading {path}")
     text = _read(path)
     if kind == "beads":
         return _import_beads(store, path, text, dry_run, quiet, skip_bad, as_json)
@@ -98,7 +100,9 @@ def _import_design(store: Store, outline: Outline, prefix: str | None, dry_run: 
     views: list[Snapshot] = []
 
     def apply(tx: Tx) -> BuildResult:
+        progress.note("planning the beads")
         found = plan(tx.beads, tx.config.prefix)
+        progress.note(f"writing {len(found.changed())} beads")
         for bead in found.changed():
             tx.put(bead)
         views.append(tx.view())  # the state as it is (or would be) after the import
@@ -206,6 +210,7 @@ def _first_bad(path: str, bad: list[tuple[int, str]]) -> ImportFailure:
 
 def _import_beads(store: Store, path: str, text: str, dry_run: bool, quiet: bool,
                   skip_bad: bool, as_json: bool) -> int:
+    progress.note(f"parsing {path}")
     export = parse_export(text.splitlines(), stamp=now(), actor=store.identity())
     if export.report.bad and not skip_bad:
         raise _first_bad(path, export.report.bad)
@@ -224,6 +229,7 @@ def _import_beads(store: Store, path: str, text: str, dry_run: bool, quiet: bool
     else:
         def mutate(tx: Tx) -> list[Bead | Convoy]:
             writes = plan(tx.beads, tx.convoys)
+            progress.note(f"writing {len(writes)} objects")
             for obj in writes:
                 tx.put(obj)
             return writes

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from gitconvoy.commands import activity, colour
 from gitconvoy.commands.options import PRETTY
 from gitconvoy.commands.options import json_option as json_option  # commands take it from here
 from gitconvoy.commands.options import pretty_option as pretty_option
+from gitconvoy.render.paint import paint
 from gitconvoy.render.shapes import json_text
 from gitconvoy.render.text import inert, inert_document
 
@@ -37,33 +39,42 @@ def print_json(data: Any) -> None:
     script reads it as fast as it is written; people ask for indentation)."""
     ctx = click.get_current_context(silent=True)
     pretty = bool(ctx and ctx.meta.get(PRETTY))
-    click.echo(json_text(data, pretty=pretty))
+    text = json_text(data, pretty=pretty)
+    activity.wipe()
+    click.echo(text)
 
 
 def say(line: str = "", *, err: bool = False) -> None:
     """Print one line for people. Whatever the state put into it is made inert: a control
     character (a newline too) shows as a visible escape, so no title, name or branch can
-    move the cursor, retitle the terminal or forge a line of its own (docs/views.md)."""
-    click.echo(inert(line), err=err)
+    move the cursor, retitle the terminal or forge a line of its own (docs/views.md). On a
+    terminal the line is then coloured (commands/colour.py), by us alone."""
+    say_lines([line], err=err)
 
 
-def say_lines(lines: Iterable[str], *, err: bool = False) -> None:
+def say_lines(lines: Iterable[str], *, err: bool = False, coloured: bool = True) -> None:
     """Print lines for people as `say` does, in one write: a list of 100,000 beads is one
     call into the stream, not one per line."""
     shown = [inert(line) for line in lines]
-    if shown:
+    if not shown:
+        return
+    activity.wipe()
+    if coloured and colour.enabled(err=err):  # click would strip the codes from a pipe
+        click.echo("\n".join(paint(line) for line in shown), err=err, color=True)
+    else:
         click.echo("\n".join(shown), err=err)
 
 
 def say_text(text: str) -> None:
     """Print a text built as a whole (markdown) whose fields were escaped where they were
     placed: its own line breaks stand, anything else is made inert."""
-    say_lines(text.removesuffix("\n").split("\n"))
+    say_lines(text.removesuffix("\n").split("\n"), coloured=False)
 
 
 def say_document(text: str) -> None:
     """Print a whole document (SVG, dot, HTML, a completion script, a word list) as built:
     its line breaks and tabs stand, any other control character is made inert."""
+    activity.wipe()
     click.echo(inert_document(text), nl=False)
 
 

@@ -9,7 +9,8 @@ twice, from two processes, or after a missed hook gives the same result:
 2. epic roll-up;
 3. finished convoys close, and the "convoy landed" notice is emitted once (by the process
    whose transaction closed it);
-4. ready beads of open convoys are dispatched, highest priority first, within rig capacity;
+4. ready beads of open convoys are dispatched in the order each convoy's strategy chose
+   (gitconvoy.plan.strategies; `blocks`: highest priority first), within rig capacity;
 5. a convoy with work left, nothing in flight and nothing dispatchable is reported stranded.
 
 Epics whose children are all in their integration branch are reported (`awaiting_land`);
@@ -23,6 +24,7 @@ due). Step 1 also hands back hooked beads whose detached dispatch command failed
 
 from __future__ import annotations
 
+import heapq
 import re
 import time
 from collections.abc import Callable
@@ -31,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 
 import pygit2
 
-from gitconvoy.flow import claims, detached
+from gitconvoy.flow import claims, detached, strategies
 from gitconvoy.flow.dispatch import (
     Behind,
     Dispatched,
@@ -45,11 +47,13 @@ from gitconvoy.flow.dispatch import (
 )
 from gitconvoy.git import revs
 from gitconvoy.plan import epics, graph
+from gitconvoy.plan import strategies as plan_strategies
 from gitconvoy.plan.edits import with_status
 from gitconvoy.plan.targets import rig_for
 from gitconvoy.state.model import (
     IN_FLIGHT,
     Bead,
+    Convoy,
     in_flight,
     now,
     resolves,
@@ -121,18 +125,27 @@ class FeedReport:
     behind: list[Behind] = field(default_factory=list)  # ready, target lacks a blocker's work
     caught_up: list[str] = field(default_factory=list)  # integration.catch_up's lines
     notices: list[str] = field(default_factory=list)  # e.g. a notifier that cannot start
+    # (convoy, strategy, cause): dispatched by `blocks` instead (recorded on the convoy)
+    fallbacks: list[tuple[str, str, str]] = field(default_factory=list)
+    strategy_deferred: list[str] = field(default_factory=list)  # coordinators a hook skips
 
     def absorb(self, later: FeedReport) -> None:
         """Add what a later step of the same cycle did; what both saw is kept once."""
         for name in ("landed", "started", "epics", "closed_convoys", "dispatched",
                      "awaiting_land", "repaired", "reviews", "expired", "unpushed",
-                     "handed_back", "gate_deferred"):
+                     "handed_back", "gate_deferred", "fallbacks"):
             mine = getattr(self, name)
             mine += [x for x in getattr(later, name) if x not in mine]
         self.stranded = list(later.stranded)
         self.waiting = list(later.waiting)
         self.deferred = list(later.deferred)
         self.behind = list(later.behind)
+        self.strategy_deferred = list(later.strategy_deferred)
+
+    def fallback_lines(self) -> list[str]:
+        return [f"convoy {c}: strategy {name} fell back to blocks: {cause} (recorded; fix "
+                f"it, or 'git convoy launch {c} --strategy blocks')"
+                for c, name, cause in self.fallbacks]
 
     def lines(self) -> list[str]:
         out = [f"{b}: dispatch was interrupted; back to open" for b in self.repaired]
@@ -150,10 +163,13 @@ class FeedReport:
         out += self.notices
         out += [f"{b.bead}: waits: {b.phrase()} (the next 'git convoy feed' or refinery run "
                 "brings it in)" for b in self.behind]
+        out += self.fallback_lines()
         out += [d.line() for d in self.dispatched]
         out += [f"convoy {c} landed: every tracked bead is closed" for c in self.closed_convoys]
         out += [f"epic {e}: its review runs commands, which a hook does not wait for: run "
                 f"'git convoy feed'" for e in self.gate_deferred]
+        out += [f"convoy {c}: its coordinator runs a command, which a hook does not wait "
+                "for: run 'git convoy feed'" for c in self.strategy_deferred]
         gated = {e for e, _ in self.reviews} | set(self.gate_deferred)
         out += [f"epic {e}: every child is in {b}; land it with "
                 f"'git convoy integration land {e}'" for e, b in self.awaiting_land
@@ -440,19 +456,18 @@ def _survey(snap: Snapshot, report: FeedReport,
 
 def _dispatch_ready(store: Store, report: FeedReport, budget: Budget,
                     index: graph.Index) -> graph.Index:
-    """Step 4 and 5: fill each rig's free capacity from the open convoys' ready beads, until
-    the budget's time is up (what is left goes to `report.deferred`). The graph index
-    restated to the state the dispatches started from."""
+    """Step 4 and 5: fill each rig's free capacity from the open convoys' ready beads, in the
+    order their strategies chose, until the budget's time is up (what is left goes to
+    `report.deferred`). The graph index restated to the state the dispatches started from."""
     snap = store.snapshot()
     index = index.restated(snap.beads)
-    candidates = _survey(snap, report, index)
-    # conflict beads first: each unblocks work that is otherwise done
-    candidates.sort(key=lambda pair: (resolves(pair[0]) is None, graph.sort_key(pair[0])))
+    flying = _in_flight_counter(store)
+    candidates = _ordered(store, snap, index, _survey(snap, report, index), report, budget,
+                          flying)
     integrating = integration_branches(snap)
     seen: set[str] = set()
     full: set[str] = set()
     held: dict[str, int] = {}  # per rig: ready beads left for lack of time
-    flying = _in_flight_counter(store)
     for bead, convoy_id in candidates:
         if bead.id in seen:
             continue
@@ -478,6 +493,88 @@ def _dispatch_ready(store: Store, report: FeedReport, budget: Budget,
         report.dispatched.append(dispatch_bead(store, bead.id, snap.convoys[convoy_id],
                                                detach=budget.detach, index=index))
     return index
+
+
+Candidate = tuple[Bead, str]  # a ready bead and the convoy it is dispatched for
+
+
+def _ordered(store: Store, snap: Snapshot, index: graph.Index, candidates: list[Candidate],
+             report: FeedReport, budget: Budget, flying: Callable[[str], int]
+             ) -> list[Candidate]:
+    """The dispatch order: conflict beads first (each unblocks work that is otherwise done;
+    no strategy holds them back), then each convoy's choice, merged by priority. The merge
+    takes the best head of the convoys' lists, so it keeps each convoy's own order and,
+    when every convoy uses `blocks`, is exactly "highest priority first" over all of them.
+    Fallbacks are recorded on their convoys (once per cause) before anything starts."""
+    fixes = sorted((c for c in candidates if resolves(c[0]) is not None),
+                   key=lambda pair: graph.sort_key(pair[0]))
+    by_convoy: dict[str, list[Bead]] = {}
+    for bead, convoy_id in candidates:
+        if resolves(bead) is None:
+            by_convoy.setdefault(convoy_id, []).append(bead)
+    outcomes: dict[str, str | None] = {}  # convoy -> its fallback cause (None: none)
+    chosen: list[list[Candidate]] = []
+    for convoy_id, ready in by_convoy.items():
+        convoy = snap.convoys[convoy_id]
+        ready.sort(key=graph.sort_key)
+        turn = _turn(snap, index, convoy, ready, flying)
+        if budget.detach and convoy.strategy == plan_strategies.COORDINATOR:
+            if turn.capacity > 0:  # a hook does not wait for a command; with room, say so
+                report.strategy_deferred.append(convoy_id)
+            continue
+        picked, cause = _choose(store, turn)
+        if cause is not None or turn.capacity > 0:  # an answer with room to act on it
+            outcomes[convoy_id] = cause
+        if cause is not None:
+            report.fallbacks.append((convoy_id, convoy.strategy, cause))
+        by_id = {b.id: b for b in ready}
+        chosen.append([(by_id[b], convoy_id) for b in picked])
+    _record_fallbacks(store, snap, outcomes)
+    merged = heapq.merge(*chosen, key=lambda pair: graph.sort_key(pair[0]))
+    return fixes + list(merged)
+
+
+def _turn(snap: Snapshot, index: graph.Index, convoy: Convoy, ready: list[Bead],
+          flying: Callable[[str], int]) -> plan_strategies.Turn:
+    """The convoy's offer: its ready beads and the free slots of the rigs they go to."""
+    goes = {b.id: rig_for(snap.config, b, convoy) for b in ready}
+    rigs = {r.name: r for r in goes.values() if r is not None and not r.parked}
+    free = sum(max(0, r.capacity - flying(r.name)) for r in rigs.values())
+    return plan_strategies.Turn(convoy, snap, tuple(ready), free, index,
+                                {b: r.name if r else None for b, r in goes.items()})
+
+
+def _choose(store: Store, turn: plan_strategies.Turn) -> tuple[list[str], str | None]:
+    """What the convoy's strategy chose, or `blocks`' choice and why it fell back."""
+    name = turn.convoy.strategy
+    try:
+        return strategies.choose(strategies.strategy_for(store, name), turn, name), None
+    except plan_strategies.StrategyFailed as failed:
+        return plan_strategies.Blocks().choose(turn), failed.cause
+
+
+def _record_fallbacks(store: Store, snap: Snapshot, outcomes: dict[str, str | None]) -> None:
+    """Write each convoy's fallback cause when it differs from the one recorded (a cause
+    that stays the same is written once, however many steps fall back for it); a strategy
+    that answered again clears it. No write at all when nothing changed."""
+    def differs(convoy: Convoy | None, cause: str | None) -> bool:
+        return convoy is not None and convoy.strategy_fallback != cause
+
+    if not any(differs(snap.convoys.get(c), cause) for c, cause in outcomes.items()):
+        return
+
+    def mutate(tx: Tx) -> list[str]:
+        changed = []
+        for convoy_id, cause in sorted(outcomes.items()):
+            convoy = tx.convoys.get(convoy_id)
+            if convoy is None or not differs(convoy, cause):
+                continue
+            tx.put(touched(convoy, strategy_fallback=cause,
+                           strategy_fallback_at=now() if cause else None))
+            changed.append(convoy_id)
+        return changed
+
+    store.transact(mutate, lambda changed: "feed: strategy fallback " + " ".join(changed))
 
 
 def _stuck(report: FeedReport, convoy_id: str, backing_off: list[Bead]) -> None:

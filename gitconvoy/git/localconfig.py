@@ -228,6 +228,13 @@ def review_found(store: Store, key: str) -> Found:
     return lookup(store, git_key, "review", key)
 
 
+def coordinator_found(store: Store, key: str = "command") -> Found:
+    """The coordinator strategy's settings: command (git config `convoy.coordinator`),
+    timeout (`convoy.coordinator.timeout`); `[coordinator]` in the trusted file."""
+    git_key = "convoy.coordinator" if key == "command" else f"convoy.coordinator.{key}"
+    return lookup(store, git_key, "coordinator", key)
+
+
 def _configured(store: Store, kind: str, key: str) -> set[str]:
     """Names `X` that have `convoy.<kind>.X.<key>` in git config or `[<kind>."X"] <key>` in
     the trusted file — found from the user's config alone, whatever the state lists."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pygit2
 
-from gitconvoy import __version__, faults
+from gitconvoy import __version__, faults, progress
 from gitconvoy.errors import ConvoyError, LostRace, NewerSchema, SchemaError
 from gitconvoy.git import gitcli, revs
 from gitconvoy.state import codec, merge, shape
@@ -277,6 +277,8 @@ def sync(store: Store, remote: str | None = None, *, rounds: int = MAX_ROUNDS,
     local_races = 0
     for attempt in range(1, rounds + 1):
         report.rounds = attempt
+        progress.note(f"fetching {store.ref} from {remote}" +
+                      (f" (round {attempt})" if attempt > 1 else ""))
         found = gitcli.fetch_ref(git_dir, remote, store.ref, into, QUIET_HOOKS)
         remote_commit = store.head_of(into) if found else None
         local = store.state_commit()
@@ -301,6 +303,7 @@ def sync(store: Store, remote: str | None = None, *, rounds: int = MAX_ROUNDS,
             report.commit = local
             return report
         if remote_commit is not None:
+            progress.note(f"merging {remote}'s state")
             merged = merge_into_local(store, local, remote_commit, remote, report, skip)
             if merged is None:
                 local_races += 1
@@ -309,6 +312,7 @@ def sync(store: Store, remote: str | None = None, *, rounds: int = MAX_ROUNDS,
         report.commit = local
         if local == remote_commit:
             return report
+        progress.note(f"pushing to {remote}")
         faults.point("sync.before_push")
         outcome = gitcli.push_commit(git_dir, remote, local, store.ref, QUIET_HOOKS)
         faults.point("sync.after_push")

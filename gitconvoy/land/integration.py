@@ -360,6 +360,9 @@ def catch_up(store: Store, branch: str, needed: list[tuple[str, str]],
     if epic is None or not epic.target:
         return (f"{branch} lacks the landed work of {names}: it is no integration branch; "
                 "the work arrives when it lands there")
+    own = landing.fresh_tip(store, branch)  # the server's lander may have landed it there
+    if own is not None and all(c in store.repo and _contains(store, own, c) for _, c in needed):
+        return f"{branch} has the landed work of {names} (as the remote has it)"
     source = epic.target
     src_tip = landing.fresh_tip(store, source)  # landed on another clone: still landed
     if src_tip is None:

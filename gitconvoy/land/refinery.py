@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from gitconvoy import progress
 from gitconvoy.errors import ConvoyError
 from gitconvoy.git import localconfig, notify, revs
 from gitconvoy.land import checks, landing, targetchecks
@@ -715,14 +716,16 @@ def run(store: Store, *, once: bool = False, only: set[str] | None = None,
             break
         mr = queue[0]
         attempted.add(mr.id)
+        progress.note(f"landing {mr.id} ({mr.bead}) on {mr.target}", len(attempted) - 1,
+                      len(attempted) - 1 + len(queue))
         step = land_mr(store, mr.id)
         report.steps.append(step)
         if step.outcome in ("landed", "already"):
             deleted = delete_source(store, store.snapshot(), mr)
             if deleted:
                 step.notes.append(deleted)
-            if on_landed is not None:
-                report.fed.extend(on_landed())
+            if on_landed is not None:  # each step's feed may say what an earlier one said
+                report.fed += [ln for ln in on_landed() if ln not in report.fed]
         if once:
             break
     report.waiting = waiting_lines(store, store.snapshot())

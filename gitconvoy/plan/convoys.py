@@ -10,7 +10,7 @@ from gitconvoy.errors import ConvoyError
 from gitconvoy.plan.stage_options import grown_capstones
 from gitconvoy.plan.staging import StagePlan
 from gitconvoy.state import ids
-from gitconvoy.state.model import Bead, Convoy, now, touched
+from gitconvoy.state.model import DEFAULT_STRATEGY, Bead, Convoy, now, touched
 from gitconvoy.state.tx import Tx
 
 
@@ -36,7 +36,8 @@ def check_beads(tx: Tx, bead_ids: list[str]) -> None:
 
 def new_convoy(tx: Tx, title: str, tracks: list[str], actor: str, *, status: str = "open",
                rig: str | None = None, target: str | None = None,
-               source: str | None = None, warnings: list[str] | None = None) -> Convoy:
+               source: str | None = None, warnings: list[str] | None = None,
+               strategy: str = DEFAULT_STRATEGY) -> Convoy:
     title = title.strip()
     if not title:
         raise ConvoyError("convoy title must not be empty")
@@ -51,13 +52,16 @@ def new_convoy(tx: Tx, title: str, tracks: list[str], actor: str, *, status: str
         id=convoy_id, title=title, status=status, tracks=sorted(set(tracks)), rig=rig,
         target=target, source=source, warnings=list(warnings or []), created_at=stamp,
         created_by=actor, updated_at=stamp, launched_at=stamp if status == "open" else None,
+        strategy=strategy,
     )
     tx.put(convoy)
     return convoy
 
 
-def stage(tx: Tx, plan: StagePlan, title: str | None, actor: str) -> Convoy:
-    """Create the staged convoy, or re-stage the one this input produced before."""
+def stage(tx: Tx, plan: StagePlan, title: str | None, actor: str,
+          strategy: str | None = None) -> Convoy:
+    """Create the staged convoy, or re-stage the one this input produced before (keeping
+    its strategy unless `strategy` names another)."""
     if plan.errors:
         raise ConvoyError(f"{plan.errors[0].code}: {plan.errors[0].message}")
     for bead in plan.edits.changed.values():  # inferred deps, the capstone: with the convoy
@@ -82,17 +86,33 @@ def stage(tx: Tx, plan: StagePlan, title: str | None, actor: str) -> Convoy:
         updated = touched(
             existing, status=plan.status, tracks=sorted(set(plan.members)), warnings=warnings,
             title=title or existing.title, closed_at=None, close_reason=None,
+            **_strategy_changes(existing, strategy),
         )
         tx.put(updated)
         return updated
     if title is None:
         title = tx.beads[plan.root].title if plan.root else f"{len(plan.members)} beads"
     return new_convoy(tx, title, plan.members, actor, status=plan.status, source=plan.root,
-                      warnings=warnings)
+                      warnings=warnings, strategy=strategy or DEFAULT_STRATEGY)
 
 
-def launch(tx: Tx, convoy_id: str, force: bool) -> Convoy:
+def _strategy_changes(convoy: Convoy, strategy: str | None) -> dict[str, object]:
+    """A new strategy, and the old one's recorded fallback forgotten with it."""
+    if strategy is None or strategy == convoy.strategy:
+        return {}
+    return {"strategy": strategy, "strategy_fallback": None, "strategy_fallback_at": None}
+
+
+def launch(tx: Tx, convoy_id: str, force: bool, strategy: str | None = None) -> Convoy:
+    """Open a staged convoy (with `strategy`, if given). An open convoy is only given its
+    new `strategy`: how a running convoy changes the way it is fed."""
     convoy = tx.convoy(convoy_id)
+    if convoy.status == "open" and strategy is not None:
+        changes = _strategy_changes(convoy, strategy)
+        if changes:
+            convoy = touched(convoy, **changes)
+            tx.put(convoy)
+        return convoy
     if convoy.status == "open":
         raise ConvoyError(f"convoy {convoy_id} is already open")
     if convoy.status == "closed":
@@ -105,7 +125,8 @@ def launch(tx: Tx, convoy_id: str, force: bool) -> Convoy:
     overlaps = open_overlaps(tx, convoy.tracks, convoy_id)
     if overlaps:
         raise ConvoyError(overlaps[0])
-    opened = touched(convoy, status="open", launched_at=now())
+    opened = touched(convoy, status="open", launched_at=now(),
+                     **_strategy_changes(convoy, strategy))
     tx.put(opened)
     return opened
 

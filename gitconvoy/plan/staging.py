@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitconvoy.plan import graph
+from gitconvoy.plan import carry, graph
 from gitconvoy.plan.stage_options import (
     Edits,
     StageOptions,
@@ -222,6 +222,17 @@ def analyse(snap: Snapshot, inputs: list[str], branch_exists: Callable[[str], bo
         plan.errors.append(Finding(
             "cycle", f"dependency cycle among {', '.join(plan.waves.cycle[:6])}"
         ))
+        return plan
+    stuck = carry.never_start(index, members)
+    for found in stuck[:5]:
+        plan.errors.append(Finding("never-starts", (
+            f"{found.bead} can never start: it needs the work of {found.blocker}, which "
+            f"reaches its base only when epic {found.epic} lands, and {found.epic} cannot "
+            "land first (epics that wait on each other's work): drop one of these deps, or "
+            "move the task into the other epic") + (
+            f" ({len(stuck) - 5} more tasks are stuck the same way)" if len(stuck) > 5
+            and found is stuck[4] else "")))
+    if plan.errors:
         return plan
     _warn(snap, plan, index, branch_exists)
     for later, earlier in plan.edits.ties:

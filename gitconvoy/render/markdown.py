@@ -143,7 +143,8 @@ def status_markdown(snap: Snapshot, convoy: Convoy, waves: WavePlan,
         "",
         f"**{done}/{total} closed** `{bar}` · {progress['in_flight']} in flight · "
         f"status `{convoy.status}` · {len(waves.waves)} wave(s) left"
-        + (f" · {len(waves.gated)} gated" if waves.gated else ""),
+        + (f" · {len(waves.gated)} gated" if waves.gated else "")
+        + (f" · strategy {md_code(convoy.strategy)}" if convoy.strategy != "blocks" else ""),
         "",
         "| id | title | type | status | assignee | wave |",
         "|---|---|---|---|---|---|",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from gitconvoy.state.model import Bead, to_second
+from gitconvoy.state.model import Bead, when
 
 # What a terminal (or a pager, or a log viewer) acts on instead of showing: the C0 controls
 # (TAB, LF, CR and ESC, which starts CSI and OSC sequences, among them), DEL, the C1 controls
@@ -61,6 +61,10 @@ def _formula_text(bead: Bead) -> str | None:
     return bead.formula + (f" ({values})" if values else "")
 
 
+def _when(stamp: str | None) -> str | None:
+    return when(stamp) if stamp else None
+
+
 def bead_detail(bead: Bead, steps: list[tuple[str, str, bool]] | None = None) -> list[str]:
     """Every field of a bead; `steps` (id, title, done) when its formula could be read,
     else the steps it recorded as done."""
@@ -69,19 +73,22 @@ def bead_detail(bead: Bead, steps: list[tuple[str, str, bool]] | None = None) ->
         ("type", bead.type), ("status", bead.status), ("priority", f"P{bead.priority}"),
         ("assignee", bead.assignee), ("labels", ", ".join(bead.labels) or None),
         ("parent", bead.parent), ("rig", bead.rig), ("branch", bead.branch),
-        ("target", bead.target), ("created", f"{bead.created_at} by {bead.created_by}"),
-        ("updated", bead.updated_at), ("started", bead.started_at), ("closed", bead.closed_at),
+        ("target", bead.target),
+        ("created", f"{when(bead.created_at)} by {bead.created_by}" if bead.created_at
+         else None),
+        ("updated", _when(bead.updated_at)), ("started", _when(bead.started_at)),
+        ("closed", _when(bead.closed_at)),
         ("reason", bead.close_reason), ("formula", _formula_text(bead)),
     ]
     if steps is None and bead.steps_done:
         rows.append(("steps", "done: " + ", ".join(bead.steps_done)))
     if bead.dispatch.get("coordinator") and not bead.done:  # an epic slung (sling EPIC)
         rows.append(("worker", f"coordinator on rig {bead.dispatch['coordinator']}, started "
-                     f"{to_second(str(bead.dispatch.get('last_attempt', '')))}"))
+                     f"{when(str(bead.dispatch.get('last_attempt', '')))}"))
     error, retry = bead.dispatch.get("last_error"), bead.dispatch.get("next_try")
     if error and bead.status not in ("closed", "tombstone"):
         rows += [("dispatch", f"last failed: {error}"),
-                 ("next try", to_second(str(retry)) if retry else None)]
+                 ("next try", when(str(retry)) if retry else None)]
     lines += [f"  {name:<9} {value}" for name, value in rows if value]
     if steps:
         lines.append(f"  steps     {sum(done for _, _, done in steps)}/{len(steps)} done")

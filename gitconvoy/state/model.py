@@ -37,6 +37,11 @@ VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 MAX_STEPS = 64
 MAX_FORMULA_VARS = 32
 MAX_VAR_VALUE = 2000
+# Dispatch strategies (gitconvoy.plan.strategies) as a convoy names them: a name only, looked
+# up among the built-ins and the installed `gitconvoy.strategies` entry points, never code.
+DEFAULT_STRATEGY = "blocks"
+STRATEGY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_FALLBACK = 300
 
 
 def now() -> str:
@@ -50,6 +55,33 @@ def now() -> str:
 def to_second(stamp: str) -> str:
     """A stored time as people read it, to the second: `2025-06-01T10:00:30Z`."""
     return f"{stamp[:19]}Z" if len(stamp) >= 19 and stamp[10:11] == "T" else stamp
+
+
+def when(stamp: str, at: str | None = None) -> str:
+    """A stored time as people read it at a glance, then exactly: `3 h ago (2025-06-01T10:00:30Z)`,
+    `in 30 s (…)`. `at` is the reader's now (CONVOY_NOW pins it); a stamp that is not a time
+    is shown as it is."""
+    exact = to_second(stamp)
+    try:
+        then = _dt.datetime.fromisoformat(exact.replace("Z", "+00:00"))
+        ref = _dt.datetime.fromisoformat(to_second(at or now()).replace("Z", "+00:00"))
+    except ValueError:
+        return exact
+    return f"{relative((ref - then).total_seconds())} ({exact})"
+
+
+def relative(seconds: float) -> str:
+    """An age in the largest unit that fits: `just now`, `42 s ago`, `3 min ago`, `5 h ago`,
+    `2 days ago`; a negative age is a time to come: `in 30 s`."""
+    ahead, seconds = seconds < 0, abs(int(seconds))
+    if seconds < 1:
+        return "just now"
+    for size, unit in ((86400, " days"), (3600, " h"), (60, " min"), (1, " s")):
+        if seconds >= size:
+            count = seconds // size
+            text = f"{count}{' day' if unit == ' days' and count == 1 else unit}"
+            return f"in {text}" if ahead else f"{text} ago"
+    return "just now"
 
 
 def validate_id(value: str, what: str = "id") -> str:
@@ -349,6 +381,17 @@ class Bead:
 # --- convoys ----------------------------------------------------------------------------
 
 
+def _strategy_name(data: dict, path: str) -> str:
+    """The convoy's dispatch strategy: a name-shaped string. A name this clone does not
+    know is kept (another clone may have the plugin); the feeder falls back for it."""
+    value = _str(data, "strategy", path)
+    if value is None:
+        return DEFAULT_STRATEGY
+    if not STRATEGY_NAME_RE.match(value):
+        raise SchemaError(path, "strategy", f"{value[:40]!r} is not a strategy name")
+    return value
+
+
 @dataclass
 class Convoy:
     id: str
@@ -366,17 +409,22 @@ class Convoy:
     closed_at: str | None = None
     close_reason: str | None = None
     notified: bool = False
+    strategy: str = DEFAULT_STRATEGY
+    strategy_fallback: str | None = None  # why the last step fell back to blocks, once
+    strategy_fallback_at: str | None = None
 
     ORDER: ClassVar[tuple[str, ...]] = (
         "id", "title", "status", "tracks", "rig", "target", "source", "warnings",
         "created_at", "created_by", "updated_at", "launched_at", "closed_at", "close_reason",
-        "notified",
+        "notified", "strategy", "strategy_fallback", "strategy_fallback_at",
     )
 
     def to_dict(self) -> dict[str, Any]:
         out = _emit(self, self.ORDER)
         if not self.notified:
             out.pop("notified", None)
+        if self.strategy == DEFAULT_STRATEGY:  # files of convoys that never chose stay as
+            out.pop("strategy", None)          # they were (and readable by older clones)
         return out
 
     @classmethod
@@ -390,11 +438,13 @@ class Convoy:
             warnings=list(data.get("warnings") or []),
             notified=_bool(data, "notified", path),
             target=_branch(data, "target", path),
+            strategy=_strategy_name(data, path),
+            strategy_fallback=_str(data, "strategy_fallback", path, max_len=MAX_FALLBACK),
             **{
                 name: _str(data, name, path)
                 for name in (
                     "rig", "source", "created_at", "created_by", "updated_at",
-                    "launched_at", "closed_at", "close_reason",
+                    "launched_at", "closed_at", "close_reason", "strategy_fallback_at",
                 )
             },
         )

@@ -18,7 +18,7 @@ from gitconvoy.state.model import Config, Rig
 # Never reported: the clock and bookkeeping. close_reason is told with the status change.
 QUIET = frozenset({
     "id", "created_at", "created_by", "updated_at", "started_at", "closed_at", "launched_at",
-    "notified", "conflict_since", "import_key",
+    "notified", "conflict_since", "import_key", "strategy_fallback_at",
 })
 # Told in the note of a status change (`open → closed (landed in …)`), not on lines of their own.
 TOLD_WITH_STATUS = frozenset({"close_reason", "merged_as", "conflict_bead", "conflict_files",
