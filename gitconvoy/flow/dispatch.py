@@ -283,8 +283,8 @@ def _run_command(store: Store, rig: Rig, bead: Bead, convoy: Convoy | None,
     workdir = localconfig.command_dir(store)  # the same from every worktree and hook
     worktree = ""
     where = "its coordinator" if coordinator else f"on {bead.branch}"
-    if not coordinator and localconfig.rig_setting(store, rig, "worktree") in ("true", "yes",
-                                                                               "1"):
+    wants_worktree = localconfig.rig_setting(store, rig, "worktree") in ("true", "yes", "1")
+    if wants_worktree and not coordinator:
         try:  # the branch's own worktree if it has one (a conflict bead's), else a new one
             worktree = worktrees.ensure(store, bead.branch or "",
                                         worktrees.bead_worktree(store, bead.id))
