@@ -1,8 +1,8 @@
 """`stage` analysis (pure): from an epic, a list of beads or a convoy to a validated plan.
 
 Errors (fatal, nothing written): cycle, unknown-id, no-target, mixed-input, overlap,
-max-depth, validate. Warnings (the convoy is staged_warnings): orphan, parked-rig, cross-rig,
-capacity, missing-branch, inferred-order.
+never-starts, max-depth, validate. Warnings (the convoy is staged_warnings): orphan,
+parked-rig, cross-rig, capacity, missing-branch, inferred-order.
 
 The options' edits (inferred deps, the capstone: gitconvoy.plan.stage_options) are applied
 to a view of the snapshot before the graph is analysed, so the waves shown are the waves of
