@@ -61,11 +61,14 @@ def test_an_error_line_is_coloured_when_asked_and_the_state_cannot_inject_codes(
     assert "\x1b[31mred" not in listed and "\\x1b[31mred" in listed, (hostile, listed)
 
 
-def on_a_terminal(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    """What `git convoy ARGS` prints when its stdout is a real terminal (a pty)."""
+def on_a_terminal(args: list[str], cwd: Path, env: dict[str, str] | None = None, *,
+                  stderr_too: bool = False) -> str:
+    """What `git convoy ARGS` prints when its stdout (and with `stderr_too` its stderr, as a
+    person sees both) is a real terminal (a pty)."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen(["git", "convoy", *args], cwd=cwd, stdout=follower,
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                            stderr=follower if stderr_too else subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL,
                             env={**os.environ, "TERM": "xterm", **(env or {})})
     os.close(follower)
     chunks = []
@@ -77,7 +80,7 @@ def on_a_terminal(args: list[str], cwd: Path, env: dict[str, str] | None = None)
         if not chunk:
             break
         chunks.append(chunk)
-    proc.wait(timeout=60)
+    proc.wait(timeout=120)
     os.close(leader)
     return b"".join(chunks).decode()
 
@@ -105,27 +108,6 @@ def test_the_warm_read_is_coloured_as_the_full_one(state_repo: Path):
     assert "\x1b[32mclosed\x1b[m" in cold and cold == warm
 
 
-def on_a_terminal_both(args: list[str], cwd: Path, env: dict[str, str]) -> str:
-    """stdout and stderr on one terminal, as a person sees them."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(["git", "convoy", *args], cwd=cwd, stdout=follower,
-                            stderr=follower, stdin=subprocess.DEVNULL,
-                            env={**os.environ, "TERM": "xterm", **env})
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    proc.wait(timeout=120)
-    os.close(leader)
-    return b"".join(chunks).decode()
-
-
 def plan_file(folder: Path, tasks: int) -> Path:
     path = folder / "plan.yaml"
     lines = ["epic:", "  title: Big", "  tasks:"] + [f"    - title: Task {n}"
@@ -136,8 +118,8 @@ def plan_file(folder: Path, tasks: int) -> Path:
 
 def test_long_work_shows_progress_on_a_terminal_and_wipes_it(state_repo: Path):
     plan = plan_file(state_repo.parent, 50)
-    seen = on_a_terminal_both(["import", str(plan)], state_repo,
-                              {"CONVOY_PROGRESS_DELAY": "0"})
+    seen = on_a_terminal(["import", str(plan)], state_repo, {"CONVOY_PROGRESS_DELAY": "0"},
+                         stderr_too=True)
     assert "import: " in seen and "writing 51 beads" in seen, seen
     # the bar is wiped before the command's own lines, which read as they would in a pipe
     last_wipe = seen.rindex("\r\x1b[K")

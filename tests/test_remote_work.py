@@ -10,7 +10,9 @@ from conftest import git, git_convoy, is_ancestor
 from test_lander import wait_for
 
 
-def test_pushed_work_branch_merged_on_the_remote_lands_after_fetch(tmp_path: Path):
+def remote_and_lead(tmp_path: Path) -> tuple[Path, Path]:
+    """A bare remote and the lead's clone of it, with one commit on main, pushed (upstream
+    set)."""
     remote = tmp_path / "remote.git"
     git("init", "-q", "--bare", "-b", "main", str(remote))
     lead = tmp_path / "lead"
@@ -18,7 +20,12 @@ def test_pushed_work_branch_merged_on_the_remote_lands_after_fetch(tmp_path: Pat
     (lead / "README").write_text("app\n")
     git("add", "README", cwd=lead)
     git("commit", "-q", "-m", "initial", cwd=lead)
-    git("push", "-q", "origin", "main", cwd=lead)
+    git("push", "-q", "-u", "origin", "main", cwd=lead)
+    return remote, lead
+
+
+def test_pushed_work_branch_merged_on_the_remote_lands_after_fetch(tmp_path: Path):
+    remote, lead = remote_and_lead(tmp_path)
     git_convoy("init", "--prefix", "w", cwd=lead)
     git_convoy("rig", "add", "app", "--target", "main", cwd=lead)
     t1 = git_convoy("bead", "create", "one", cwd=lead).stdout.strip()
@@ -48,14 +55,7 @@ def test_pushed_work_branch_merged_on_the_remote_lands_after_fetch(tmp_path: Pat
 def two_clones_and_a_claimed_bead(tmp_path: Path) -> tuple[Path, Path, str, str]:
     """lead: the state, a rig, an epic with an integration branch (pushed) and a task under
     it, and a plain task; worker: a clone that claimed the plain task and pushed its work."""
-    remote = tmp_path / "remote.git"
-    git("init", "-q", "--bare", "-b", "main", str(remote))
-    lead = tmp_path / "lead"
-    git("clone", "-q", str(remote), str(lead))
-    (lead / "README").write_text("app\n")
-    git("add", "README", cwd=lead)
-    git("commit", "-q", "-m", "initial", cwd=lead)
-    git("push", "-q", "origin", "main", cwd=lead)
+    remote, lead = remote_and_lead(tmp_path)
     git_convoy("init", "--prefix", "w", cwd=lead)
     git_convoy("rig", "add", "app", "--target", "main", cwd=lead)
     plain = git_convoy("bead", "create", "plain", "--priority", "0", cwd=lead).stdout.strip()
@@ -101,75 +101,24 @@ def test_done_on_a_clone_that_has_the_target_only_from_the_remote(tmp_path: Path
     assert done.returncode == 0, done.stderr
 
 
-def test_an_integration_branch_catches_up_with_work_the_server_landed(tmp_path: Path):
-    """Seen under load (tests/test_load.py stalled for 600 s): a task on `main` landed by the
-    server's lander; the epic task after it waited for ever, because the clone's catch-up
-    merged its own `main`, which never moved: "integration/ep1 waits: main lacks the landed
-    work of k010 too". The catch-up asks the remote for the branch it merges."""
-    remote = tmp_path / "remote.git"
-    git("init", "-q", "--bare", "-b", "main", str(remote))
-    lead = tmp_path / "lead"
-    git("clone", "-q", str(remote), str(lead))
-    (lead / "README").write_text("app\n")
-    git("add", "README", cwd=lead)
-    git("commit", "-q", "-m", "initial", cwd=lead)
-    git("push", "-q", "-u", "origin", "main", cwd=lead)
+def server_landed(tmp_path: Path, first_in_epic: bool) -> tuple[Path, Path, str, str, str]:
+    """A lead clone with an epic (integration/e, pushed with upstream), a task `first` (in
+    the epic, or on main) and `then` in the epic after it, a server-side lander; a worker
+    clone claims `first`, pushes it and runs done, and the server lands it. The lead's own
+    branches and remote-tracking refs never moved. (lead, remote, first, then, landed)."""
+    remote, lead = remote_and_lead(tmp_path)
     git_convoy("init", "--prefix", "w", cwd=lead)
     git_convoy("rig", "add", "app", "--target", "main", cwd=lead)
-    plain = git_convoy("bead", "create", "plain", cwd=lead).stdout.strip()
-    epic = git_convoy("bead", "create", "epic", "--type", "epic", cwd=lead).stdout.strip()
-    inner = git_convoy("bead", "create", "inner", "--parent", epic, "--dep", plain,
-                       cwd=lead).stdout.strip()
+
+    def create(*args: str) -> str:
+        return git_convoy("bead", "create", *args, cwd=lead).stdout.strip()
+
+    epic = create("epic", "--type", "epic")
+    first = create("first", *(("--parent", epic) if first_in_epic else ()))
+    then = create("then", "--parent", epic, "--dep", first)
     git_convoy("integration", "create", epic, "--name", "integration/e", cwd=lead)
     git("push", "-q", "-u", "origin", "integration/e", cwd=lead)
-    git_convoy("create", "work", plain, epic, inner, cwd=lead)
-    git_convoy("sync", "-q", cwd=lead)
-    git_convoy("hooks", "install", "--server", cwd=remote)
-
-    worker = tmp_path / "worker"
-    git("clone", "-q", str(remote), str(worker))
-    claimed = json.loads(git_convoy("claim", "--json", "--as", "w", cwd=worker).stdout)
-    assert claimed["bead"] == plain
-    commit_and_push(worker, f"convoy/{plain}", "plain.txt")
-    git_convoy("done", plain, cwd=worker)
-    git_convoy("sync", "-q", cwd=worker)
-    log = remote / "convoy" / "refinery.log"
-    wait_for(lambda: log.exists() and "1 of 1 landed" in log.read_text(),
-             "the remote to land the plain task")
-    landed = git("rev-parse", "main", cwd=remote)
-
-    git_convoy("sync", "-q", cwd=lead)  # the lead's main and origin/main never moved
-    out = git_convoy("feed", cwd=lead, check=False)
-    shown = json.loads(git_convoy("bead", "show", inner, "--json", cwd=lead).stdout)
-    assert shown["status"] == "hooked", out.stdout + out.stderr
-    assert is_ancestor(lead, landed, shown["base_commit"])
-    assert git("rev-parse", "integration/e", cwd=remote) == shown["base_commit"], out.stdout
-    assert "integration/e: brought up to date with main" in out.stdout, out.stdout
-
-
-def test_a_task_after_one_the_server_landed_on_its_own_epic_branch_is_dispatched(
-        tmp_path: Path):
-    """Seen under load (bench_load, 200 tasks: stuck at 47 landed): k133 landed on
-    integration/ep1 by the server's lander; k181 (same epic, after k133) waited for ever —
-    "integration/ep1 lacks the landed work of k133" — because no clone had fetched the
-    integration branch since, and the catch-up only looked at main."""
-    remote = tmp_path / "remote.git"
-    git("init", "-q", "--bare", "-b", "main", str(remote))
-    lead = tmp_path / "lead"
-    git("clone", "-q", str(remote), str(lead))
-    (lead / "README").write_text("app\n")
-    git("add", "README", cwd=lead)
-    git("commit", "-q", "-m", "initial", cwd=lead)
-    git("push", "-q", "-u", "origin", "main", cwd=lead)
-    git_convoy("init", "--prefix", "w", cwd=lead)
-    git_convoy("rig", "add", "app", "--target", "main", cwd=lead)
-    epic = git_convoy("bead", "create", "epic", "--type", "epic", cwd=lead).stdout.strip()
-    first = git_convoy("bead", "create", "first", "--parent", epic, cwd=lead).stdout.strip()
-    then = git_convoy("bead", "create", "then", "--parent", epic, "--dep", first,
-                      cwd=lead).stdout.strip()
-    git_convoy("integration", "create", epic, "--name", "integration/e", cwd=lead)
-    git("push", "-q", "-u", "origin", "integration/e", cwd=lead)
-    git_convoy("create", "work", epic, first, then, cwd=lead)
+    git_convoy("create", "work", first, epic, then, cwd=lead)
     git_convoy("sync", "-q", cwd=lead)
     git_convoy("hooks", "install", "--server", cwd=remote)
 
@@ -183,10 +132,36 @@ def test_a_task_after_one_the_server_landed_on_its_own_epic_branch_is_dispatched
     log = remote / "convoy" / "refinery.log"
     wait_for(lambda: log.exists() and "1 of 1 landed" in log.read_text(),
              "the remote to land the first task")
-    landed = git("rev-parse", "integration/e", cwd=remote)
+    landed = git("rev-parse", "integration/e" if first_in_epic else "main", cwd=remote)
+    git_convoy("sync", "-q", cwd=lead)
+    return lead, remote, first, then, landed
 
-    git_convoy("sync", "-q", cwd=lead)  # integration/e here (and origin's copy) is stale
+
+def fed_and_shown(lead: Path, bead_id: str) -> tuple[str, dict]:
     out = git_convoy("feed", cwd=lead, check=False)
-    shown = json.loads(git_convoy("bead", "show", then, "--json", cwd=lead).stdout)
+    shown = json.loads(git_convoy("bead", "show", bead_id, "--json", cwd=lead).stdout)
     assert shown["status"] == "hooked", out.stdout + out.stderr
+    return out.stdout, shown
+
+
+def test_an_integration_branch_catches_up_with_work_the_server_landed(tmp_path: Path):
+    """Seen under load (tests/test_load.py stalled for 600 s): a task on `main` landed by the
+    server's lander; the epic task after it waited for ever, because the clone's catch-up
+    merged its own `main`, which never moved: "integration/ep1 waits: main lacks the landed
+    work of k010 too". The catch-up asks the remote for the branch it merges."""
+    lead, remote, _, then, landed = server_landed(tmp_path, first_in_epic=False)
+    out, shown = fed_and_shown(lead, then)
+    assert is_ancestor(lead, landed, shown["base_commit"])
+    assert git("rev-parse", "integration/e", cwd=remote) == shown["base_commit"], out
+    assert "integration/e: brought up to date with main" in out, out
+
+
+def test_a_task_after_one_the_server_landed_on_its_own_epic_branch_is_dispatched(
+        tmp_path: Path):
+    """Seen under load (bench_load, 200 tasks: stuck at 47 landed): k133 landed on
+    integration/ep1 by the server's lander; k181 (same epic, after k133) waited for ever —
+    "integration/ep1 lacks the landed work of k133" — because no clone had fetched the
+    integration branch since, and the catch-up only looked at main."""
+    lead, _, _, then, landed = server_landed(tmp_path, first_in_epic=True)
+    _, shown = fed_and_shown(lead, then)
     assert is_ancestor(lead, landed, shown["base_commit"])
