@@ -40,9 +40,10 @@ class Activity:
 
     def __call__(self, what: str, done: int | None, total: int | None) -> None:
         with self.lock:
+            new_step = what != self.what[0]
             self.what = (what, done, total)
-            due = not self.drawn and time.monotonic() - self.started >= self.delay
-        if due:  # a step that starts late in a long run shows at once, not a tick later
+            due = new_step and time.monotonic() - self.started >= self.delay
+        if due:  # a new step shows at once (a count that moves waits for the next tick)
             self._draw()
 
     def line(self, width: int) -> str:
