@@ -88,6 +88,9 @@ def never_start(index: Index, members: Iterable[str]) -> list[Stuck]:
     epic lands; two epics that each wait for the other's work never finish (a cycle no
     dependency list shows: every dep points at an earlier task)."""
     beads = index.beads
+    if not any(b.type == "epic" and b.integration_branch and not b.done
+               for b in beads.values()):
+        return []  # without integration branches all work lands on the targets at once
     plan = [b for b in members if b in beads]
     home: dict[str, str | None] = {}
 
@@ -115,9 +118,14 @@ def never_start(index: Index, members: Iterable[str]) -> list[Stuck]:
             at = home_of(at)
         return out
 
+    known: dict[str, list[str]] = {}
+
     def blockers(bead_id: str) -> list[str]:
-        holders = [bead_id, *(a for a in index.ancestors(bead_id) if a in beads)]
-        return [d.on for h in holders for d in beads[h].deps if d.blocking and d.on in beads]
+        if bead_id not in known:
+            holders = [bead_id, *(a for a in index.ancestors(bead_id) if a in beads)]
+            known[bead_id] = [d.on for h in holders for d in beads[h].deps
+                              if d.blocking and d.on in beads]
+        return known[bead_id]
 
     def waiting_on(bead_id: str) -> tuple[str, str | None] | None:
         """The first blocker whose work is not on this bead's base yet, and where it sits."""
@@ -134,12 +142,17 @@ def never_start(index: Index, members: Iterable[str]) -> list[Stuck]:
     epics = [b for b in plan if beads[b].type == "epic" and b not in landed]
     below = {e: [d for d in index.descendants(e) if d in beads] for e in epics}
     moved = True
+    left = list(tasks)
     while moved:
         moved = False
-        for task in tasks:
-            if task not in landed and waiting_on(task) is None:
+        still = []
+        for task in left:
+            if waiting_on(task) is None:
                 landed.add(task)
                 moved = True
+            else:
+                still.append(task)
+        left = still
         for epic in epics:
             if epic not in landed and all(d in landed for d in below[epic]) and \
                     waiting_on(epic) is None:
