@@ -103,8 +103,13 @@ def create_beads(tx: Tx, specs: list[BeadSpec], actor: str) -> list[Bead]:
     Later items may refer to earlier ones by their explicit `id`. Cycles that existed before
     (say, after a merge) do not stop a batch; only a cycle through a new bead does.
     """
+    if len(specs) > 32 and any(spec.parent or spec.deps for spec in specs):
+        tx.beads.keys()  # one load (from the cache), so each parent and dep below is a
+        # dict lookup, not a YAML file parsed on its own
     made = [_put_new_bead(tx, spec, actor) for spec in specs]
-    if any(spec.parent or spec.deps for spec in specs):
+    # A cycle through a new bead needs an edge INTO one. A made-up id is new to every
+    # bead; an explicit id may be named by a bead of this batch, or by an old dangling dep.
+    if any(spec.id for spec in specs):
         new_ids = {b.id for b in made}
         for cycle in graph.find_cycles(tx.beads):
             if new_ids.intersection(cycle):
