@@ -340,3 +340,24 @@ def test_approve_whose_landing_fails_exits_1_and_keeps_the_approval(state_repo):
     set_check(repo, "exit 0\n")
     ok("integration", "land", epic)
     assert bead_json(epic)["status"] == "closed"
+
+
+def test_a_relative_reviewer_is_the_trusted_copy_not_the_one_under_review(state_repo):
+    """The reviewer runs in a worktree of the branch under review, so `./review.sh` used to
+    mean the script on that branch: a worker could commit `exit 0` there and approve its own
+    epic. A relative program now means the file in the main worktree, like a dispatch
+    command (decision 20); the code under review is still the current folder."""
+    repo = state_repo
+    (repo / "review.sh").write_text("#!/bin/sh\necho 'the trusted reviewer says no'; exit 1\n")
+    (repo / "review.sh").chmod(0o755)
+    epic, branch = _ready_epic(repo, {"review.sh": "#!/bin/sh\nexit 0\n", "x.py": "X = 1\n"})
+    worktree = repo.parent / f"wt-{branch.replace('/', '-')}"  # the worker's: it approves
+    git("update-index", "--chmod=+x", "review.sh", cwd=worktree)
+    git("commit", "-q", "-m", "an approving reviewer", cwd=worktree)
+    ok("create", "Findings convoy", epic)
+    git("config", "convoy.review.command", "./review.sh", cwd=repo)
+    main = git("rev-parse", "main", cwd=repo)
+    ok("feed")
+    [review] = reviews(epic)
+    assert review["status"] == "rejected", review
+    assert git("rev-parse", "main", cwd=repo) == main

@@ -286,6 +286,10 @@ def _auto_decide(store: Store, review: Review, command: str, st: integration.Sta
            "CONVOY_EPIC": review.epic, "CONVOY_BRANCH": review.branch,
            "CONVOY_BASE": review.base, "CONVOY_TIP": review.tip,
            "CONVOY_FINDINGS": str(len(review.findings))}
+    # It runs in a worktree of the branch under review: a relative program would be that
+    # branch's copy, which its workers wrote. It means the main worktree's file, as a
+    # dispatch command's does (decision 20); the code under review is the current folder.
+    command = localconfig.anchored(command, localconfig.command_dir(store))
     result = checks.run_check(store, command, review.tip, label=f"reviewer-{review.epic}",
                               timeout=ctx.checking.timeout, env=env)
     verdict, reason = ("approve", "approved by the reviewer command") if result.passed else \
