@@ -213,6 +213,22 @@ def _text(value: str, column: int, indent: int) -> str | None:
     return " " + written
 
 
+def written_scalar(value: str, column: int, indent: int) -> str | None:
+    """A string value as the emitter writes it at `column` (after its separating space,
+    which it includes), continuation lines indented by `indent`; None when outside the
+    subset. gitconvoy.state.beadtext proves each value it reads canonical with it."""
+    return _text(value, column, indent)
+
+
+FOLD_COLUMN = _WIDTH + 1  # a one-line value ending past this column may be folded
+
+
+def written_texts() -> dict[str, str]:
+    """The emitter's memo of short texts, as it writes them on one line (plain or quoted):
+    a reader may look a value up here first (never mutate it)."""
+    return _ONE_LINE
+
+
 def _key(key: Any) -> str | None:
     if type(key) is not str:
         return None

@@ -28,7 +28,7 @@ IN_FLIGHT = frozenset({"hooked", "in_progress"})  # handed to a worker, not done
 CONVOY_STATUSES = ("staged_ready", "staged_warnings", "open", "closed")
 MAX_TITLE = 500
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Formulas (gitconvoy.git.formulas) as a bead names them: the names, step ids and var names
 # a formula file may use, and caps that keep a bead small whatever the state's writer puts.
 FORMULA_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -88,7 +88,7 @@ def validate_id(value: str, what: str = "id") -> str:
     """Ids become file names on the state ref: letters, digits, '-', '.', '_' only."""
     if not isinstance(value, str) or not value:
         raise ConvoyError(f"{what} must not be empty")
-    if "/" in value or ".." in value or not _ID_RE.fullmatch(value) or len(value) > 200:
+    if "/" in value or ".." in value or not ID_RE.fullmatch(value) or len(value) > 200:
         raise ConvoyError(
             f"{what} {value!r} is not valid: use letters, digits, '-', '.' and '_' "
             "(no '/', no '..')"
