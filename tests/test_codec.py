@@ -316,3 +316,23 @@ def test_every_file_of_a_generated_state_round_trips(tmp_path: Path) -> None:
             assert dump_yaml(bead.to_dict()) == raw, path
         count += 1
     assert count > 2000
+
+
+_WORDY = st.one_of(
+    st.sampled_from(["yes", "Yes", "YES", "yEs", "no", "NO", "On", "oN", "off", "OFF", "null",
+                     "Null", "NULL", "nULL", "true", "True", "tRUE", "False", "y", "n", "Y",
+                     "N", "~", "<<", "=", ".inf", ".NaN", "0x1F", "0b101", "1_000", "12:30",
+                     "2026-11-30", "2026-11-30T12:18:50.863328Z", "2026-11-30 1:2:3",
+                     "3.14", "-1", "+7", "1e5", "1.5e+3", "o", "task", "T-1", "t-abc"]),
+    st.text(alphabet="yesnotrufalONTRUEF0123456789.-+:_Zxe ", min_size=1, max_size=12),
+    st.text(min_size=1, max_size=12),
+)
+
+
+@given(_WORDY)
+def test_the_quick_answer_on_plain_text_is_pyyaml_s(text: str):
+    """Letters first: only YAML 1.1's boolean and null spellings are not text; the store's
+    time stamps are timestamps. PyYAML's resolvers are the witness."""
+    from gitconvoy.state.codec import _plain_reads_as_text, _resolved_as_text
+
+    assert _plain_reads_as_text(text) == _resolved_as_text(text), text

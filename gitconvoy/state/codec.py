@@ -135,7 +135,27 @@ def _resolvers(first: str) -> list[tuple[str, Any]]:
     return found
 
 
+# YAML 1.1's implicit types that a plain text opening with a letter can take: the booleans
+# and null, each only as these exact spellings (lower, Capitalised, UPPER). Anything else
+# that opens with a letter other than these words reads as text, so the common case (ids,
+# titles, statuses) never asks PyYAML's resolvers (nor imports PyYAML).
+_NOT_TEXT_WORDS = {form for word in ("yes", "no", "true", "false", "on", "off", "null")
+          for form in (word, word.capitalize(), word.upper())}
+# The store's own time stamps: a YAML timestamp, so written quoted.
+_STAMP = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?Z\Z")
+
+
 def _plain_reads_as_text(text: str) -> bool:
+    first = text[0]
+    if first.isalpha() and first.isascii():
+        return text not in _NOT_TEXT_WORDS
+    if first.isdigit() and _STAMP.match(text):
+        return False
+    return _resolved_as_text(text)
+
+
+def _resolved_as_text(text: str) -> bool:
+    """PyYAML's own answer: its implicit resolvers for the first character, in order."""
     for tag, regexp in _resolvers(text[0]):
         if regexp.match(text):
             return tag == _STR_TAG
