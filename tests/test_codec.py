@@ -336,3 +336,11 @@ def test_the_quick_answer_on_plain_text_is_pyyaml_s(text: str):
     from gitconvoy.state.codec import _plain_reads_as_text, _resolved_as_text
 
     assert _plain_reads_as_text(text) == _resolved_as_text(text), text
+
+
+def test_libyaml_is_found_without_importing_pyyaml():
+    import yaml
+
+    from gitconvoy.state import codec
+
+    assert codec._has_libyaml() == hasattr(yaml, "CSafeDumper")

@@ -51,7 +51,6 @@ def _dumper() -> Any:
 
         StateDumper.add_representer(str, represent_str)
         _DUMPER.append(StateDumper)
-        _LIBYAML.append(hasattr(yaml, "CSafeDumper"))
     return _DUMPER[0]
 
 
@@ -351,8 +350,26 @@ def emit_canonical(data: Any) -> str | None:
     (then PyYAML writes it): a non-empty mapping whose keys are short one-line strings and
     whose values are strings, integers, booleans, None, lists and mappings of those. The
     layout is libyaml's: without it PyYAML's own emitter writes everything, as before."""
-    _dumper()
-    return _emit(data) if _LIBYAML[0] else None
+    return _emit(data) if _has_libyaml() else None
+
+
+def _has_libyaml() -> bool:
+    """Whether PyYAML has libyaml, asked without importing PyYAML (a write that stays in the
+    canonical subset never needs it): its C module can be found."""
+    if not _LIBYAML:
+        import importlib.machinery
+        import importlib.util
+        import os
+
+        try:
+            spec = importlib.util.find_spec("yaml")  # finds the package, imports nothing
+        except (ImportError, ValueError):
+            spec = None
+        folders = list(spec.submodule_search_locations or []) if spec else []
+        names = [f"_yaml{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+        _LIBYAML.append(any(os.path.exists(os.path.join(folder, name))
+                            for folder in folders for name in names))
+    return _LIBYAML[0]
 
 
 # --- reading the canonical subset back ------------------------------------------------
