@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from conftest import convoy, git, is_ancestor, ok
+from conftest import convoy, git, is_ancestor, ok, ref_of
 from test_refinery_helpers import add_rig, bead_json, worker_commit
 
 
@@ -159,8 +159,10 @@ def test_epics_that_wait_on_each_others_work_are_refused_at_stage(state_repo):
     d = task("D", two, "--dep", a)
     ok("integration", "create", one)
     ok("integration", "create", two)
+    before = ref_of(state_repo)
     res = convoy("stage", root)
     assert res.code == 1, res.out
+    assert ref_of(state_repo) == before  # nothing staged
     said = res.out + res.err
     assert f"{c} can never start: it needs the work of {b}" in said or \
         f"{d} can never start: it needs the work of {a}" in said, said
