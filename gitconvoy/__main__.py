@@ -15,6 +15,7 @@ import os
 import sys
 
 WARM_COMMANDS = (["ready"], ["blocked"], ["bead", "list"])
+QUICK_WRITES = (["bead", "create"],)
 
 
 def _utf8_streams() -> bool:
@@ -31,16 +32,21 @@ def _utf8_streams() -> bool:
 
 
 def _warm(argv: list[str]) -> int | None:
-    """Print a warm read's answer and return its exit code, or None for the full CLI."""
-    if not any(argv[:len(words)] == words for words in WARM_COMMANDS) \
+    """Print a warm read's answer (or a quick create's, gitconvoy.commands.quickcreate) and
+    return its exit code, or None for the full CLI."""
+    quick_write = any(argv[:len(words)] == words for words in QUICK_WRITES)
+    if not (quick_write or any(argv[:len(words)] == words for words in WARM_COMMANDS)) \
             or os.name != "posix" or not _utf8_streams():
         return None
     try:
         from gitconvoy.commands import colour
-        from gitconvoy.commands.quick import answer
 
         argv = colour.take_flags(argv)
-        texts = answer(argv)  # all text is built before anything is written
+        if quick_write:
+            from gitconvoy.commands.quickcreate import answer
+        else:
+            from gitconvoy.commands.quick import answer
+        texts = answer(argv)  # all text is built before anything is printed
     except Exception:  # a bug here must not cost the answer: the full CLI gives it
         if os.environ.get("CONVOY_DEBUG"):
             raise

@@ -344,3 +344,15 @@ def test_libyaml_is_found_without_importing_pyyaml():
     from gitconvoy.state import codec
 
     assert codec._has_libyaml() == hasattr(yaml, "CSafeDumper")
+
+
+def test_the_unsafe_set_is_the_complement_of_what_libyaml_writes_as_itself() -> None:
+    """codec._UNSAFE is spelled positively (a negated class of wide ranges took milliseconds
+    to compile): on every code point it says what the negated class says."""
+    import re
+
+    from gitconvoy.state import codec
+
+    written = re.compile(r"[^\n\x20-\x7e\u00a0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]")
+    every = "".join(chr(c) for c in range(0x110000))
+    assert codec._UNSAFE.findall(every) == written.findall(every)

@@ -11,27 +11,19 @@ from gitconvoy.commands import readout
 from gitconvoy.commands.io import json_option, open_store, print_json, say, say_lines
 from gitconvoy.commands.refargs import branch_value
 from gitconvoy.errors import ConvoyError
-from gitconvoy.plan import convoys, edits, graph
+from gitconvoy.plan import convoys, creating, edits, graph
+from gitconvoy.plan.edits import parse_dep
 from gitconvoy.render.shapes import bead_json
 from gitconvoy.render.text import bead_detail
 from gitconvoy.state import answers
 from gitconvoy.state.codec import load_yaml
-from gitconvoy.state.model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Bead, Dep
+from gitconvoy.state.model import BEAD_STATUSES, BEAD_TYPES, Bead
 from gitconvoy.state.snapshot import Snapshot
 from gitconvoy.state.tx import Tx
 
 if TYPE_CHECKING:
     from gitconvoy.state.snapshot import Snapshot
     from gitconvoy.state.store import Store
-
-
-def parse_dep(text: str) -> Dep:
-    """`ID` (blocks) or `TYPE:ID`."""
-    dep_type, sep, target = text.rpartition(":")
-    if not sep:
-        return Dep(text, "blocks")
-    edits.check_choice(dep_type, DEP_TYPES, "dep type")
-    return Dep(target, dep_type)
 
 
 @click.group()
@@ -124,28 +116,13 @@ def create(title: str | None, bead_type: str, priority: str, description: str | 
             id=bead_id, rig=rig, target=target,
         )]
     actor = store.identity()
-
-    joined: list[tuple[str, str]] = []
-
-    def mutate(tx: Tx) -> list[Any]:
-        made = edits.create_beads(tx, specs, actor)
-        joined[:] = convoys.track_grown(tx, made, into)
-        return made
-
-    def message(made: list[Any]) -> str:
-        if len(made) == 1:
-            return f"bead create {made[0].id}: {made[0].title}"
-        return f"bead create: {len(made)} beads ({made[0].id} … {made[-1].id})"
-
-    made = store.transact(mutate, message)
+    made, joined = store.transact(creating.mutation(specs, actor, into), creating.message)
+    answers.remember_ref(store)  # the next create may take the quick path (__main__)
     if as_json:
         print_json([bead_json(b) for b in made] if batch else bead_json(made[0]))
     else:
         say_lines(b.id for b in made)
-    for convoy_id, bead_id in joined[:20]:  # stdout stays the ids: scripts read them
-        say(f"{bead_id} joins convoy {convoy_id}: the next feed hands it out", err=True)
-    if len(joined) > 20:
-        say(f"… and {len(joined) - 20} more joined their convoys", err=True)
+    say_lines(creating.joined_lines(joined), err=True)  # stdout stays the ids: scripts read them
     return 0
 
 

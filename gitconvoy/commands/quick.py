@@ -15,13 +15,13 @@ the code the full command prints with.
 
 from __future__ import annotations
 
+from gitconvoy.commands.argwords import COUNT, FLAG, MANY, TEXT, split_option
 from gitconvoy.state import answers, reffiles
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-FLAG, COUNT, TEXT, MANY = "flag", "count", "text", "many"
 # command words -> (answer name, {option spelling: (field, kind)})
 COMMANDS: dict[tuple[str, ...], tuple[str, dict[str, tuple[str, str]]]] = {
     ("ready",): ("ready", {"--json": ("as_json", FLAG), "--limit": ("limit", COUNT),
@@ -39,18 +39,6 @@ STATUSES = frozenset({"open", "in_progress", "hooked", "blocked", "deferred", "c
 TYPES = frozenset({"task", "bug", "feature", "chore", "epic", "decision"})
 
 
-def _split(token: str, spec: dict[str, tuple[str, str]]) -> tuple[str, str | None] | None:
-    """An option token as (spelling, attached value): `--limit=5`, `-n5`, `--json`."""
-    if token in spec:
-        return token, None
-    if token.startswith("--"):
-        name, eq, value = token.partition("=")
-        return (name, value) if eq and name in spec and spec[name][1] != FLAG else None
-    if token.startswith("-") and token[:2] in spec and spec[token[:2]][1] != FLAG:
-        return token[:2], token[2:]
-    return None
-
-
 def parse(argv: list[str]) -> tuple[str, dict[str, Any]] | None:
     """(answer name, options) for a plain form of a warm command, else None."""
     found = [(words, entry) for words, entry in COMMANDS.items()
@@ -61,7 +49,7 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any]] | None:
     rest = argv[len(words):]
     options: dict[str, Any] = {}
     while rest:
-        split = _split(rest.pop(0), spec)
+        split = split_option(rest.pop(0), spec)
         if split is None:
             return None  # a typo, --help, an argument: click says what is wrong
         key, kind = spec[split[0]]

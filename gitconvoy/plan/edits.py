@@ -65,6 +65,15 @@ def check_choice(value: str, allowed: tuple[str, ...], what: str) -> str:
     return value
 
 
+def parse_dep(text: str) -> Dep:
+    """`ID` (blocks) or `TYPE:ID`."""
+    dep_type, sep, target = text.rpartition(":")
+    if not sep:
+        return Dep(text, "blocks")
+    check_choice(dep_type, DEP_TYPES, "dep type")
+    return Dep(target, dep_type)
+
+
 def check_priority(value: Any) -> int:
     try:
         number = int(value)

@@ -192,7 +192,7 @@ def remember(store: Store, name: str, snap: Snapshot, beads: list[Bead],
     commit = snap.commit
     if commit is None:
         return
-    _remember_ref(store)
+    remember_ref(store)
     if load(store.common_dir, name, commit) is not None:
         return
     try:
@@ -220,7 +220,7 @@ def _libgit2_config_files(place: Place) -> list[str]:
     return files + repository_config_files(place)
 
 
-def _remember_ref(store: Store) -> None:
+def remember_ref(store: Store) -> None:
     """Record the ref name for this worktree, when the files say the same repository the
     store opened (otherwise a later read could not find it the same way anyway)."""
     from gitconvoy.state import reffiles
@@ -234,14 +234,15 @@ def _remember_ref(store: Store) -> None:
     if reffiles.recall(place) == store.ref:
         return  # remembered, and nothing it depends on changed
 
-    def resolve() -> str | None:
+    def resolve() -> tuple[str | None, tuple[str | None, ...]]:
         import pygit2
 
         from gitconvoy.state.store import Store
 
         try:
-            return Store(pygit2.Repository(store.repo.path)).ref
+            fresh = Store(pygit2.Repository(store.repo.path))
         except pygit2.GitError:
-            return None
+            return None, ()
+        return fresh.ref, tuple(fresh.config_get(key) for key in reffiles.IDENT_KEYS)
 
     reffiles.record(place, _libgit2_config_files(place), resolve)

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pygit2
+from gitconvoy.state.layout import KINDS, MAX_DEPTH
 
-from gitconvoy.state.layout import KINDS
-from gitconvoy.state.trees import MAX_DEPTH
+if TYPE_CHECKING:  # the counts file is read by a quick create, which has no pygit2
+    import pygit2
+
+_FOLDER = 0o40000  # pygit2.GIT_FILEMODE_TREE
 
 COUNTS_FILE = "counts"
 _VERSION = "1"
@@ -53,6 +55,20 @@ def kind_counts(repo: pygit2.Repository, common_dir: str, tree: pygit2.Tree) -> 
     return found
 
 
+def carry(repo: pygit2.Repository, common_dir: str, old_tree_id: str | None,
+          new_tree: pygit2.Tree) -> None:
+    """Keep the totals of a tree this process just wrote, when it counted the tree it wrote
+    on (followed through the changed folders only), so the next create, quick or not,
+    finds them (gitconvoy.state.quickwrite reads no other tree's)."""
+    known = _MEMO.get(old_tree_id or "")
+    old = _tree(repo, old_tree_id) if known is not None and old_tree_id else None
+    if known is None or old is None:
+        return
+    found = follow(repo, old, known, new_tree)
+    _MEMO[str(new_tree.id)] = found
+    write_counts(os.path.join(common_dir, "convoy", COUNTS_FILE), str(new_tree.id), found)
+
+
 def walk(repo: pygit2.Repository, tree: pygit2.Tree) -> dict[str, int]:
     """The totals of a tree, counted file by file."""
     return {kind: _entry_count(repo, _entry(tree, spec.folder), -1)
@@ -68,6 +84,8 @@ def follow(repo: pygit2.Repository, old: pygit2.Tree, totals: dict[str, int],
 
 
 def _tree(repo: pygit2.Repository, tree_id: str) -> pygit2.Tree | None:
+    import pygit2
+
     try:
         found = repo.get(tree_id)
     except (ValueError, pygit2.GitError):
@@ -87,8 +105,10 @@ def _entry_count(repo: pygit2.Repository, entry: Any, depth: int) -> int:
     a read walks), any other entry named `*.yaml` one (a gitlink there is a broken file)."""
     if entry is None:
         return 0
-    if entry.filemode != pygit2.GIT_FILEMODE_TREE:
+    if entry.filemode != _FOLDER:
         return 1 if depth >= 0 and entry.name.endswith(".yaml") else 0
+    import pygit2
+
     folder = repo.get(entry.id)
     if not isinstance(folder, pygit2.Tree) or depth + 1 > MAX_DEPTH:
         return 0
@@ -100,10 +120,12 @@ def _delta(repo: pygit2.Repository, was: Any, now_: Any, depth: int) -> int:
     if was is not None and now_ is not None and was.id == now_.id \
             and was.filemode == now_.filemode:
         return 0
-    both_folders = all(e is not None and e.filemode == pygit2.GIT_FILEMODE_TREE
+    both_folders = all(e is not None and e.filemode == _FOLDER
                        for e in (was, now_))
     if not both_folders or depth + 1 > MAX_DEPTH:
         return _entry_count(repo, now_, depth) - _entry_count(repo, was, depth)
+    import pygit2
+
     before, after = repo.get(was.id), repo.get(now_.id)
     if not isinstance(before, pygit2.Tree) or not isinstance(after, pygit2.Tree):
         return _entry_count(repo, now_, depth) - _entry_count(repo, was, depth)

@@ -6,7 +6,6 @@ landing on a shared branch must say who made it, exactly as `git commit` would.
 
 from __future__ import annotations
 
-import email.utils
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -45,6 +44,8 @@ def parse_date(text: str, variable: str) -> tuple[int, int]:
             stamp = stamp.astimezone()
         offset = stamp.utcoffset()
         return int(stamp.timestamp()), int(offset.total_seconds() // 60) if offset else 0
+    import email.utils  # only here: importing it costs a quick create ~10 ms
+
     try:
         stamp = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

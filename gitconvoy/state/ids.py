@@ -26,9 +26,11 @@ def id_length(count: int) -> int:
 def new_id(prefix: str, seed: str, taken: Container[str], count: int,
            salt: str | None = None) -> str:
     """A fresh id; a random salt makes two writers with the same title diverge. A given
-    `salt` makes it repeatable (an import: the dry run shows the ids the import makes)."""
+    `salt` makes it repeatable (an import: the dry run shows the ids the import makes);
+    CONVOY_ID_SALT pins it for reproducible tests, as CONVOY_NOW pins the time."""
     length = id_length(count)
-    salt = os.urandom(8).hex() if salt is None else salt
+    if salt is None:
+        salt = os.environ.get("CONVOY_ID_SALT") or os.urandom(8).hex()
     for attempt in range(1000):
         digest = hashlib.sha256(f"{seed}\0{salt}\0{attempt}".encode()).digest()
         candidate = f"{prefix}-{_base36(int.from_bytes(digest[:16], 'big'), length)}"

@@ -8,6 +8,14 @@ from typing import Any
 
 from gitconvoy.state import model
 
+# One state file: a bead is a few hundred bytes (the title is capped at 500 characters);
+# a megabyte of YAML is an attack or a bug, and parsing it costs about a second.
+MAX_FILE_BYTES = 1 << 20
+
+# Deeper than any state file (a kind folder, three fan-out levels, the file): a hand-made tree
+# nested thousands of levels deep must not exhaust the stack of a read.
+MAX_DEPTH = 8
+
 GITATTRIBUTES = (
     "# gitconvoy: state files merge field by field (git convoy merge-driver)\n"
     "*.yaml merge=convoy\n"

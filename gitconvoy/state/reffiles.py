@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # annotations only: collections.abc would import collections 
     from collections.abc import Callable
 
 MAGIC = b"gitconvoy-refs sha256:"
-FORMAT = 1
+FORMAT = 2  # 2: the identity keys' values too
 MAX_ENTRIES = 32  # worktrees remembered at once (the oldest is dropped)
 MAX_INCLUDE_DEPTH = 10  # libgit2's limit
 
@@ -52,6 +52,10 @@ HARMLESS_GIT_ENV = frozenset({
 _HEX = b"0123456789abcdef"
 _REF_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-")
 _PER_WORKTREE = ("refs/worktree/", "refs/bisect/", "refs/rewritten/")
+# The config values a state commit's author, committer and `created_by` come from
+# (gitconvoy.state.identity): remembered with the ref name, under the same config digest.
+IDENT_KEYS = ("user.name", "user.email", "author.name", "author.email", "committer.name",
+              "committer.email")
 
 # This module is on the warm path: it imports nothing beyond what Python starts with and
 # hashlib (no re, json, typing or dataclasses: each costs milliseconds to import).
@@ -324,35 +328,53 @@ def repository_config_files(place: Place) -> list[str]:
 # --- the remembered resolutions -----------------------------------------------------------
 # One line per git dir, every string hex-encoded (paths may hold any byte), no JSON:
 #   <git dir> <ref> <config digest> <files asked for> <env values,…> <files read,…>
+#   <identity values,…>
 
 
 class Entry:
-    """What one full read found: the ref name for a git dir, and what that depended on."""
+    """What one full read found: the ref name for a git dir, the identity config values
+    (IDENT_KEYS), and what they depended on."""
 
-    __slots__ = ("git_dir", "ref", "digest", "start", "env", "files")
+    __slots__ = ("git_dir", "ref", "digest", "start", "env", "files", "idents")
 
     def __init__(self, git_dir: str, ref: str, digest: str, start: int,
-                 env: tuple[str | None, ...], files: tuple[str, ...]) -> None:
+                 env: tuple[str | None, ...], files: tuple[str, ...],
+                 idents: tuple[str | None, ...]) -> None:
         self.git_dir, self.ref, self.digest = git_dir, ref, digest
-        self.start, self.env, self.files = start, env, files
+        self.start, self.env, self.files, self.idents = start, env, files, idents
 
     def line(self) -> bytes:
-        env = ",".join("-" if v is None else _hex(v) for v in self.env)
         return " ".join([_hex(self.git_dir), _hex(self.ref), self.digest, str(self.start),
-                         env, ",".join(_hex(f) for f in self.files)]).encode("ascii")
+                         _values(self.env), ",".join(_hex(f) for f in self.files),
+                         _values(self.idents)]).encode("ascii")
 
     @classmethod
     def parse(cls, line: bytes) -> Entry:
         """The entry of one line; ValueError when it is not one."""
-        git_dir, ref, digest, start, env, files = line.decode("ascii").split(" ")
+        git_dir, ref, digest, start, env, files, idents = line.decode("ascii").split(" ")
         if not start.isdigit() or not is_object_id(digest.encode("ascii")):
             raise ValueError("not an entry")
-        return cls(_unhex(git_dir), _unhex(ref), digest, int(start),
-                   tuple(None if v == "-" else _unhex(v) for v in env.split(",")),
-                   tuple(_unhex(f) for f in files.split(",")) if files else ())
+        values = _unvalues(idents)
+        if len(values) != len(IDENT_KEYS):
+            raise ValueError("not an entry")
+        return cls(_unhex(git_dir), _unhex(ref), digest, int(start), _unvalues(env),
+                   tuple(_unhex(f) for f in files.split(",")) if files else (), values)
 
     def key(self) -> tuple[object, ...]:
-        return (self.git_dir, self.ref, self.digest, self.start, self.env, self.files)
+        return (self.git_dir, self.ref, self.digest, self.start, self.env, self.files,
+                self.idents)
+
+    def ident(self, key: str) -> str | None:
+        """A remembered identity value (a key of IDENT_KEYS), as config_get would give it."""
+        return self.idents[IDENT_KEYS.index(key)] if key in IDENT_KEYS else None
+
+
+def _values(values: tuple[str | None, ...]) -> str:
+    return ",".join("-" if v is None else _hex(v) for v in values)
+
+
+def _unvalues(text: str) -> tuple[str | None, ...]:
+    return tuple(None if v == "-" else _unhex(v) for v in text.split(","))
 
 
 def _hex(text: str) -> str:
@@ -391,6 +413,12 @@ def _load_entries(common_dir: str) -> list[Entry]:
 
 def recall(place: Place) -> str | None:
     """The state ref's name a full read used here, if nothing it depended on changed."""
+    entry = recall_entry(place)
+    return entry.ref if entry is not None else None
+
+
+def recall_entry(place: Place) -> Entry | None:
+    """What a full read remembered here, if nothing it depended on changed."""
     if not plain_environment():
         return None
     git_dir = os.path.realpath(place.git_dir)
@@ -403,27 +431,30 @@ def recall(place: Place) -> str | None:
         got = config_digest(list(entry.files[:entry.start]), os.environ.get("HOME"))
         if got is None or tuple(got[0]) != entry.files or got[1] != entry.digest:
             return None
-        return entry.ref
+        return entry
     return None
 
 
-def record(place: Place, config_files: list[str], resolve: Callable[[], str | None]) -> None:
-    """Remember the state ref's name for this git dir: `config_files` are the files libgit2
-    reads, `resolve()` reads the name afresh. The name is kept only if the files held the
-    same bytes before and after it was read, so no edit can slip between."""
+def record(place: Place, config_files: list[str],
+           resolve: Callable[[], tuple[str | None, tuple[str | None, ...]]]) -> None:
+    """Remember the state ref's name and the identity values for this git dir:
+    `config_files` are the files libgit2 reads, `resolve()` reads (name, IDENT_KEYS' values)
+    afresh. They are kept only if the files held the same bytes before and after they were
+    read, so no edit can slip between."""
     if not plain_environment():
         return
     config_files = list(dict.fromkeys(config_files))  # once each: `start` counts them
     home = os.environ.get("HOME")
     before = config_digest(config_files, home)
-    ref = resolve()
+    ref, idents = resolve()
     after = config_digest(config_files, home)
-    if before is None or before != after or not valid_ref_name(ref):
+    if before is None or before != after or not valid_ref_name(ref) \
+            or len(idents) != len(IDENT_KEYS):
         return
     assert isinstance(ref, str)
     git_dir = os.path.realpath(place.git_dir)
     entry = Entry(git_dir, ref, before[1], len(config_files), _environment(),
-                  tuple(before[0]))
+                  tuple(before[0]), idents)
     entries = _load_entries(place.common_dir)
     if any(e.key() == entry.key() for e in entries):
         return
@@ -449,13 +480,19 @@ def write_atomically(path: str, data: bytes) -> None:
 def state_commit(start: str | None = None) -> tuple[Place, str] | None:
     """Where the state ref points for a command run in `start` (the current folder), read
     without pygit2; None whenever a full read is needed to know."""
+    found = state_entry(start)
+    return (found[0], found[2]) if found is not None else None
+
+
+def state_entry(start: str | None = None) -> tuple[Place, Entry, str] | None:
+    """The repository, what is remembered for it, and the state commit (as state_commit)."""
     if not plain_environment():
         return None
     place = find_repository(os.getcwd() if start is None else start)
     if place is None:
         return None
-    ref = recall(place)
-    if ref is None:
+    entry = recall_entry(place)
+    if entry is None:
         return None
-    commit = read_ref(place, ref)
-    return (place, commit) if commit is not None else None
+    commit = read_ref(place, entry.ref)
+    return (place, entry, commit) if commit is not None else None

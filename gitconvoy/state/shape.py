@@ -22,11 +22,8 @@ from typing import Any
 
 import pygit2
 
-from gitconvoy.state.layout import KINDS
+from gitconvoy.state.layout import KINDS, MAX_FILE_BYTES
 
-# One state file: a bead is a few hundred bytes (the title is capped at 500 characters);
-# a megabyte of YAML is an attack or a bug, and parsing it costs about a second.
-MAX_FILE_BYTES = 1 << 20
 # The whole state: twice the 100,000 beads the design is measured at (DESIGN §11); a state
 # of a million beads made a fetch hook take 140 s and commands 2 GB (issue 16).
 MAX_STATE_FILES = 200_000

@@ -6,19 +6,30 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pygit2
-
-from gitconvoy.errors import ConvoyError, SchemaError
+from gitconvoy import __version__
+from gitconvoy.errors import ConvoyError, NewerSchema, SchemaError
 from gitconvoy.state import model
 from gitconvoy.state.beadtext import read_bead
 from gitconvoy.state.codec import load_yaml
-from gitconvoy.state.layout import KINDS, kind_of_path, object_path
-from gitconvoy.state.shape import MAX_FILE_BYTES
-from gitconvoy.state.trees import walk_yaml
+from gitconvoy.state.layout import KINDS, MAX_FILE_BYTES, kind_of_path, object_path
+
+if TYPE_CHECKING:  # pygit2 is imported where it is used: a quick create reads without it
+    import pygit2
+
+# git's object type numbers (pygit2.GIT_OBJECT_*; a test keeps them equal).
+_TREE, _BLOB = 2, 3
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What a failed object read raises: pygit2's GitError too once pygit2 is in use (the
+    quick create's reader, gitconvoy.state.objectfiles, raises KeyError only)."""
+    git = sys.modules.get("pygit2")
+    return (KeyError, ValueError) if git is None else (KeyError, ValueError, git.GitError)
 
 
 def read_state_file(repo: pygit2.Repository, path: str, blob_id: Any) -> bytes:
@@ -28,19 +39,19 @@ def read_state_file(repo: pygit2.Repository, path: str, blob_id: Any) -> bytes:
     odb = repo.odb
     try:
         kind, size = odb.read_header(blob_id)
-    except (KeyError, ValueError, pygit2.GitError):
+    except _read_errors():
         raise SchemaError(path, None, "is not in the object database (a gitlink?)") from None
-    if kind != pygit2.GIT_OBJECT_BLOB:
-        what = "a folder" if kind == pygit2.GIT_OBJECT_TREE else "not a file"
+    if kind != _BLOB:
+        what = "a folder" if kind == _TREE else "not a file"
         raise SchemaError(path, None, f"is {what}, not a state file")
     if size > MAX_FILE_BYTES:
         raise SchemaError(path, None, f"is {size} bytes, over the cap of {MAX_FILE_BYTES} "
                           "bytes for one state file")
     try:
         kind, data = odb.read(blob_id)  # one call, no Blob object: a full read does 10,000s
-    except (KeyError, ValueError, pygit2.GitError):
+    except _read_errors():
         raise SchemaError(path, None, "is not in the object database") from None
-    if kind != pygit2.GIT_OBJECT_BLOB:
+    if kind != _BLOB:
         raise SchemaError(path, None, "is not a file")
     return data
 
@@ -79,6 +90,18 @@ def parse_config(repo: pygit2.Repository, tree: pygit2.Tree) -> model.Config | S
         return exc
     except ConvoyError as exc:
         return SchemaError("convoy.yaml", None, exc.message)
+
+
+def refuse_broken_config(problem: SchemaError | None) -> None:
+    if problem is None:
+        return
+    if isinstance(problem, NewerSchema):
+        raise ConvoyError(f"{problem.upgrade_hint(__version__)} to write to this state; "
+                          "nothing was written")
+    raise ConvoyError(
+        f"{problem.message}; nothing was written: a write needs a readable convoy.yaml (run "
+        "'git convoy init --repair' to restore the last readable one)"
+    )
 
 
 @dataclass
@@ -272,7 +295,7 @@ class Source:
                 path = object_path(kind, obj_id)
                 try:
                     entry = self.tree[path]
-                except (KeyError, ValueError, pygit2.GitError):
+                except _read_errors():
                     entry = None
                 if entry is not None:  # a folder or gitlink there is named as broken
                     found = parse_file(self.repo, path, entry.id)
@@ -291,6 +314,8 @@ class Source:
         spec = KINDS[kind]
         if spec.folder not in self.tree:
             return 0
+        from gitconvoy.state.trees import walk_yaml
+
         return sum(1 for _ in walk_yaml(self.repo, self.tree[spec.folder], spec.folder))
 
     def load_all(self) -> Loaded:
@@ -320,6 +345,8 @@ def no_cycle_collector() -> Iterator[None]:
 
 def parse_all(repo: pygit2.Repository, tree: pygit2.Tree) -> Loaded:
     """Every object of a tree, parsed afresh."""
+    from gitconvoy.state.trees import walk_yaml
+
     config = parse_config(repo, tree)
     errors: dict[str, SchemaError] = {}
     if isinstance(config, SchemaError):
@@ -330,7 +357,7 @@ def parse_all(repo: pygit2.Repository, tree: pygit2.Tree) -> Loaded:
         for name, spec in KINDS.items():
             if spec.folder not in tree:
                 continue
-            if tree[spec.folder].filemode != pygit2.GIT_FILEMODE_TREE:
+            if tree[spec.folder].filemode != 0o40000:  # not a folder
                 errors[spec.folder] = SchemaError(spec.folder, None, "is not a folder: its "
                                                   f"{name} cannot be read")
                 continue

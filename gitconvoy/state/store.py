@@ -21,12 +21,19 @@ from typing import Any, TypeVar
 
 import pygit2
 
-from gitconvoy import __version__, faults
-from gitconvoy.errors import ConvoyError, LostRace, NewerSchema, SchemaError
+from gitconvoy import faults
+from gitconvoy.errors import ConvoyError, LostRace
 from gitconvoy.state import cache, counts, identity, model, packs
 from gitconvoy.state.codec import dump_yaml
 from gitconvoy.state.layout import GITATTRIBUTES, KINDS
-from gitconvoy.state.snapshot import Snapshot, Source, parse_config, parse_file, patch
+from gitconvoy.state.snapshot import (
+    Snapshot,
+    Source,
+    parse_config,
+    parse_file,
+    patch,
+    refuse_broken_config,
+)
 from gitconvoy.state.trees import apply_changes, apply_entries, changed_paths, three_way
 from gitconvoy.state.tx import Tx
 
@@ -209,6 +216,7 @@ class Store:
             faults.point("store.after_objects")
             if self._compare_and_swap(base.commit, new_commit, text):
                 faults.point("store.after_cas")
+                counts.carry(self.repo, self.common_dir, base.tree, self._tree_of(new_commit))
                 self._snapshot = self._successor(base, new_commit, tx.changes)
                 return result
             if time.monotonic() > deadline:
@@ -393,18 +401,6 @@ def _read_clone_id(path: str) -> str | None:
     except (OSError, UnicodeDecodeError):
         return None
     return found if _CLONE_ID.fullmatch(found) else None
-
-
-def refuse_broken_config(problem: SchemaError | None) -> None:
-    if problem is None:
-        return
-    if isinstance(problem, NewerSchema):
-        raise ConvoyError(f"{problem.upgrade_hint(__version__)} to write to this state; "
-                          "nothing was written")
-    raise ConvoyError(
-        f"{problem.message}; nothing was written: a write needs a readable convoy.yaml (run "
-        "'git convoy init --repair' to restore the last readable one)"
-    )
 
 
 class _Moved(Exception):

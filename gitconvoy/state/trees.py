@@ -9,9 +9,7 @@ from typing import Any
 
 import pygit2
 
-# Deeper than any state file (a kind folder, three fan-out levels, the file): a hand-made tree
-# nested thousands of levels deep must not exhaust the stack of a read.
-MAX_DEPTH = 8
+from gitconvoy.state.layout import MAX_DEPTH
 
 
 def changed_paths(repo: pygit2.Repository, old: pygit2.Tree | None, new: pygit2.Tree | None,

@@ -9,8 +9,7 @@ from typing import Any
 from gitconvoy.errors import ConvoyError
 from gitconvoy.state import model
 from gitconvoy.state.codec import dump_yaml
-from gitconvoy.state.layout import KIND_OF_CLASS, KINDS, object_path
-from gitconvoy.state.shape import MAX_FILE_BYTES
+from gitconvoy.state.layout import KIND_OF_CLASS, KINDS, MAX_FILE_BYTES, object_path
 from gitconvoy.state.snapshot import Snapshot
 
 
