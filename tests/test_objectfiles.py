@@ -10,9 +10,13 @@ from pathlib import Path
 import pygit2
 import pytest
 from conftest import git, make_repo
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gitconvoy.state import objectfiles, snapshot
 from gitconvoy.state.objectfiles import ObjectFiles, Unsure, parse_tree, tree_bytes
+from gitconvoy.state.quickwrite import write_changes
+from gitconvoy.state.trees import apply_changes
 
 
 def a_history(path: Path) -> Path:
@@ -104,3 +108,28 @@ def test_the_type_numbers_are_gits() -> None:
                                                 pygit2.GIT_OBJECT_BLOB)
     assert (objectfiles.TREE_MODE, objectfiles.FILE_MODE) == (
         pygit2.GIT_FILEMODE_TREE, pygit2.GIT_FILEMODE_BLOB)
+
+
+PATHS = st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(["x", "y"]),
+                           st.sampled_from(["1.yaml", "2.yaml", "x"])), max_size=8)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=PATHS, changes=st.lists(st.tuples(
+    st.sampled_from(["a", "b", "c", "a/x", "b/y", "a/x/1.yaml", "b/y/2.yaml", "c/x/x", "d"]),
+    st.none() | st.binary(max_size=8)), max_size=6))
+def test_the_quick_tree_surgery_writes_the_trees_the_store_writes(
+        tmp_path_factory: pytest.TempPathFactory, start: list[tuple[str, str, str]],
+        changes: list[tuple[str, bytes | None]]) -> None:
+    """quickwrite.write_changes against trees.apply_changes (pygit2): additions, changes,
+    deletions that empty a folder, a file where a folder was and the other way round."""
+    path = tmp_path_factory.mktemp("surgery")
+    repo = pygit2.init_repository(str(path), bare=True)
+    first = {"/".join(parts): b"seed" for parts in start}
+    base = repo[apply_changes(repo, None, {p: d for p, d in first.items()
+                                           if not any(q.startswith(p + "/") for q in first)})]
+    wanted = dict(changes)
+    files = ObjectFiles(str(path / "objects"))
+    mine = write_changes(files, files.tree(str(base.id)), wanted)
+    assert mine == str(apply_changes(repo, base, wanted))
