@@ -129,8 +129,26 @@ def test_a_bead_under_an_epic_a_convoy_tracks_joins_it_through_the_full_path(
     assert f"joins convoy {convoy_id}" in proc.stderr or "joins convoy" in proc.stderr
 
 
-def test_counts_not_kept_for_the_tree_send_an_id_less_create_to_the_full_path(
-        warmed: Path) -> None:
+def test_counts_kept_for_an_older_tree_are_followed_to_this_one(warmed: Path) -> None:
+    """Another command wrote since the last create (a close, a whole batch): the totals are
+    followed through the folders that differ, as the store follows them."""
+    batch = warmed / "batch.json"
+    batch.write_text('[{"title": "one"}, {"title": "two"}, {"title": "three"}]')
+    made = ok("bead", "create", "--batch", str(batch)).split()
+    counts_file = warmed / ".git" / "convoy" / "counts"
+    kept = counts_file.read_text()
+    ok("bead", "close", made[0])
+    ok("bead", "delete", made[1])
+    assert full(warmed, "bead", "create", "Made while the counts were not kept").returncode == 0
+    counts_file.write_text(kept)  # as a command that keeps no count would leave them
+    proc, modules = entry_point(warmed, "bead", "create", "Follows")
+    assert proc.returncode == 0 and heavy(modules) == [], proc.stderr
+    tree = git("rev-parse", f"{STATE_REF}^{{tree}}", cwd=warmed)
+    total = len(git("ls-tree", "-r", "--name-only", tree, "beads", cwd=warmed).split())
+    assert counts_file.read_text().split()[1:3] == [tree, str(total)]
+
+
+def test_no_counts_kept_send_an_id_less_create_to_the_full_path(warmed: Path) -> None:
     (warmed / ".git" / "convoy" / "counts").unlink()
     before = git("rev-parse", STATE_REF, cwd=warmed)
     assert quickcreate.answer(["bead", "create", "Needs a count"], start=str(warmed)) is None
@@ -175,9 +193,11 @@ def test_concurrent_creates_through_the_entry_point_all_land(warmed: Path) -> No
     assert git("fsck", "--strict", "--no-dangling", cwd=warmed) == ""
 
 
-TITLES = st.text(st.characters(blacklist_categories=("Cs",), max_codepoint=0x2FFF),
-                 min_size=1, max_size=30)
-TEXTS = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=80)
+# No NUL: no command-line argument can hold one.
+TITLES = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0",
+                               max_codepoint=0x2FFF), min_size=1, max_size=30)
+TEXTS = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"),
+                min_size=1, max_size=80)
 LABELS = st.lists(st.text("abcxyz-_:", min_size=1, max_size=6), max_size=3)
 
 

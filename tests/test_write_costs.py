@@ -122,7 +122,7 @@ def test_the_followed_count_equals_a_walk(state_repo, fresh_process):
         tree = snap._source.tree  # type: ignore[union-attr]
         counts._MEMO.clear()
         assert counts.kind_counts(store.repo, store.common_dir, tree) == \
-            counts.walk(store.repo, tree)
+            counts.walk(counts.pygit2_trees(store.repo), tree)
         assert snap.count("beads") == len(live)
 
 

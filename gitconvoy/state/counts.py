@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gitconvoy.state.layout import KINDS, MAX_DEPTH
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # the counts file is read by a quick create, which has no pyg
     import pygit2
 
 _FOLDER = 0o40000  # pygit2.GIT_FILEMODE_TREE
+TreeOpener = Callable[[Any], Any]  # a tree id -> its tree (iterable entries), or None
 
 COUNTS_FILE = "counts"
 _VERSION = "1"
@@ -42,13 +44,14 @@ def kind_counts(repo: pygit2.Repository, common_dir: str, tree: pygit2.Tree) -> 
         return found
     path = os.path.join(common_dir, "convoy", COUNTS_FILE)
     known = read_counts(path)
-    old = _tree(repo, known[0]) if known is not None else None
+    open_tree = pygit2_trees(repo)
+    old = open_tree(known[0]) if known is not None else None
     if known is not None and known[0] == tree_id:
         found = known[1]
     elif known is not None and old is not None:
-        found = follow(repo, old, known[1], tree)
+        found = follow(open_tree, old, known[1], tree)
     else:
-        found = walk(repo, tree)
+        found = walk(open_tree, tree)
     _MEMO[tree_id] = found
     if known is None or known[0] != tree_id:
         write_counts(path, tree_id, found)
@@ -58,64 +61,68 @@ def kind_counts(repo: pygit2.Repository, common_dir: str, tree: pygit2.Tree) -> 
 def carry(repo: pygit2.Repository, common_dir: str, old_tree_id: str | None,
           new_tree: pygit2.Tree) -> None:
     """Keep the totals of a tree this process just wrote, when it counted the tree it wrote
-    on (followed through the changed folders only), so the next create, quick or not,
-    finds them (gitconvoy.state.quickwrite reads no other tree's)."""
+    on (followed through the changed folders only), so the next create finds them without
+    a diff of its own."""
     known = _MEMO.get(old_tree_id or "")
-    old = _tree(repo, old_tree_id) if known is not None and old_tree_id else None
+    open_tree = pygit2_trees(repo)
+    old = open_tree(old_tree_id) if known is not None and old_tree_id else None
     if known is None or old is None:
         return
-    found = follow(repo, old, known, new_tree)
+    found = follow(open_tree, old, known, new_tree)
     _MEMO[str(new_tree.id)] = found
     write_counts(os.path.join(common_dir, "convoy", COUNTS_FILE), str(new_tree.id), found)
 
 
-def walk(repo: pygit2.Repository, tree: pygit2.Tree) -> dict[str, int]:
+def pygit2_trees(repo: pygit2.Repository) -> TreeOpener:
+    """Open trees through pygit2 (the store's reads); None for anything that is not one."""
+    import pygit2
+
+    def open_tree(tree_id: Any) -> Any:
+        try:
+            found = repo.get(tree_id)
+        except (ValueError, pygit2.GitError):
+            return None
+        return found if isinstance(found, pygit2.Tree) else None
+
+    return open_tree
+
+
+def walk(open_tree: TreeOpener, tree: Any) -> dict[str, int]:
     """The totals of a tree, counted file by file."""
-    return {kind: _entry_count(repo, _entry(tree, spec.folder), -1)
+    return {kind: _entry_count(open_tree, _entry(tree, spec.folder), -1)
             for kind, spec in KINDS.items()}
 
 
-def follow(repo: pygit2.Repository, old: pygit2.Tree, totals: dict[str, int],
-           tree: pygit2.Tree) -> dict[str, int]:
-    """The totals of `tree` from those of `old`, opening only the folders that differ."""
-    return {kind: max(0, totals[kind] + _delta(repo, _entry(old, spec.folder),
+def follow(open_tree: TreeOpener, old: Any, totals: dict[str, int],
+           tree: Any) -> dict[str, int]:
+    """The totals of `tree` from those of `old`, opening only the folders that differ.
+    Trees are pygit2's or gitconvoy.state.objectfiles' (the quick create's)."""
+    return {kind: max(0, totals[kind] + _delta(open_tree, _entry(old, spec.folder),
                                                _entry(tree, spec.folder), -1))
             for kind, spec in KINDS.items()}
 
 
-def _tree(repo: pygit2.Repository, tree_id: str) -> pygit2.Tree | None:
-    import pygit2
-
-    try:
-        found = repo.get(tree_id)
-    except (ValueError, pygit2.GitError):
-        return None
-    return found if isinstance(found, pygit2.Tree) else None
-
-
-def _entry(tree: pygit2.Tree, name: str) -> Any:
+def _entry(tree: Any, name: str) -> Any:
     try:
         return tree[name]
     except (KeyError, ValueError):
         return None
 
 
-def _entry_count(repo: pygit2.Repository, entry: Any, depth: int) -> int:
+def _entry_count(open_tree: TreeOpener, entry: Any, depth: int) -> int:
     """What one entry of a folder at `depth` adds: a folder its files (down to MAX_DEPTH, as
     a read walks), any other entry named `*.yaml` one (a gitlink there is a broken file)."""
     if entry is None:
         return 0
     if entry.filemode != _FOLDER:
         return 1 if depth >= 0 and entry.name.endswith(".yaml") else 0
-    import pygit2
-
-    folder = repo.get(entry.id)
-    if not isinstance(folder, pygit2.Tree) or depth + 1 > MAX_DEPTH:
+    folder = open_tree(entry.id)
+    if folder is None or depth + 1 > MAX_DEPTH:
         return 0
-    return sum(_entry_count(repo, child, depth + 1) for child in folder)
+    return sum(_entry_count(open_tree, child, depth + 1) for child in folder)
 
 
-def _delta(repo: pygit2.Repository, was: Any, now_: Any, depth: int) -> int:
+def _delta(open_tree: TreeOpener, was: Any, now_: Any, depth: int) -> int:
     """new count − old count of one entry, opening only folders whose ids differ."""
     if was is not None and now_ is not None and was.id == now_.id \
             and was.filemode == now_.filemode:
@@ -123,15 +130,13 @@ def _delta(repo: pygit2.Repository, was: Any, now_: Any, depth: int) -> int:
     both_folders = all(e is not None and e.filemode == _FOLDER
                        for e in (was, now_))
     if not both_folders or depth + 1 > MAX_DEPTH:
-        return _entry_count(repo, now_, depth) - _entry_count(repo, was, depth)
-    import pygit2
-
-    before, after = repo.get(was.id), repo.get(now_.id)
-    if not isinstance(before, pygit2.Tree) or not isinstance(after, pygit2.Tree):
-        return _entry_count(repo, now_, depth) - _entry_count(repo, was, depth)
+        return _entry_count(open_tree, now_, depth) - _entry_count(open_tree, was, depth)
+    before, after = open_tree(was.id), open_tree(now_.id)
+    if before is None or after is None:
+        return _entry_count(open_tree, now_, depth) - _entry_count(open_tree, was, depth)
     old_children = {e.name: e for e in before}
     new_children = {e.name: e for e in after}
-    return sum(_delta(repo, old_children.get(name), new_children.get(name), depth + 1)
+    return sum(_delta(open_tree, old_children.get(name), new_children.get(name), depth + 1)
                for name in old_children.keys() | new_children.keys())
 
 

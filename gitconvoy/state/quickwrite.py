@@ -55,11 +55,13 @@ def transact(place: Place, remembered: Remembered, commit: str,
     objects = ObjectFiles(os.path.join(place.common_dir, "objects"))
     tree = objects.tree(objects.commit_tree(commit))
     counts_path = os.path.join(place.common_dir, "convoy", COUNTS_FILE)
-    counted = _counts(counts_path, tree.id)
+    counted: dict[str, int] | None = None
 
     def count_all(_tree: Any) -> dict[str, int]:
-        if counted is None:  # following counts from another tree needs a diff: the store's
-            raise Unsure("no counts kept for this tree")
+        nonlocal counted
+        counted = _counts(counts_path, objects, tree)
+        if counted is None:
+            raise Unsure("no counts kept to follow")
         return counted
 
     base = Snapshot(commit, tree.id, source=Source(objects, tree,  # type: ignore[arg-type]
@@ -164,6 +166,8 @@ EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 def update_ref(git_dir: str, ref: str, new: str, old: str, message: str) -> bool:
     """Move `ref` from `old` to `new` with git's own compare-and-swap; False when it did not
     (moved meanwhile, locked, or git missing). No hook runs, as with libgit2's writes."""
+    if "\0" in message or "\0" in git_dir:
+        return False  # no argument can hold one
     args = ["git", f"--git-dir={git_dir}", "-c", "core.hooksPath=/dev/null", "update-ref",
             "-m", message, ref, new, old]
     quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
@@ -175,12 +179,24 @@ def update_ref(git_dir: str, ref: str, new: str, old: str, message: str) -> bool
     return os.waitstatus_to_exitcode(status) == 0
 
 
-def _counts(path: str, tree_id: str) -> dict[str, int] | None:
-    """The kind totals kept for exactly this tree (gitconvoy.state.counts), if any."""
-    from gitconvoy.state.counts import read_counts
+def _counts(path: str, objects: ObjectFiles, tree: Tree) -> dict[str, int] | None:
+    """The kind totals of this tree: those kept for it (gitconvoy.state.counts), or followed
+    from the tree they were kept for through the folders that differ (after another
+    command's write); None when none are kept."""
+    from gitconvoy.state.counts import follow, read_counts
 
     known = read_counts(path)
-    return known[1] if known is not None and known[0] == tree_id else None
+    if known is None or known[0] == tree.id:
+        return known[1] if known is not None else None
+
+    def open_tree(tree_id: Any) -> Tree | None:
+        try:
+            return objects.tree(tree_id)
+        except KeyError:
+            return None
+
+    old = open_tree(known[0])
+    return follow(open_tree, old, known[1], tree) if old is not None else None
 
 
 def _carry_counts(path: str, new_tree: str, counted: dict[str, int], base: Tree,
