@@ -242,3 +242,39 @@ def test_quick_and_full_creates_make_the_same_commit(
     assert in_full.returncode == 0, in_full.stderr
     assert full_commit == quick_commit, "the same tree, author, committer and message"
     assert quick[1] == in_full.stdout
+
+
+def test_no_hook_runs_for_the_state_write_as_with_libgit2(warmed: Path) -> None:
+    """A state write must not fire the user's reference-transaction hook because of how it
+    was made: libgit2 runs none, and neither does the quick create's update-ref."""
+    hooks = warmed / ".git" / "hooks"
+    hooks.mkdir(exist_ok=True)
+    hook = hooks / "reference-transaction"
+    hook.write_text(f"#!/bin/sh\necho \"$1\" >> '{warmed / 'fired'}'\n")
+    hook.chmod(0o755)
+    git("update-ref", "refs/heads/probe", "HEAD", cwd=warmed)
+    assert (warmed / "fired").exists(), "the hook itself works"
+    (warmed / "fired").unlink()
+    proc, modules = entry_point(warmed, "bead", "create", "Hookless")
+    assert proc.returncode == 0 and heavy(modules) == [], proc.stderr
+    assert not (warmed / "fired").exists()
+
+
+def test_a_shared_repository_is_left_to_libgit2(warmed: Path) -> None:
+    """core.sharedRepository sets the modes of new files: the quick create does not guess."""
+    git("config", "core.sharedRepository", "group", cwd=warmed)
+    entry_point(warmed, "bead", "list")  # a full read remembers the new config
+    assert quickcreate.answer(["bead", "create", "Shared"], start=str(warmed)) is None
+    assert entry_point(warmed, "bead", "create", "Shared")[0].returncode == 0
+
+
+@pytest.mark.parametrize("name", ["Ann <ann@x>", " Padded", "Bob\tSmith"])
+def test_an_identity_libgit2_would_refuse_or_trim_goes_the_full_way(
+        warmed: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv("GIT_AUTHOR_NAME", name)
+    if "\t" in name:  # libgit2 keeps a tab: so does the quick create
+        assert quickcreate.answer(["bead", "create", "Tabbed"], start=str(warmed))
+        return
+    before = git("rev-parse", STATE_REF, cwd=warmed)
+    assert quickcreate.answer(["bead", "create", "Who?"], start=str(warmed)) is None
+    assert git("rev-parse", STATE_REF, cwd=warmed) == before
