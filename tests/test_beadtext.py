@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gitconvoy.errors import ConvoyError, SchemaError
-from gitconvoy.state import beadtext
+from gitconvoy.state import beadtext, codec
 from gitconvoy.state.codec import dump_yaml, load_yaml
 from gitconvoy.state.model import BEAD_STATUSES, BEAD_TYPES, DEP_TYPES, Bead, Dep
 from tests.conftest import convoy, git, ok
@@ -77,6 +77,8 @@ def bead_dicts(draw: Any) -> dict[str, Any]:
         elif key in ("labels", "steps_done"):
             out[key] = draw(st.lists(st.one_of(ID, TEXT), max_size=4) | (ANY if wild else
                                                                          st.nothing()))
+        elif key == "formula":
+            out[key] = draw(st.sampled_from(["tdd.v1", "bug-fix"]) | text)
         elif key == "deps":
             dep = st.builds(
                 lambda on, kind, inferred: {"on": on, "type": kind, **inferred},
@@ -196,3 +198,126 @@ def test_a_state_with_fast_and_other_files_warns_and_reads_as_before(
     assert result.err.count("warning: skipped") == 1 and "t-a1" in result.err
     assert "priority" in result.err
     assert "t-b2" in result.out and "t-c3" in result.out and "t-a1" not in result.out
+
+
+# --- the fast pattern: one match proves a file of the common shapes -----------------------
+
+PIECES = st.sampled_from(FRAGMENTS + ["a", "b", "Task 1", "x: y", "it's", "é", "-", "a" * 30,
+                                      "2026-11-30T12:45:25.807200Z"])
+CANDIDATES = st.lists(PIECES, min_size=1, max_size=6).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.integers(2, 40), CANDIDATES)
+def test_what_the_one_line_patterns_take_the_emitter_writes_so(column: int,
+                                                                 written: str) -> None:
+    """A plain text the plain pattern takes, and a quoted one the quoted pattern takes,
+    are what written_scalar writes for their value at that column."""
+    if not codec.printable(written):
+        return
+    fits = codec.fits_pattern(column)
+    if re.fullmatch(f"{fits}{codec.plain_pattern()}\\n", written + "\n"):
+        assert codec.written_scalar(written, column, 2) == " " + written
+    if re.fullmatch(f"{codec.name_pattern()}\\n", written + "\n"):
+        assert codec.written_scalar(written, column, 2) == " " + written
+    quoted = f"'{written}'"
+    if re.fullmatch(f"{fits}'{codec.quoted_pattern()}'\\n", quoted + "\n"):
+        assert codec.written_scalar(written, column, 2) == " " + quoted
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(CANDIDATES | st.just(""), min_size=1, max_size=5), st.booleans())
+def test_what_the_block_pattern_takes_the_emitter_writes_so(lines: list[str],
+                                                             keep: bool) -> None:
+    block = ("|" if keep else "|-") + "".join(
+        "\n" + (f"  {line}" if line else "") for line in "\n".join(lines).split("\n"))
+    if not codec.printable(block) or not re.fullmatch(codec.literal_pattern(), block):
+        return
+    value = codec.literal_text(block)
+    assert codec.written_scalar(value, 13, 2) == " " + block
+
+
+def slow(raw: bytes) -> Bead | None:
+    """read_bead with the fast pattern out of the way: every value proved on its own."""
+    fast = beadtext._FAST
+    try:
+        beadtext._FAST = re.compile(r"(?!)")
+        return beadtext.read_bead(raw)
+    finally:
+        beadtext._FAST = fast
+
+
+COMMON = st.sampled_from(["Task 12: part 3 of epic 1", "Fix the login page", "alice", "ui",
+                          "bx-1a2b", "main", "convoy/bx-1a2b", "2026-11-30T12:45:25.807200Z",
+                          "done", "it's fine", "a#b c", "x:y"])
+LINES = st.sampled_from(["line one\nline two\n", "one\n\n  two", "- a\n- b\n"])
+
+
+@st.composite
+def common_beads(draw: Any) -> dict[str, Any]:
+    """Beads as the store writes them day to day (the fast pattern's share), with now and
+    then a value of any text: most files are proved by the one match, some are not."""
+    text = st.one_of(*[COMMON] * 12, CANDIDATES, ID)
+    blocks = ("title", "description", "acceptance", "close_reason")
+    store_id = st.from_regex(r"[a-z]{2}-[a-z0-9]{4,6}", fullmatch=True)
+    out: dict[str, Any] = {"id": draw(store_id | store_id | ID), "title": draw(text)}
+    for key in Bead.ORDER[2:]:
+        if draw(st.integers(0, 2)) or key in ("dispatch", "formula_vars"):
+            continue
+        if key == "type":
+            out[key] = draw(st.sampled_from(BEAD_TYPES))
+        elif key == "status":
+            out[key] = draw(st.sampled_from(BEAD_STATUSES))
+        elif key == "priority":
+            out[key] = draw(st.integers(0, 4))
+        elif key in ("labels", "steps_done"):
+            names = st.sampled_from(["ui", "db", "red", "green", "good first issue"])
+            out[key] = draw(st.lists(st.one_of(names, names, names, ID, CANDIDATES),
+                                     min_size=1, max_size=3))
+        elif key == "formula":
+            out[key] = draw(st.sampled_from(["tdd.v1", "bug-fix"]) | text)
+        elif key == "deps":
+            out[key] = [{"on": on, "type": kind, **({"inferred": True} if inferred else {})}
+                        for on, kind, inferred in draw(st.lists(st.tuples(
+                            store_id | store_id | ID, st.sampled_from(DEP_TYPES), st.booleans()),
+                            min_size=1, max_size=3))]
+        else:
+            out[key] = draw(text | LINES if key in blocks else text)
+    if "closed_at" in out or out.get("status") == "closed":
+        out["status"] = "closed"
+        out["closed_at"] = out.get("closed_at", "2026-11-30T12:45:25.807200Z")
+    return out
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(common_beads(), bead_dicts()))
+def test_the_fast_pattern_reads_what_the_value_by_value_proof_reads(
+        value: dict[str, Any]) -> None:
+    try:
+        raw = dump_yaml({k: value[k] for k in Bead.ORDER if k in value})
+    except Exception:  # noqa: BLE001 - a value PyYAML cannot write is no file
+        return
+    text = raw.decode("utf-8", "surrogatepass")
+    if codec.printable(text) and beadtext._FAST.fullmatch(text):
+        assert beadtext.read_bead(raw) == slow(raw) == generic(raw), text
+    else:
+        agrees(raw)
+
+
+@pytest.mark.parametrize("fields", [
+    {},
+    {"description": "one\n\ntwo\n  indented\n", "acceptance": "tests pass",
+     "assignee": "alice", "labels": ["api", "good first issue"], "parent": "bx-epic"},
+    {"title": "Task 4754: part 54 of epic 47", "status": "closed", "priority": 0,
+     "close_reason": "done", "closed_at": "2026-11-30T12:45:25.807200Z",
+     "created_at": "2026-11-30T12:45:25.807200Z", "created_by": "bench"},
+    {"deps": [{"on": "bx-a", "type": "blocks"}, {"on": "bx-b", "type": "waits-for",
+                                                  "inferred": True}],
+     "branch": "convoy/bx-1a2b", "target": "main", "formula": "tdd.v1",
+     "steps_done": ["green", "red"], "rig": "r1", "mr": "mr-1", "import_key": "gh#1"},
+    {"title": "naïve é中 — ok"}, {"title": "yes: really"}, {"description": "-"},
+])
+def test_the_store_layout_of_common_beads_is_proved_by_one_match(fields: dict[str, Any]) -> None:
+    raw = plain_bead(**fields)
+    assert beadtext._FAST.fullmatch(raw.decode()), raw.decode()
+    assert agrees(raw) is not None and beadtext.read_bead(raw) == slow(raw)

@@ -53,8 +53,56 @@ def _pattern() -> re.Pattern[str]:
 
 
 _BEAD = _pattern()
+
+# The common layout proved whole by one match: every text on one line (plain, or quoted
+# because it must be) or a `|` block, ids and names plain. Anything else (a folded line, a
+# doubled quote, a text starting with a digit) is proved value by value below.
+_BLOCKS = ("title", "description", "acceptance", "close_reason")  # any text: plain, quoted, |
+_STAMPS = ("created_at", "updated_at", "started_at", "closed_at")  # the store's time stamps
+_PEOPLE = ("assignee", "created_by")  # may hold spaces; the other texts are names
+
+
+def _fast_pattern() -> re.Pattern[str]:
+    plain, quoted, block = codec.plain_pattern(), codec.quoted_pattern(), codec.literal_pattern()
+    word = rf"(?!{codec.WORDS_PATTERN}\n)[A-Za-z][A-Za-z0-9._-]"
+    fixed = {
+        "id": rf"id: (?P<id>{word}*+)\n",
+        "type": f"(?:type: (?P<type>{'|'.join(model.BEAD_TYPES)})\n)?+",
+        "status": f"(?:status: (?P<status>{'|'.join(model.BEAD_STATUSES)})\n)?+",
+        "priority": "(?:priority: (?P<priority>[0-4])\n)?+",
+        "labels": rf"(?:labels:(?P<labels>(?:\n- {codec.fits_pattern(2)}{plain})++)\n)?+",
+        "deps": rf"(?:deps:(?P<deps>(?:\n- 'on': {word}*+\n  type: (?:{_DEP_TYPE})"
+                rf"(?:\n  inferred: true)?+)++)\n)?+",
+        "formula": rf"(?:formula: (?P<formula>{word}{{0,99}})\n)?+",
+        "steps_done": rf"(?:steps_done:(?P<steps_done>(?:\n- {word}{{0,63}})++)\n)?+",
+    }
+    parts = []
+    for name in model.Bead.ORDER:
+        head = f"{name}: "
+        if name in _OPAQUE:
+            continue
+        if name in fixed:
+            parts.append(fixed[name])
+        elif name in _STAMPS:
+            parts.append(rf"(?:{head}'(?P<{name}>{codec.STAMP_PATTERN})'\n)?+")
+        elif name in _BLOCKS:
+            field = (rf"{head}{codec.fits_pattern(len(head))}(?P<q_{name}>')?(?P<{name}>"
+                     rf"(?(q_{name}){quoted}|(?:{plain}|{block})))(?(q_{name})')\n")
+            parts.append(field if name == "title" else f"(?:{field})?+")
+        elif name in _PEOPLE:
+            parts.append(rf"(?:{head}{codec.fits_pattern(len(head))}(?P<{name}>{plain})\n)?+")
+        else:  # names, ids, branches: no space
+            parts.append(rf"(?:{head}(?P<{name}>{codec.name_pattern()})\n)?+")
+    return re.compile("".join(parts))
+
+
+_FAST = _fast_pattern()
+
+
 _DEP = re.compile(rf"\n- 'on': ([^\n]*)\n  type: ({_DEP_TYPE})(\n  inferred: true)?")
 _GROUPS = tuple(_BEAD.groupindex)  # Bead.ORDER without the two mappings
+_FAST_GROUPS = tuple(_FAST.groupindex[name] for name in _GROUPS)
+_BLOCK_AT = tuple(_GROUPS.index(name) for name in _BLOCKS)
 # (group index, column) of each text field: where its value starts after `name: `.
 _SCALARS = tuple((i, len(name) + 2) for i, name in enumerate(_GROUPS)
                  if name not in ("type", "status", "priority", "deps") + _LISTS)
@@ -135,6 +183,27 @@ def _deps(block: str) -> list[model.Dep] | None:
     return deps if ordered else model.unique_deps(deps)
 
 
+_FOUND_DEPS: dict[tuple[str, str, str], model.Dep] = {}  # by what findall gives
+
+
+def _proved_deps(block: str) -> list[model.Dep]:
+    """`_deps` of a block the fast pattern proved (every `on` plain, as written)."""
+    found = _DEP.findall(block)
+    deps = [_FOUND_DEPS.get(key) or _found_dep(key) for key in found]
+    if len(found) > 1:
+        before = found[0]
+        for key in found[1:]:
+            if key[0] < before[0] or (key[0] == before[0] and key[1] <= before[1]):
+                return model.unique_deps(deps)
+            before = key
+    return deps
+
+
+def _found_dep(key: tuple[str, str, str]) -> model.Dep:
+    dep = _FOUND_DEPS[key] = model.Dep(key[0], key[1], bool(key[2]))
+    return dep
+
+
 def read_bead(raw: bytes) -> model.Bead | None:
     """The bead a file in the store's layout holds, with every rule of Bead.from_dict
     checked; None for any other file (then the generic path reads it)."""
@@ -142,6 +211,9 @@ def read_bead(raw: bytes) -> model.Bead | None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
+    match = _FAST.fullmatch(text) if codec.printable(text) else None
+    if match is not None:
+        return _proved_bead(match)
     match = _BEAD.fullmatch(text)
     if match is None:
         return None
@@ -153,12 +225,63 @@ def read_bead(raw: bytes) -> model.Bead | None:
             if value is None:
                 return None
             got[i] = value
+    return _bead(got)
+
+
+def _proved_bead(match: re.Match[str]) -> model.Bead | None:
+    """`_bead` for a file the fast pattern matched, whose every value the match proved:
+    the rules its pattern does not hold are checked, inline (10,000s of files a read)."""
+    (bead_id, title, kind, status, priority, description, acceptance, assignee, labels,
+     parent, deps, rig, branch, target, base_commit, integration_branch, created_at,
+     created_by, updated_at, started_at, closed_at, close_reason, import_key, mr, formula,
+     steps) = match.group(*_FAST_GROUPS)
+    if "\n" in title:
+        title = codec.literal_text(title)
+    if not title.strip() or len(title) > model.MAX_TITLE or len(bead_id) > 200 \
+            or ".." in bead_id:
+        return None
+    if description is not None and "\n" in description:
+        description = codec.literal_text(description)
+    if acceptance is not None and "\n" in acceptance:
+        acceptance = codec.literal_text(acceptance)
+    if close_reason is not None and "\n" in close_reason:
+        close_reason = codec.literal_text(close_reason)
+    if branch is not None or target is not None or integration_branch is not None:
+        for name in (branch, target, integration_branch):
+            if name is not None and refnames.branch_problem(name):
+                return None
+    label_list = []
+    if labels is not None:
+        label_list = labels[3:].split("\n- ")
+        if len(label_list) > 1:
+            label_list = sorted(set(label_list))
+    steps_list = []
+    if steps is not None:
+        steps_list = sorted(set(steps[3:].split("\n- ")))
+        if len(steps_list) > model.MAX_STEPS:
+            return None
+    dep_list = [] if deps is None else _proved_deps(deps)
+    status = status or "open"
+    if (status == "closed") != (closed_at is not None):
+        return None
+    return model.Bead(
+        bead_id, title, kind or "task", status, 2 if priority is None else int(priority),
+        description, acceptance, assignee, label_list, parent, dep_list, rig, branch, target,
+        base_commit, integration_branch, created_at, created_by, updated_at, started_at,
+        closed_at, close_reason, {}, import_key, mr, formula, {}, steps_list,
+    )
+
+
+def _bead(got: list[str | None]) -> model.Bead | None:
+    """The bead of a file's values (each text proved canonical), if every rule of
+    Bead.from_dict holds."""
     (bead_id, title, kind, status, priority, description, acceptance, assignee, labels,
      parent, deps, rig, branch, target, base_commit, integration_branch, created_at,
      created_by, updated_at, started_at, closed_at, close_reason, import_key, mr, formula,
      steps) = got
-    if not title.strip() or len(title) > model.MAX_TITLE:
+    if not title or not title.strip() or len(title) > model.MAX_TITLE:
         return None
+    assert bead_id is not None
     if len(bead_id) > 200 or "/" in bead_id or ".." in bead_id \
             or not model.ID_RE.fullmatch(bead_id):
         return None
@@ -167,28 +290,33 @@ def read_bead(raw: bytes) -> model.Bead | None:
             return None
     if formula is not None and not model.FORMULA_NAME_RE.match(formula):
         return None
+    label_list = steps_list = None
     if labels is not None:
-        labels = _items(labels)
-        if labels is None:
+        label_list = _items(labels)
+        if label_list is None:
             return None
-        labels = sorted(set(labels))
+        if len(label_list) > 1:
+            label_list = sorted(set(label_list))
     if steps is not None:
-        steps = _items(steps)
-        if steps is None:
+        steps_list = _items(steps)
+        if steps_list is None:
             return None
-        steps = sorted(set(steps))
-        if len(steps) > model.MAX_STEPS or not all(model.STEP_ID_RE.match(s) for s in steps):
+        steps_list = sorted(set(steps_list))
+        if len(steps_list) > model.MAX_STEPS or \
+                not all(model.STEP_ID_RE.match(s) for s in steps_list):
             return None
+    dep_list = None
     if deps is not None:
-        deps = _deps(deps)
-        if deps is None:
+        dep_list = _deps(deps)
+        if dep_list is None:
             return None
     status = status or "open"
     if (status == "closed") != (closed_at is not None):
         return None
     return model.Bead(
         bead_id, title, kind or "task", status, 2 if priority is None else int(priority),
-        description, acceptance, assignee, labels or [], parent, deps or [], rig, branch,
-        target, base_commit, integration_branch, created_at, created_by, updated_at,
-        started_at, closed_at, close_reason, {}, import_key, mr, formula, {}, steps or [],
+        description, acceptance, assignee, label_list or [], parent, dep_list or [], rig,
+        branch, target, base_commit, integration_branch, created_at, created_by, updated_at,
+        started_at, closed_at, close_reason, {}, import_key, mr, formula, {},
+        steps_list or [],
     )

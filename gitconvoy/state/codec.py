@@ -142,8 +142,8 @@ def _resolvers(first: str) -> list[tuple[str, Any]]:
 # and null, each only as these exact spellings (lower, Capitalised, UPPER). Anything else
 # that opens with a letter other than these words reads as text, so the common case (ids,
 # titles, statuses) never asks PyYAML's resolvers (nor imports PyYAML).
-_NOT_TEXT_WORDS = {form for word in ("yes", "no", "true", "false", "on", "off", "null")
-          for form in (word, word.capitalize(), word.upper())}
+_WORDS = ("yes", "no", "true", "false", "on", "off", "null")
+_NOT_TEXT_WORDS = {form for word in _WORDS for form in (word, word.capitalize(), word.upper())}
 # The store's own time stamps: a YAML timestamp, so written quoted.
 _STAMP = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?Z\Z")
 
@@ -250,6 +250,72 @@ def written_texts() -> dict[str, str]:
     """The emitter's memo of short texts, as it writes them on one line (plain or quoted):
     a reader may look a value up here first (never mutate it)."""
     return _ONE_LINE
+
+
+# --- the emitter's rules as patterns: a file of the common shapes proved in one match ------
+# In a `printable` text, each pattern below matches only texts `written_scalar` writes
+# exactly so (a test holds them to it); what they leave out (digits first, doubled quotes,
+# folded lines) is proved value by value instead. Their classes leave out the ASCII controls
+# and stay small; the file was checked `printable` for the rest (with the big Unicode
+# classes in every field, the file pattern took 0.4 s to compile).
+
+# The YAML 1.1 words of _NOT_TEXT_WORDS (lower, Capitalised, UPPER), as a short pattern.
+WORDS_PATTERN = "(?:" + "|".join(f"[{w[0]}{w[0].upper()}]{w[1:]}|{w.upper()}"
+                                 for w in _WORDS) + ")"
+STAMP_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?Z"
+
+
+def printable(text: str) -> bool:
+    """True unless a character beyond ASCII is one the emitter escapes (the patterns below
+    leave out the ASCII ones themselves): a caller checks a whole file once."""
+    return text.isascii() or _UNSAFE.search(text) is None
+
+
+def fits_pattern(column: int) -> str:
+    """A lookahead: the rest of the line, written at `column`, is not folded (it ends by
+    the fold column, or has no space to fold at)."""
+    return rf"(?:(?=[^\n]{{0,{FOLD_COLUMN - column}}}\n)|(?=[^ \n]*+\n))"
+
+
+def plain_pattern() -> str:
+    """Text written plain on one line: an ASCII letter first (so no indicator, and no
+    implicit type but the YAML 1.1 words), then text with no `: `, no ` #`, no final `:` or
+    space. The caller adds `fits_pattern` before it and the line end after. (Runs of one
+    class, so a match costs a step per `:` or `#`, not per word.)"""
+    return (rf"(?!{WORDS_PATTERN}\n)[A-Za-z]"
+            r"(?:[^\x00-\x1f\x7f:#]++|:(?=[^\x00-\x20\x7f])|(?<! )#)*+(?<! )")
+
+
+def name_pattern() -> str:
+    """`plain_pattern` for text with no space (a name, an id, a branch): shorter, and
+    never folded, so it needs no `fits_pattern`."""
+    return rf"(?!{WORDS_PATTERN}\n)[A-Za-z](?:[^\x00-\x20\x7f:]++|:(?=[^\x00-\x20\x7f]))*+"
+
+
+def quoted_pattern() -> str:
+    """The inside of a single-quoted one-line text with no quote in it, which the emitter
+    must quote: empty, a YAML 1.1 word, a store time stamp, or a text plain YAML cannot
+    hold (an indicator first; `: `, ` #`, a final `:` or space)."""
+    must = (rf"(?=')|(?:{STAMP_PATTERN}|{WORDS_PATTERN})(?=')"
+            r"""|(?=[-?:](?: |')|[#,\[\]{}&*!|>"%@`]|---|\.\.\.| )"""
+            r"|(?=[^\n']*?: )|(?=[^\n']*? #)|(?=[^\n']*?[ :]')")
+    return rf"(?:{must})[^\x00-\x1f\x7f']*+"
+
+
+def literal_pattern() -> str:
+    """A multi-line text as the emitter writes it for a top-level key: a `|` (or `|-`, with
+    two lines at least) block indented by two, no line ending in a space, the first line
+    not starting with one, the first and last lines not empty."""
+    first = r"[^\x00-\x20\x7f][^\x00-\x1f\x7f]*+(?<! )"
+    more = r"\n++  [^\x00-\x1f\x7f]*+(?<=[^\x00-\x20\x7f])"
+    return rf"(?:\|\n  {first}(?:{more})*+|\|-\n  {first}(?:{more})++)"
+
+
+def literal_text(written: str) -> str:
+    """The text of a block `literal_pattern` matched."""
+    keep = written[1] == "\n"
+    body = ("\n" + written[2 if keep else 3:]).replace("\n  ", "\n")[1:]
+    return body + "\n" if keep else body
 
 
 def _key(key: Any) -> str | None:
