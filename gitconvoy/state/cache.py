@@ -14,20 +14,19 @@ matching digest can at worst say something the state does not, in fields of the 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import fields
-from typing import Any
-
-import pygit2
+from typing import TYPE_CHECKING, Any
 
 from gitconvoy.errors import SchemaError
 from gitconvoy.state import model
 from gitconvoy.state.layout import KINDS, object_path
 from gitconvoy.state.rows import CacheMiss, forget_deps, miss, shape_of
 from gitconvoy.state.snapshot import Loaded, no_cycle_collector, parse_all, parse_file, patch
-from gitconvoy.state.trees import changed_paths
+
+if TYPE_CHECKING:  # pygit2 loads in the functions that read a tree: a cold read (which reads
+    import pygit2  # the object files itself) writes the file without it
 
 CACHE_VERSION = 5  # 5: an inferred dep is [on, type, true]; 4: JSON rows behind a digest
 # A cache more than this many changed files behind the ref is rewritten after a read.
@@ -61,6 +60,7 @@ def encode(loaded: Loaded) -> bytes:
     for kind in KINDS:
         shape = shape_of(KINDS[kind].cls)
         rows = objects[kind] = []
+        free = shape.free_values
         for obj_id, obj in loaded.objects.get(kind, {}).items():
             row = shape.encode(obj)
             try:
@@ -68,7 +68,7 @@ def encode(loaded: Loaded) -> bytes:
                 # JSON carries exactly; only free-form mappings (a dispatch) may hold what
                 # it cannot (a date), so only a row with one is rebuilt and compared.
                 exact = obj_id == obj.id and (
-                    not any(row[i] for i in shape.free) or shape.decode(list(row)) == obj)
+                    not any(free(row)) or shape.decode(list(row)) == obj)
             except (CacheMiss, RecursionError, TypeError, ValueError):
                 exact = False
             if exact:
@@ -83,6 +83,8 @@ def encode(loaded: Loaded) -> bytes:
         "reparse": reparse,
         "errors": [[key, e.path, e.field, e.expected] for key, e in loaded.errors.items()],
     }
+    import json  # here: a cold read asks only for the file's name before its child writes
+
     body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("ascii")
     return MAGIC + hashlib.sha256(body).hexdigest().encode("ascii") + b"\n" + body
 
@@ -93,6 +95,8 @@ def decode(data: bytes, repo: pygit2.Repository) -> Loaded:
     head, _, body = data.partition(b"\n")
     if head != MAGIC + hashlib.sha256(body).hexdigest().encode("ascii"):
         raise miss("digest mismatch")
+    import json
+
     payload = json.loads(body)
     if type(payload) is not dict or payload.get("key") != cache_key():
         raise miss("written for another gitconvoy or model")
@@ -121,6 +125,8 @@ def _reparse(repo: pygit2.Repository, tree_id: str, ids: Any,
     """Parse the few objects the cache listed by id from the tree it was built from."""
     if not ids:
         return
+    import pygit2
+
     tree = repo.get(tree_id)
     if not isinstance(tree, pygit2.Tree):
         raise miss("its tree is gone")
@@ -167,6 +173,10 @@ def save(common_dir: str, loaded: Loaded) -> None:
 
 def load_all(repo: pygit2.Repository, common_dir: str, tree: pygit2.Tree) -> Loaded:
     """Every object of a tree: from the cache, patched by a tree diff, or parsed afresh."""
+    import pygit2
+
+    from gitconvoy.state.trees import changed_paths
+
     tree_id = str(tree.id)
     cached = load(common_dir, repo)
     if cached is not None and cached.tree == tree_id:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from gitconvoy.state import model
@@ -100,8 +100,8 @@ def _deps(value: Any) -> list[model.Dep]:
     return out
 
 
-def _dep_row(dep: model.Dep) -> list[Any]:
-    return [dep.on, dep.type, True] if dep.inferred else [dep.on, dep.type]
+def _dep_rows(deps: list[model.Dep]) -> list[list[Any]]:
+    return [[d.on, d.type, True] if d.inferred else [d.on, d.type] for d in deps]
 
 
 def _rigs(value: Any) -> dict[str, model.Rig]:
@@ -122,7 +122,7 @@ _CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any] | None]] = {
     "bool": (_a_bool, None),
     "list[str]": (_str_list, None),
     "dict[str, Any]": (_mapping, None),
-    "list[Dep]": (_deps, lambda deps: [_dep_row(d) for d in deps]),
+    "list[Dep]": (_deps, _dep_rows),
     "dict[str, Rig]": (_rigs, lambda rigs: {n: shape_of(model.Rig).encode(r)
                                             for n, r in rigs.items()}),
 }
@@ -149,6 +149,7 @@ class Shape:
     encoders: tuple[tuple[int, Callable[[Any], Any]], ...]
     values: Callable[[Any], tuple[Any, ...]]  # every field of an object, in order, at C speed
     free: tuple[int, ...]  # `dict[str, Any]`: free-form, may hold what JSON cannot carry
+    free_values: Callable[[list[Any]], tuple[Any, ...]]  # a row's free-form fields, at C speed
 
     @classmethod
     def of(cls, model_cls: type) -> Shape:
@@ -175,8 +176,11 @@ class Shape:
         values = getter if len(names) > 1 else lambda obj: (getter(obj),)
         free = tuple(i for i, f in enumerate(fields(model_cls))
                      if str(f.type) == "dict[str, Any]")
+        picked = itemgetter(*free) if free else None
+        free_values = (lambda row: ()) if picked is None else \
+            picked if len(free) > 1 else (lambda row: (picked(row),))
         return cls(model_cls, names, tuple(strings), tuple(optional), tuple(special),
-                   tuple(encoders), values, free)
+                   tuple(encoders), values, free, free_values)
 
     def encode(self, obj: Any) -> list[Any]:
         row = list(self.values(obj))
@@ -187,7 +191,7 @@ class Shape:
     def exact(self, row: list[Any]) -> bool:
         """True when JSON carries this row of a parsed object exactly: every other field's
         type is one JSON has (the model checked it); only free-form mappings may not be."""
-        return all(_plain(row[i]) for i in self.free if row[i])
+        return all(_plain(value) for value in self.free_values(row) if value)
 
     def decode(self, row: Any) -> Any:
         """The object of a row read from the file (which it may change): checked first."""

@@ -61,9 +61,20 @@ def parse_file(repo: pygit2.Repository, path: str, blob_id: Any) -> Any:
     kind = kind_of_path(path)
     if kind is None:
         return None
-    obj_id = os.path.basename(path)[: -len(".yaml")]
     try:
         raw = read_state_file(repo, path, blob_id)
+    except SchemaError as exc:
+        return exc
+    return parse_object(kind, path, raw)
+
+
+def parse_object(kind: str, path: str, raw: bytes, obj_id: str | None = None) -> Any:
+    """The object the bytes of a file of `kind` at `path` hold, or the SchemaError naming
+    what is wrong with it (its id must be its file name, `obj_id`, and its path the one its
+    id gives). The full read and the cold read (gitconvoy.state.treeload) both parse here."""
+    if obj_id is None:
+        obj_id = os.path.basename(path)[: -len(".yaml")]
+    try:
         got = read_bead(raw) if kind == "beads" else None  # the store's own layout, fast
         if got is None:
             got = KINDS[kind].cls.from_dict(load_yaml(raw, path), path)
@@ -82,14 +93,30 @@ def parse_config(repo: pygit2.Repository, tree: pygit2.Tree) -> model.Config | S
     """convoy.yaml, or why it cannot be read (a read then warns and uses the defaults; a
     write refuses, see Snapshot.config_problem)."""
     if "convoy.yaml" not in tree:
-        return SchemaError("convoy.yaml", None, "is missing: this is not a gitconvoy state")
+        return missing_config()
     try:
         raw = read_state_file(repo, "convoy.yaml", tree["convoy.yaml"].id)
+    except SchemaError as exc:
+        return exc
+    return parse_config_bytes(raw)
+
+
+def parse_config_bytes(raw: bytes) -> model.Config | SchemaError:
+    """convoy.yaml's bytes as the Config, or why they cannot be read."""
+    try:
         return model.Config.from_dict(load_yaml(raw, "convoy.yaml"), "convoy.yaml")
     except SchemaError as exc:
         return exc
     except ConvoyError as exc:
         return SchemaError("convoy.yaml", None, exc.message)
+
+
+def missing_config() -> SchemaError:
+    return SchemaError("convoy.yaml", None, "is missing: this is not a gitconvoy state")
+
+
+def not_a_folder(name: str) -> SchemaError:
+    return SchemaError(KINDS[name].folder, None, f"is not a folder: its {name} cannot be read")
 
 
 def refuse_broken_config(problem: SchemaError | None) -> None:
@@ -358,8 +385,7 @@ def parse_all(repo: pygit2.Repository, tree: pygit2.Tree) -> Loaded:
             if spec.folder not in tree:
                 continue
             if tree[spec.folder].filemode != 0o40000:  # not a folder
-                errors[spec.folder] = SchemaError(spec.folder, None, "is not a folder: its "
-                                                  f"{name} cannot be read")
+                errors[spec.folder] = not_a_folder(name)
                 continue
             for path, blob_id in walk_yaml(repo, tree[spec.folder], spec.folder):
                 got = parse_file(repo, path, blob_id)
