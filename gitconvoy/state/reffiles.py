@@ -30,6 +30,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc would import collections at run time
     from collections.abc import Callable
 
+DEFAULT_REF = "refs/heads/convoy/state"  # the state ref when no config sets convoy.ref
 MAGIC = b"gitconvoy-refs sha256:"
 FORMAT = 2  # 2: the identity keys' values too
 MAX_ENTRIES = 32  # worktrees remembered at once (the oldest is dropped)
@@ -291,7 +292,14 @@ def _read_config(path: str) -> bytes | None | bool:
 def config_digest(paths: list[str], home: str | None) -> tuple[list[str], str] | None:
     """Every file read for these config files (includes followed) and a SHA-256 of their
     bytes (absence counts too); None when unsure."""
+    got = _config_bytes(paths, home)
+    return None if got is None else (got[0], got[1])
+
+
+def _config_bytes(paths: list[str], home: str | None) -> tuple[list[str], str, list[bytes]] | None:
+    """`config_digest`, and the bytes of every file that exists."""
     seen: list[str] = []
+    found: list[bytes] = []
     digest = hashlib.sha256()
     todo = [(p, 0) for p in paths]
     while todo:
@@ -307,6 +315,7 @@ def config_digest(paths: list[str], home: str | None) -> tuple[list[str], str] |
             digest.update(b"-\0")
             continue
         assert isinstance(data, bytes)
+        found.append(data)
         digest.update(b"+%d\0" % len(data) + data)
         if b"include" not in data.lower():
             continue
@@ -317,12 +326,69 @@ def config_digest(paths: list[str], home: str | None) -> tuple[list[str], str] |
         if included is None or (included and depth >= MAX_INCLUDE_DEPTH):
             return None
         todo.extend((p, depth + 1) for p in included)
-    return seen, digest.hexdigest()
+    return seen, digest.hexdigest(), found
 
 
 def repository_config_files(place: Place) -> list[str]:
     return [os.path.join(place.common_dir, "config"),
             os.path.join(place.git_dir, "config.worktree")]
+
+
+def libgit2_config_files(place: Place) -> list[str] | None:
+    """The config files libgit2 reads for this repository on a POSIX system, found as it
+    finds them (its search path: /etc, then $XDG_CONFIG_HOME/git or ~/.config/git, then
+    ~; a test holds this to pygit2's own answer), and GIT_CONFIG_GLOBAL and
+    GIT_CONFIG_SYSTEM in case a later libgit2 reads them; None without a HOME."""
+    home = os.environ.get("HOME")
+    if not home:
+        return None
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    files = ["/etc/gitconfig",
+             os.path.join(xdg, "git", "config") if xdg else
+             os.path.join(home, ".config", "git", "config"),
+             os.path.join(home, ".gitconfig")]
+    files += [p for p in (os.environ.get("GIT_CONFIG_GLOBAL"),
+                          os.environ.get("GIT_CONFIG_SYSTEM")) if p]
+    return files + repository_config_files(place)
+
+
+def _sets_a_convoy_key(data: bytes) -> bool | None:
+    """Whether a config file opens a `[convoy]` section (any subsection, any case): the
+    only place convoy.ref can be set. None when a header line does not read plainly."""
+    if b"convoy" not in data.lower():
+        return False
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.endswith("\\"):
+            return None  # a continued value: what follows is not a line of its own
+        if not line.startswith("["):
+            continue
+        end = line.find("]")
+        if end < 0:
+            return None
+        name = line[1:end].strip().split()[0] if line[1:end].strip() else ""
+        if name.partition(".")[0].partition('"')[0].lower() == "convoy":
+            return True
+    return False
+
+
+def unconfigured_ref(place: Place) -> str | None:
+    """The state ref without pygit2, when no config file libgit2 reads (includes followed)
+    has a `[convoy]` section: then convoy.ref is unset and the ref is the default. None
+    when one has, or when unsure: a full read resolves it."""
+    if not plain_environment():
+        return None
+    files = libgit2_config_files(place)
+    if files is None:
+        return None
+    got = _config_bytes(list(dict.fromkeys(files)), os.environ.get("HOME"))
+    if got is None or any(_sets_a_convoy_key(data) is not False for data in got[2]):
+        return None
+    return DEFAULT_REF
 
 
 # --- the remembered resolutions -----------------------------------------------------------

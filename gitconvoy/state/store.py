@@ -23,7 +23,7 @@ import pygit2
 
 from gitconvoy import faults
 from gitconvoy.errors import ConvoyError, LostRace
-from gitconvoy.state import cache, counts, identity, model, packs
+from gitconvoy.state import cache, counts, identity, model, packs, reffiles
 from gitconvoy.state.codec import dump_yaml
 from gitconvoy.state.layout import GITATTRIBUTES, KINDS
 from gitconvoy.state.snapshot import (
@@ -37,7 +37,7 @@ from gitconvoy.state.snapshot import (
 from gitconvoy.state.trees import apply_changes, apply_entries, changed_paths, three_way
 from gitconvoy.state.tx import Tx
 
-DEFAULT_REF = "refs/heads/convoy/state"
+DEFAULT_REF = reffiles.DEFAULT_REF
 MAX_ATTEMPTS = 200
 # A ref lock older than this was left behind by a crash (writers hold it for microseconds).
 STALE_LOCK_SECONDS = 10
