@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -17,6 +16,8 @@ def json_text(data: Any, *, pretty: bool = False) -> str:
     """JSON that parses to exactly `data` and is inert on a terminal: readable non-ASCII
     stays as it is, every control character is a \\u escape. Compact (no spaces, one line)
     unless `pretty`, which indents by two."""
+    import json  # here: a read that prints text (a cold `ready`) never loads it
+
     if pretty:
         text = json.dumps(data, indent=2, ensure_ascii=False)
     else:

@@ -193,14 +193,20 @@ def remember(store: Store, name: str, snap: Snapshot, beads: list[Bead],
     if commit is None:
         return
     remember_ref(store)
-    if load(store.common_dir, name, commit) is not None:
+    keep(store.common_dir, name, commit, beads, texts, extras)
+
+
+def keep(common_dir: str, name: str, commit: str, beads: list[Bead],
+         texts: Callable[[], tuple[str, str, str]], extras: list[Any] | None = None) -> None:
+    """Store the answer of command `name` at `commit`, unless it is stored already."""
+    if load(common_dir, name, commit) is not None:
         return
     try:
         data = encode(name, commit, texts(), beads, extras)
     except (TypeError, ValueError, RecursionError, UnicodeError):
         data = None
     if data is not None:
-        write_atomically(answer_file(store.common_dir, name), data)
+        write_atomically(answer_file(common_dir, name), data)
 
 
 def _libgit2_config_files(place: Place) -> list[str]:
