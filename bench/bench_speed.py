@@ -27,7 +27,11 @@ row; the bars are issue 12's):
 
   ready, warm / no cache, per size       warm: the read cache (.git/convoy/cache*) is left
                                          by the previous run; no cache: deleted before each
-                                         run (microbeads: .git/microbeads-cache likewise)
+                                         run (microbeads: .git/microbeads-cache likewise).
+                                         A cold read writes its caches in a detached child
+                                         after printing: the wall time stops when the
+                                         command returns, its CPU includes that child
+                                         (adopted as our subreaper's, and waited for)
   bead create, one, per size             microbeads: `mb create` then `mb sync` (its commit)
   1,000 beads in one batch (first size)  `bead create --batch` with no ids, each bead under
                                          an existing epic with 2 existing blockers;
@@ -67,6 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_state import generate, make_repo, plan_random_blockers  # noqa: E402
 
+from gitconvoy.commands import coldread  # noqa: E402
 from gitconvoy.plan.edits import BeadSpec  # noqa: E402
 from gitconvoy.state.model import Bead, now, touched  # noqa: E402
 from gitconvoy.state.store import Store  # noqa: E402
@@ -409,6 +414,30 @@ def drop_caches(repo: Path, *names: str) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
+def adopt_orphans(on: bool) -> None:
+    """Become (or stop being) the subreaper of our descendants (Linux's
+    PR_SET_CHILD_SUBREAPER): a cold `ready` leaves a detached child writing its caches,
+    which is then adopted by this process instead of init, so `settle` can wait for it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1 if on else 0, 0, 0, 0)
+
+
+def settle(repo: Path, timeout: float = 60.0) -> None:
+    """Wait for the detached cache writer of a cold `ready` (its lock, then its exit), so
+    that its CPU counts in the row's and the next run does not find its caches half-way."""
+    coldread.wait_for_writer(str(repo / ".git"))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return  # no child left
+        if pid == 0:
+            time.sleep(0.001)  # still exiting
+
+
 def ready_rows(s: Scene) -> list[Result]:
     small = s.size <= 10_000
     results = []
@@ -417,7 +446,14 @@ def ready_rows(s: Scene) -> list[Result]:
         def mine(warm: bool = warm) -> Sample:
             if not warm:
                 drop_caches(s.convoy, "convoy/cache*")
-            return timed([(["git", "convoy", "ready"], None)], s.convoy)
+            cpu = children_cpu()
+            adopt_orphans(True)  # only while our command runs: microbeads' are not ours
+            try:
+                got = timed([(["git", "convoy", "ready"], None)], s.convoy)
+                settle(s.convoy)  # the wall stopped when the command returned; CPU counts it
+            finally:
+                adopt_orphans(False)
+            return Sample(got.wall, children_cpu() - cpu, got.parts)
 
         def theirs(warm: bool = warm) -> Sample:
             assert s.mb is not None
