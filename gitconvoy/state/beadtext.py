@@ -183,24 +183,28 @@ def _deps(block: str) -> list[model.Dep] | None:
     return deps if ordered else model.unique_deps(deps)
 
 
-_FOUND_DEPS: dict[tuple[str, str, str], model.Dep] = {}  # by what findall gives
+# Deps of proved blocks by their text (`<on>\n  type: <type>[\n  inferred: true]`).
+_WRITTEN_DEPS: dict[str, model.Dep] = {}
 
 
 def _proved_deps(block: str) -> list[model.Dep]:
-    """`_deps` of a block the fast pattern proved (every `on` plain, as written)."""
-    found = _DEP.findall(block)
-    deps = [_FOUND_DEPS.get(key) or _found_dep(key) for key in found]
-    if len(found) > 1:
-        before = found[0]
-        for key in found[1:]:
-            if key[0] < before[0] or (key[0] == before[0] and key[1] <= before[1]):
-                return model.unique_deps(deps)
-            before = key
+    """`_deps` of a block the fast pattern proved: each item is `on` (plain, as written)
+    and a type, so a split finds them; equal items share one Dep."""
+    deps = [_WRITTEN_DEPS.get(item) or _written_dep(item)
+            for item in block[9:].split("\n- 'on': ")]  # after the first "\n- 'on': "
+    if len(deps) > 1:
+        before = deps[0]
+        for dep in deps[1:]:
+            if dep.on < before.on or (dep.on == before.on and dep.type <= before.type):
+                return model.unique_deps(deps)  # not sorted, or an edge twice
+            before = dep
     return deps
 
 
-def _found_dep(key: tuple[str, str, str]) -> model.Dep:
-    dep = _FOUND_DEPS[key] = model.Dep(key[0], key[1], bool(key[2]))
+def _written_dep(item: str) -> model.Dep:
+    on, _, rest = item.partition("\n  type: ")
+    kind, _, inferred = rest.partition("\n")
+    dep = _WRITTEN_DEPS[item] = model.Dep(on, kind, bool(inferred))
     return dep
 
 
