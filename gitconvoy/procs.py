@@ -77,12 +77,13 @@ def start_detached(argv: list[str], *, cwd: str, env: dict[str, str], log: str) 
     return proc.pid
 
 
-def fork_detached(work: Callable[[], None]) -> bool:
+def fork_detached(work: Callable[[], None], keep_fds: tuple[int, ...] = ()) -> bool:
     """Run `work` in a forked child in a session of its own, with stdin, stdout and stderr
-    on /dev/null, and return at once: no terminal, signal or pipe of the caller's is held
-    by it, so a reader of our output sees its end when this process exits. The child leaves
-    with os._exit, whatever `work` does. False where this process cannot fork (then the
-    caller runs `work` itself). Only for a process with no other thread."""
+    on /dev/null and no other file descriptor but `keep_fds`, and return at once: no
+    terminal, signal or pipe of the caller's is held by it, so a reader of our output sees
+    its end when this process exits. The child leaves with os._exit, whatever `work` does.
+    False where this process cannot fork (then the caller runs `work` itself). Only for a
+    process with no other thread."""
     if not hasattr(os, "fork"):
         return False
     for stream in (sys.stdout, sys.stderr):
@@ -99,6 +100,11 @@ def fork_detached(work: Callable[[], None]) -> bool:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
+        start = 3
+        for fd in sorted(keep_fds):
+            os.closerange(start, fd)
+            start = fd + 1
+        os.closerange(start, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024)
         work()
     finally:
         os._exit(0)
