@@ -118,6 +118,20 @@ def test_nothing_ready_is_said_on_stderr_cold_too(state_repo: Path) -> None:
     assert got.stderr == b"nothing is ready\n"
 
 
+def test_a_linked_worktree_reads_cold_and_the_same(state_repo: Path) -> None:
+    a_plan(state_repo)
+    other = state_repo.parent / "linked"
+    git("worktree", "add", "-q", str(other), "-b", "side", cwd=state_repo)
+    sub = other / "deep" / "er"
+    sub.mkdir(parents=True)
+    main_cold, _ = cold(state_repo, "ready")
+    no_cache(state_repo)  # the common git dir's, which the linked worktree shares
+    linked, loaded = warm_imports(sub, "ready")
+    assert "pygit2" not in loaded and same(linked, main_cold)
+    coldread.wait_for_writer(str(state_repo / ".git"))
+    assert (cache_dir(state_repo) / "snapshot.json").exists()
+
+
 def test_the_answer_comes_before_the_caches(state_repo: Path) -> None:
     """The caches are the detached child's: the command has returned (its output closed)
     while they may not be there yet, and every file is whole once the writer lock is free."""
@@ -279,6 +293,10 @@ def states(draw: st.DrawFn) -> dict[str, tuple[int, bytes]]:
         bead_id = f"t-odd{n}"
         raw = content.replace(b"t-bad", bead_id.encode())
         files[object_path("beads", bead_id)] = (0o100644, raw)
+    if draw(st.integers(0, 9)) == 0:
+        del files["convoy.yaml"]  # not a state: named, and read with the defaults
+    if draw(st.integers(0, 9)) == 0:
+        files["mrs"] = (0o100644, b"a file where a folder belongs\n")
     if draw(st.booleans()):
         files["beads/" + "/".join("d" * (MAX_DEPTH + 2)) + "/t-deep.yaml"] = \
             (0o100644, b"id: t-deep\ntitle: Deep\n")
