@@ -32,7 +32,7 @@ from gitconvoy.commands import coldread
 from gitconvoy.state import answers, cache, model, reffiles, treeload
 from gitconvoy.state.codec import dump_yaml
 from gitconvoy.state.layout import MAX_DEPTH, object_path
-from gitconvoy.state.objfiles import ObjectFiles, Unreadable
+from gitconvoy.state.objectfiles import ObjectFiles, Unsure
 from gitconvoy.state.snapshot import parse_all
 
 READS = [("ready",), ("ready", "--json"), ("ready", "-n", "2"), ("ready", "--limit=1", "--json")]
@@ -321,7 +321,7 @@ def put_state(repo: Path, files: dict[str, tuple[int, bytes]]) -> str:
 def both_loads(repo: Path, commit: str) -> tuple[Any, Any]:
     git_repo = pygit2.Repository(str(repo))
     full = parse_all(git_repo, git_repo[commit].peel(pygit2.Tree))
-    objects = ObjectFiles.open(str(repo / ".git"))
+    objects = ObjectFiles(str(repo / ".git" / "objects"))
     return full, treeload.load(objects, treeload.state_tree(objects, commit))
 
 
@@ -356,8 +356,8 @@ def test_a_file_the_cold_read_does_not_word_is_unreadable_not_wrong(state_repo: 
     """A folder where a file belongs, a file over the cap: the full read words them."""
     commit = put_state(state_repo, {"convoy.yaml": (0o100644, b"schema: 1\nprefix: t\n"),
                                     object_path("beads", "t-big"): (0o100644, b"x" * (1 << 21))})
-    objects = ObjectFiles.open(str(state_repo / ".git"))
-    with pytest.raises(Unreadable):
+    objects = ObjectFiles(str(state_repo / ".git" / "objects"))
+    with pytest.raises(Unsure):
         treeload.load(objects, treeload.state_tree(objects, commit))
     assert "over the cap" in convoy("ready").err
 

@@ -1,9 +1,13 @@
 """Git objects as files (gitconvoy.state.objectfiles): every object of a real repository,
-loose and packed with long delta chains, reads as pygit2 reads it; what it writes, git
-accepts (fsck) and names with the same ids."""
+loose and packed with long delta chains, reads as pygit2 reads it, one at a time and in
+bulk (several packs, an index too big for a table, a size cap, flipped bytes: the same
+object or Unsure, never another); what it writes, git accepts (fsck) and names with the
+same ids."""
 
 from __future__ import annotations
 
+import random
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gitconvoy.state import objectfiles, snapshot
-from gitconvoy.state.objectfiles import ObjectFiles, Unsure, parse_tree, tree_bytes
+from gitconvoy.state.objectfiles import ObjectFiles, Unsure, parse_tree, tree_bytes, tree_entries
 from gitconvoy.state.quickwrite import write_changes
 from gitconvoy.state.trees import apply_changes
 
@@ -61,6 +65,104 @@ def test_every_object_reads_as_pygit2_reads_it(tmp_path: Path, packed: str | Non
             assert tree_bytes(parse_tree(data)) == data, "a tree written back is the same"
     with pytest.raises(KeyError):
         files.read("0" * 40)
+
+
+def read_in_bulk_as_pygit2(repo: Path) -> int:
+    """Every object, read by `read_bulk`, equals pygit2's; how many there are."""
+    odb = pygit2.Repository(str(repo)).odb
+    files = ObjectFiles(str(repo / ".git" / "objects"))
+    names = every_object(repo)
+    for oid in names:
+        kind, data = odb.read(oid)
+        assert files.read_bulk(bytes.fromhex(oid)) == (int(kind), data), oid
+    with pytest.raises(KeyError):
+        files.read_bulk(bytes(20))
+    with pytest.raises(KeyError):
+        files.read_bulk(b"\xff" * 20)  # the first and last fan-out buckets
+    return len(names)
+
+
+@pytest.mark.parametrize("packed", [None, "true", "false"],
+                         ids=["loose", "packed, offset deltas", "packed, ref deltas"])
+def test_every_object_reads_in_bulk_as_pygit2_reads_it(tmp_path: Path, packed: str | None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = a_history(tmp_path / "r")
+    if packed:
+        git("-c", f"repack.useDeltaBaseOffset={packed}", "repack", "-adf", "--depth=50",
+            "--window=50", cwd=repo)
+    assert read_in_bulk_as_pygit2(repo) > 100
+    monkeypatch.setattr(objectfiles, "DICT_MAX", 0)  # as for a project's pack of millions
+    assert read_in_bulk_as_pygit2(repo) > 100
+
+
+def test_several_packs_and_loose_objects_read_in_bulk_together(tmp_path: Path) -> None:
+    repo = a_history(tmp_path / "r")
+    git("repack", "-adq", cwd=repo)
+    (repo / "later").write_text("later\n")
+    git("add", "later", cwd=repo)
+    git("commit", "-q", "-m", "later", cwd=repo)
+    git("repack", "-dq", cwd=repo)  # a second pack beside the first
+    (repo / "loose").write_text("loose\n")
+    git("add", "loose", cwd=repo)
+    git("commit", "-q", "-m", "loose", cwd=repo)
+    assert len(list((repo / ".git" / "objects" / "pack").glob("*.pack"))) == 2
+    assert read_in_bulk_as_pygit2(repo) > 100
+
+
+def test_an_object_over_the_size_asked_is_refused_in_bulk(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r")
+    for version in range(3):  # the last version a delta of the first, once packed
+        (repo / "big.yaml").write_text("x" * 5000 + str(version))
+        git("add", "big.yaml", cwd=repo)
+        git("commit", "-q", "-m", "big", cwd=repo)
+    blob = bytes.fromhex(git("rev-parse", "HEAD:big.yaml", cwd=repo))
+    for packed in (False, True):
+        if packed:
+            git("repack", "-adfq", cwd=repo)
+        files = ObjectFiles(str(repo / ".git" / "objects"))
+        assert files.read_bulk(blob, 5001)[1] == b"x" * 5000 + b"2"
+        with pytest.raises(Unsure):
+            files.read_bulk(blob, 5000)
+
+
+def test_a_damaged_pack_never_reads_as_another_object(tmp_path: Path) -> None:
+    """Bytes flipped anywhere in a pack: each object reads in bulk as it was, or Unsure
+    (or KeyError), never as other bytes."""
+    repo = a_history(tmp_path / "r")
+    git("repack", "-adfq", "--depth=20", cwd=repo)
+    odb = pygit2.Repository(str(repo)).odb
+    want = {oid: odb.read(oid) for oid in every_object(repo)}
+    pack = next((repo / ".git" / "objects" / "pack").glob("*.pack"))
+    good = pack.read_bytes()
+    rng = random.Random(1206)
+    for round_ in range(30):
+        damaged = bytearray(good)
+        for _ in range(rng.randrange(1, 4)):
+            damaged[rng.randrange(12, len(damaged) - 20)] ^= rng.randrange(1, 256)
+        copy = tmp_path / f"copy{round_}"
+        shutil.copytree(repo / ".git" / "objects", copy)
+        (copy / "pack" / pack.name).chmod(0o644)
+        (copy / "pack" / pack.name).write_bytes(bytes(damaged))
+        files = ObjectFiles(str(copy))
+        for oid, (kind, data) in want.items():
+            try:
+                got = files.read_bulk(bytes.fromhex(oid))
+            except (Unsure, KeyError):
+                continue
+            assert got == (int(kind), data), (round_, oid)
+        shutil.rmtree(copy)
+
+
+def test_tree_entries_are_parse_trees_as_written(tmp_path: Path) -> None:
+    repo = a_history(tmp_path / "r")
+    files = ObjectFiles(str(repo / ".git" / "objects"))
+    for oid in every_object(repo):
+        kind, data = files.read(oid)
+        if kind == objectfiles.TREE:
+            assert [(int(m, 8), n.decode(), o.hex()) for m, n, o in tree_entries(data)] == \
+                [(e.filemode, e.name, e.id) for e in parse_tree(data)]
+            with pytest.raises(Unsure):
+                tree_entries(data[:-3])
 
 
 def test_what_it_writes_git_accepts_with_the_same_ids(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from test_bad_input import plant
 
 from gitconvoy.commands import beads as bead_commands
-from gitconvoy.commands import quick
+from gitconvoy.commands import coldread, quick
 from gitconvoy.state import answers, model, reffiles
 from gitconvoy.state.layout import object_path
 from gitconvoy.state.model import Bead, Dep
@@ -64,8 +64,14 @@ def a_plan(repo: Path) -> dict[str, str]:
 
 
 def run(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "convoy", *args], cwd=repo, capture_output=True,
+    """Through the entry point; a cold read's detached cache writer is waited for, so the
+    next step sees what it leaves."""
+    proc = subprocess.run(["git", "convoy", *args], cwd=repo, capture_output=True,
                           env={**os.environ, **(env or {})})
+    place = reffiles.find_repository(str(repo))
+    if place is not None:
+        coldread.wait_for_writer(place.common_dir)
+    return proc
 
 
 def warm_imports(repo: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[str]]:

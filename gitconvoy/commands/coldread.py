@@ -2,7 +2,7 @@
 
 With nothing in .git/convoy/cache, the full CLI spends ~170 ms importing click, pygit2 and
 the commands before it reads a file, then ~9 µs a bead in pygit2. This path reads the ref
-(gitconvoy.state.reffiles), the objects (gitconvoy.state.objfiles) and every state file
+(gitconvoy.state.reffiles), the objects (gitconvoy.state.objectfiles) and every state file
 (gitconvoy.state.treeload, which parses as the full path does), computes the answer with
 the same graph rules and prints it with the same code (commands/readout.py). Then, once the
 answer is out, it writes what the full path would have written: the read cache, the stored
@@ -12,7 +12,7 @@ answer and the state ref's name, so the next read is warm.
 the full CLI": any other command or option than quick.parse takes for `ready`, a read cache
 on disk (the full path patches it, which costs less than a read of every file), a
 `[convoy]` section in any config file (convoy.ref may be set: pygit2 resolves it), and
-anything objfiles or treeload do not read exactly.
+anything objectfiles or treeload do not read exactly.
 """
 
 from __future__ import annotations
@@ -77,12 +77,12 @@ def _ready(place: reffiles.Place, ref: str, commit: str, loaded: Loaded,
 
 def _load(common_dir: str, commit: str) -> Loaded | None:
     from gitconvoy.state import treeload
-    from gitconvoy.state.objfiles import ObjectFiles, Unreadable
+    from gitconvoy.state.objectfiles import ObjectFiles, Unsure
 
     try:
-        objects = ObjectFiles.open(common_dir)
+        objects = ObjectFiles(os.path.join(common_dir, "objects"))
         return treeload.load(objects, treeload.state_tree(objects, commit))
-    except Unreadable:
+    except (Unsure, KeyError, OSError):
         return None
 
 
@@ -106,9 +106,11 @@ def _keep(place: reffiles.Place, ref: str, commit: str, loaded: Loaded, found: l
             return  # libgit2 reads another ref: nothing of this read is kept
         from gitconvoy.state import answers, cache
 
-        cache.save(place.common_dir, loaded)
+        # The answer and the ref's name first: with them the next `ready` is warm. The read
+        # cache last: while it is missing, a read that finds no answer yet reads cold again.
         answers.keep(place.common_dir, "ready", commit, found, texts)
         answers.remember_ref(store)
+        cache.save(place.common_dir, loaded)
 
     lock = _lock(place.common_dir, wait=False)
     if lock is None:
@@ -137,12 +139,16 @@ def writer_lock_file(common_dir: str) -> str:
 
 def _lock(common_dir: str, *, wait: bool) -> int | None:
     """The writer lock, held; None when it cannot be had (without `wait`: another cold
-    read holds it, and writes what this one would)."""
+    read holds it, and writes what this one would; with `wait`: no cold read ever wrote
+    here)."""
     import fcntl
 
     try:
-        os.makedirs(os.path.join(common_dir, "convoy"), exist_ok=True)
-        fd = os.open(writer_lock_file(common_dir), os.O_RDWR | os.O_CREAT, 0o644)
+        if wait:
+            fd = os.open(writer_lock_file(common_dir), os.O_RDWR)
+        else:
+            os.makedirs(os.path.join(common_dir, "convoy"), exist_ok=True)
+            fd = os.open(writer_lock_file(common_dir), os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:
         return None
     try:

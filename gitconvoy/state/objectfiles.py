@@ -7,6 +7,11 @@ version-2 pack indexes (offset and ref deltas included) and writes new ones as l
 in the formats git documents (gitformat-pack, gitrepository-layout), so a quick create
 (gitconvoy/state/quickwrite.py) needs nothing heavier than zlib and hashlib.
 
+A read with no cache (gitconvoy.state.treeload) reads every file of the state tree through
+`read_bulk`: packs first, each index loaded once into a table (a lookup is a dict get, not a
+search), a whole object inflated in one zlib call, about 4 µs a blob where pygit2 takes 9
+(and 90 ms to import).
+
 Anything unusual is "not here" (KeyError) or `Unsure`, never a guess: alternates, SHA-256
 repositories, a shared repository's permissions, a damaged pack. The caller then takes the
 full path through pygit2, which knows all of git.
@@ -17,7 +22,13 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import re
+import struct
 import zlib
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # git's object type numbers, as packs store them (pygit2.GIT_OBJECT_*; a test keeps them equal).
 COMMIT, TREE, BLOB, TAG = 1, 2, 3, 4
@@ -26,6 +37,10 @@ _TYPES = {name: number for number, name in _NAMES.items()}
 _OFS_DELTA, _REF_DELTA = 6, 7
 MAX_DELTA_CHAIN = 10_000  # git's own chains stop at 4,095 (pack.depth)
 TREE_MODE, FILE_MODE = 0o40000, 0o100644
+# A pack index with more objects than this is searched, not loaded whole into a table for a
+# bulk read: a table costs ~0.1 µs an object to build, a search ~2 µs a lookup (a state
+# inside a big project's pack).
+DICT_MAX = 1 << 20
 
 
 class Unsure(Exception):
@@ -129,6 +144,47 @@ class ObjectFiles:
             raise Unsure(f"{oid} is not a commit")
         return data[5:45].decode("ascii")
 
+    def read_bulk(self, oid: bytes, limit: int = -1) -> tuple[int, bytes]:
+        """`read` for a reader of thousands of objects: the id as 20 bytes, packs first
+        through each index's table, the header read and a whole object inflated inline;
+        Unsure when the object is over `limit` bytes (-1: any size), which for a whole object
+        is known before it is inflated. KeyError when this database does not hold it."""
+        for pack in self.packs():
+            at = pack.table()(oid)
+            if at is None:
+                continue
+            data = pack._data()
+            try:
+                byte = data[at]
+                kind = (byte >> 4) & 7
+                size = byte & 15
+                shift = 4
+                pos = at + 1
+                while byte & 0x80:
+                    byte = data[pos]
+                    pos += 1
+                    size |= (byte & 0x7F) << shift
+                    shift += 7
+            except IndexError:
+                raise Unsure(f"{pack.base}.pack: an object header past its end") from None
+            if kind not in _NAMES:  # a delta: its chain applied by read_at
+                kind, content = pack.read_at(at, self)
+                if 0 <= limit < len(content):
+                    raise Unsure(f"{oid.hex()} is {len(content)} bytes, over {limit}")
+                return kind, content
+            if 0 <= limit < size:
+                raise Unsure(f"{oid.hex()} is {size} bytes, over {limit}")
+            # A stream is never longer than its content and zlib's framing (stored blocks).
+            try:
+                out = zlib.decompress(pack.view()[pos:pos + size + 64 + (size >> 8)])
+            except zlib.error:
+                out = b""
+            return kind, out if len(out) == size else pack._inflate(pos, size)
+        kind, content = self.read(oid.hex())  # loose
+        if 0 <= limit < len(content):
+            raise Unsure(f"{oid.hex()} is {len(content)} bytes, over {limit}")
+        return kind, content
+
     def packs(self) -> list[_Pack]:
         if self._packs is None:
             folder = os.path.join(self.dir, "pack")
@@ -183,6 +239,18 @@ def parse_tree(data: bytes) -> list[Entry]:
     return entries
 
 
+_ENTRY = re.compile(rb"([0-7]{5,6}) ([^\0]+)\0(.{20})", re.DOTALL)
+_ENTRIES = re.compile(rb"(?:[0-7]{5,6} [^\0]+\0.{20})*+", re.DOTALL)
+
+
+def tree_entries(data: bytes) -> list[tuple[bytes, bytes, bytes]]:
+    """`parse_tree` for a bulk read: (mode, name, 20-byte id) as written (`40000`,
+    `100644`, …), by two regular expressions; Unsure for a tree that is not all entries."""
+    if _ENTRIES.fullmatch(data) is None:
+        raise Unsure("a tree that does not parse")
+    return _ENTRY.findall(data)
+
+
 def tree_bytes(entries: list[Entry]) -> bytes:
     """A tree object in git's order: by name, a folder's name compared as if it ended in '/'."""
     def key(e: Entry) -> bytes:
@@ -212,6 +280,8 @@ class _Pack:
         self.base = base
         self._idx: mmap.mmap | None = None
         self._pack: mmap.mmap | None = None
+        self._view: memoryview | None = None
+        self._table: Callable[[bytes], int | None] | None = None
         self._count = 0
 
     def _open(self) -> mmap.mmap:
@@ -244,6 +314,28 @@ class _Pack:
                 return self._offset(idx, mid)
         return None
 
+    def table(self) -> Callable[[bytes], int | None]:
+        """A lookup for many reads: the whole index as a dict (built once), or `find` for
+        an index too big to load whole."""
+        if self._table is None:
+            idx = self._open()
+            count = self._count
+            if count > DICT_MAX:
+                self._table = self.find
+            else:
+                names = 8 + 1024
+                ids = [idx[at:at + 20] for at in range(names, names + 20 * count, 20)]
+                offsets = struct.unpack_from(f">{count}I", idx, names + 24 * count)
+                if any(o & 0x80000000 for o in offsets):  # a pack over 2 GiB
+                    offsets = tuple(self._offset(idx, n) for n in range(count))
+                self._table = dict(zip(ids, offsets, strict=True)).get
+        return self._table
+
+    def view(self) -> memoryview:
+        if self._view is None:
+            self._view = memoryview(self._data())
+        return self._view
+
     def _offset(self, idx: mmap.mmap, position: int) -> int:
         table = 8 + 1024 + self._count * 24
         small = int.from_bytes(idx[table + 4 * position:table + 4 * position + 4], "big")
@@ -261,7 +353,14 @@ class _Pack:
         return self._pack
 
     def read_at(self, offset: int, objects: ObjectFiles) -> tuple[int, bytes]:
-        """The object at `offset`, its delta chain applied (bases first)."""
+        """The object at `offset`, its delta chain applied (bases first); Unsure for one
+        whose header or delta runs past its end (a damaged pack)."""
+        try:
+            return self._read_at(offset, objects)
+        except IndexError:
+            raise Unsure(f"{self.base}.pack: an object runs past its end") from None
+
+    def _read_at(self, offset: int, objects: ObjectFiles) -> tuple[int, bytes]:
         deltas: list[bytes] = []
         for _ in range(MAX_DELTA_CHAIN):
             kind, size, at = self._header(offset)
@@ -309,7 +408,10 @@ class _Pack:
         out = b""
         chunk = max(size + 64, 4096)
         while not inflater.eof and at < len(pack):
-            out += inflater.decompress(pack[at:at + chunk], size + 1 - len(out))
+            try:
+                out += inflater.decompress(pack[at:at + chunk], size + 1 - len(out))
+            except zlib.error:
+                raise Unsure(f"{self.base}.pack: an object does not inflate") from None
             at += chunk
             if len(out) > size:
                 break

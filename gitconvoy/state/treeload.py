@@ -1,13 +1,14 @@
-"""A full load of a state tree read from the object files (gitconvoy.state.objfiles): what
-snapshot.parse_all does through pygit2, for a read that has no cache and would otherwise
-spend most of its time importing pygit2 and calling it once a file.
+"""A full load of a state tree read from the object files (gitconvoy.state.objectfiles):
+what snapshot.parse_all does through pygit2, for a read that has no cache and would
+otherwise spend most of its time importing pygit2 and calling it once a file.
 
 The walk is parse_all's: the kinds in order, each folder's entries in tree order, the same
 depth limit, and every file parsed by snapshot.parse_object, so the load (objects,
 their order, the broken files and their wording) is the one parse_all gives and the cache
 written from it is the same file. What parse_all would name through pygit2 (a folder or a
 gitlink in a file's place, a file over the size cap, an object it cannot find) is not
-worded here: Unreadable, and the caller reads the state in full.
+worded here: Unsure (or KeyError, for an object not there), and the caller reads the state
+in full.
 """
 
 from __future__ import annotations
@@ -15,15 +16,7 @@ from __future__ import annotations
 from gitconvoy.errors import SchemaError
 from gitconvoy.state import model
 from gitconvoy.state.layout import KINDS, MAX_DEPTH, MAX_FILE_BYTES, kind_of_path
-from gitconvoy.state.objfiles import (
-    BLOB,
-    COMMIT,
-    TREE,
-    ObjectFiles,
-    Unreadable,
-    commit_tree,
-    tree_entries,
-)
+from gitconvoy.state.objectfiles import BLOB, TREE, ObjectFiles, Unsure, tree_entries
 from gitconvoy.state.snapshot import (
     Loaded,
     missing_config,
@@ -43,15 +36,15 @@ def _root(objects: ObjectFiles, oid: bytes) -> dict[str, tuple[bytes, bytes]]:
     for mode, name, child in _entries(objects, oid):
         text = _name(name)
         if text in found:
-            raise Unreadable("a root folder with a name twice")
+            raise Unsure("a root folder with a name twice")
         found[text] = (mode, child)
     return found
 
 
 def _entries(objects: ObjectFiles, oid: bytes) -> list[tuple[bytes, bytes, bytes]]:
-    kind, data = objects.read(oid)
+    kind, data = objects.read_bulk(oid)
     if kind != TREE:
-        raise Unreadable("a folder that is not a tree")
+        raise Unsure("a folder that is not a tree")
     return tree_entries(data)
 
 
@@ -59,15 +52,15 @@ def _name(name: bytes) -> str:
     try:
         return name.decode("utf-8")
     except UnicodeDecodeError:
-        raise Unreadable("a file name that is not UTF-8") from None
+        raise Unsure("a file name that is not UTF-8") from None
 
 
 def _blob(objects: ObjectFiles, mode: bytes, oid: bytes) -> bytes:
     if mode not in _FILES:
-        raise Unreadable("a gitlink in a file's place")
-    kind, data = objects.read(oid, MAX_FILE_BYTES)
+        raise Unsure("a gitlink in a file's place")
+    kind, data = objects.read_bulk(oid, MAX_FILE_BYTES)
     if kind != BLOB:
-        raise Unreadable("a file that is not a blob")
+        raise Unsure("a file that is not a blob")
     return data
 
 
@@ -83,20 +76,17 @@ def _walk(objects: ObjectFiles, oid: bytes, prefix: str, depth: int,
         elif name.endswith(b".yaml"):
             out.append((f"{prefix}/{_name(name)}", mode, child))
         elif mode not in _FILES and mode != b"160000":
-            raise Unreadable("an entry of a mode pygit2 reads otherwise")
+            raise Unsure("an entry of a mode pygit2 reads otherwise")
 
 
 def state_tree(objects: ObjectFiles, commit: str) -> bytes:
     """The tree id of a state commit."""
-    kind, data = objects.read(bytes.fromhex(commit))
-    if kind != COMMIT:
-        raise Unreadable("the state ref names no commit")
-    return commit_tree(data)
+    return bytes.fromhex(objects.commit_tree(commit))
 
 
 def load(objects: ObjectFiles, tree: bytes) -> Loaded:
-    """Every object of the tree, parsed; Unreadable for anything parse_all would word
-    through pygit2."""
+    """Every object of the tree, parsed; Unsure or KeyError for anything parse_all would
+    word through pygit2."""
     root = _root(objects, tree)
     errors: dict[str, SchemaError] = {}
     if "convoy.yaml" in root:
@@ -120,13 +110,13 @@ def load(objects: ObjectFiles, tree: bytes) -> Loaded:
             kind = kind_of_path(f"{spec.folder}/")  # every path below starts so
             assert kind is not None
             found = loaded[name]
-            read = objects.read
+            read = objects.read_bulk
             for path, file_mode, blob in files:
                 if file_mode not in _FILES:
-                    raise Unreadable("a gitlink in a file's place")
+                    raise Unsure("a gitlink in a file's place")
                 kind_read, raw = read(blob, MAX_FILE_BYTES)
                 if kind_read != BLOB:
-                    raise Unreadable("a file that is not a blob")
+                    raise Unsure("a file that is not a blob")
                 got = parse_object(kind, path, raw, path[path.rindex("/") + 1:-5])
                 if isinstance(got, SchemaError):
                     errors[path] = got
