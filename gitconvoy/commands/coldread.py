@@ -90,8 +90,8 @@ def _keep(place: reffiles.Place, ref: str, commit: str, loaded: Loaded, found: l
           texts: Callable[[], tuple[str, str, str]]) -> None:
     """What the full path writes on a read (the read cache, the answer without options,
     the ref's name and the identity it remembers with it), written by a detached child once
-    the answer is out: the caller's prompt comes back while it writes (~0.1 s of CPU at
-    10,000 beads, ~1 s at 100,000). Each file is written whole under another name and
+    the answer is out: the caller's prompt comes back while it writes (~0.15 s of CPU at
+    10,000 beads, ~1.1 s at 100,000). Each file is written whole under another name and
     renamed into place, as the full path writes it, so a reader sees the old file or the
     new one, never a part. The child holds the writer lock until it is done
     (`wait_for_writer`)."""

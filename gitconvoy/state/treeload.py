@@ -110,13 +110,8 @@ def load(objects: ObjectFiles, tree: bytes) -> Loaded:
             kind = kind_of_path(f"{spec.folder}/")  # every path below starts so
             assert kind is not None
             found = loaded[name]
-            read = objects.read_bulk
             for path, file_mode, blob in files:
-                if file_mode not in _FILES:
-                    raise Unsure("a gitlink in a file's place")
-                kind_read, raw = read(blob, MAX_FILE_BYTES)
-                if kind_read != BLOB:
-                    raise Unsure("a file that is not a blob")
+                raw = _blob(objects, file_mode, blob)
                 got = parse_object(kind, path, raw, path[path.rindex("/") + 1:-5])
                 if isinstance(got, SchemaError):
                     errors[path] = got
