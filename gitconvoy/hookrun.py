@@ -103,7 +103,10 @@ def _feed(store: Store, started: float) -> list[str]:
         lines = sync.absorb_fetched_state(store)
         if store.exists():
             from gitconvoy import cycle
+            from gitconvoy.flow import feedview
             from gitconvoy.flow.feeder import Budget
+
+            feedview.serve(store)  # the beads a step reads, when the state is as last left
 
             seconds = parse_budget(store.config_get(BUDGET_KEY))
             # one dispatch per hook even when the machine is slow; 0 means none at all
@@ -121,6 +124,10 @@ def _feed(store: Store, started: float) -> list[str]:
         # Also after a failure: one warning per relevant move, not one per git command
         # until someone fixes it (the error is recorded for doctor).
         watch.record_seen(store, watch.write_watch(store))
+        if store.exists():
+            from gitconvoy.flow import feedview
+
+            feedview.save(store)  # for the next hook, if nobody else writes meanwhile
     return _not_said_yet(store, lines)
 
 

@@ -354,7 +354,7 @@ def feed(store: Store, *, dispatch: bool = True, budget: Budget | None = None) -
     snap = store.snapshot()
     if not any(c.status == "open" for c in snap.convoys.values()) and not any(
         b.status in IN_FLIGHT for b in snap.beads.values()
-    ):
+    ) and not snap.outside_flying:
         return report
     seen = observe_work(store, snap.beads)
     landed, started = seen.landed, seen.started

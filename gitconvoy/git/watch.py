@@ -82,9 +82,9 @@ def _scan(snap: Snapshot) -> _Scan:
     scan = _Scan()
     found = scan.in_flight
     rig_targets = {rig.target for rig in snap.config.rigs.values()}
-    shared = set(rig_targets)
+    shared = set(rig_targets) | snap.outside_targets  # a partial snapshot: the rest's
     work: list[tuple[str, str]] = []
-    live = flying = False
+    live = flying = snap.outside_flying  # a partial snapshot: beads it left out
     for bead in snap.beads.values():
         if bead.target:
             shared.add(bead.target)

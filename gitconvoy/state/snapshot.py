@@ -163,6 +163,13 @@ class Snapshot:
         self._source = source
         self._errors_from = errors_from  # a transaction's view: broken files are the base's
         self._error_paths: dict[str, SchemaError] | None = None  # by path, once loaded
+        # A partial snapshot (`narrowed`) holds only the objects one feeder step can touch;
+        # any other object is still read from its own file, counts come from the tree.
+        self.partial = False
+        # Targets and integration branches named by the beads a partial snapshot leaves out
+        # (the watch list must not take a shared branch for one bead's work branch).
+        self.outside_targets: frozenset[str] = frozenset()
+        self.outside_flying = False  # and whether any of them is in flight
 
     def _load(self) -> None:
         if self._source is None:
@@ -191,6 +198,18 @@ class Snapshot:
         write), still able to read its tree (convoy.yaml, counts)."""
         snap = cls(commit, loaded.tree, loaded.config, loaded.objects, source=source)
         snap._take_errors(loaded.errors)
+        return snap
+
+    @classmethod
+    def narrowed(cls, commit: str, loaded: Loaded, source: Source,
+                 outside_targets: frozenset[str], outside_flying: bool) -> Snapshot:
+        """A partial snapshot: `loaded` holds some beads of the tree (and all its broken
+        files); iterating sees only those, a lookup of any other still reads its file.
+        Only gitconvoy.flow.feedview builds one, with every bead a feeder step can read."""
+        snap = cls.of_loaded(commit, loaded, source)
+        snap.partial = True
+        snap.outside_targets = outside_targets
+        snap.outside_flying = outside_flying
         return snap
 
     def full_load(self) -> Loaded | None:
@@ -260,7 +279,9 @@ class Snapshot:
     def lookup(self, kind: str, obj_id: str) -> Any:
         """One object or None, parsing only its own file when nothing is loaded yet."""
         if self._objects is not None or self._source is None:
-            return self.objects.get(kind, {}).get(obj_id)
+            found = self.objects.get(kind, {}).get(obj_id)
+            if found is not None or not self.partial or self._source is None:
+                return found
         got = self._source.load_one(kind, obj_id)
         return None if isinstance(got, SchemaError) else got
 
@@ -275,7 +296,7 @@ class Snapshot:
 
     def count(self, kind: str) -> int:
         """How many files of a kind exist (cheap: counts tree entries, parses nothing)."""
-        if self._objects is not None or self._source is None:
+        if (self._objects is not None and not self.partial) or self._source is None:
             objs = self.objects.get(kind, {})
             counted = getattr(objs, "count", None)  # a transaction's overlay counts lazily
             return counted() if callable(counted) else len(objs)

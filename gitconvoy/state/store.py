@@ -27,6 +27,7 @@ from gitconvoy.state import cache, counts, identity, model, packs, reffiles
 from gitconvoy.state.codec import dump_yaml
 from gitconvoy.state.layout import GITATTRIBUTES, KINDS
 from gitconvoy.state.snapshot import (
+    Loaded,
     Snapshot,
     Source,
     parse_config,
@@ -177,6 +178,16 @@ class Store:
         self._snapshot = self.read_commit(commit)
         return self._snapshot
 
+    def use_partial(self, commit: str, loaded: Loaded, outside_targets: frozenset[str],
+                    outside_flying: bool) -> Snapshot:
+        """Serve a partial snapshot of `commit` (Snapshot.narrowed: a hook's view of the
+        beads one feeder step reads, gitconvoy.flow.feedview) while the ref stays there;
+        any other commit is read as usual."""
+        tree = self._tree_of(commit)
+        self._snapshot = Snapshot.narrowed(commit, loaded, self._source(tree), outside_targets,
+                                           outside_flying)
+        return self._snapshot
+
     def read_commit(self, commit_id: str) -> Snapshot:
         tree = self._tree_of(commit_id)
         return Snapshot(commit_id, str(tree.id), source=self._source(tree))
@@ -239,6 +250,9 @@ class Store:
         if loaded is None:
             return Snapshot(commit, str(tree.id), source=self._source(tree))
         patched = patch(self.repo, loaded, tree, sorted(changes))
+        if base.partial:  # a feeder step's writes stay within the beads it holds
+            return Snapshot.narrowed(commit, patched, self._source(tree), base.outside_targets,
+                                     base.outside_flying)
         return Snapshot.of_loaded(commit, patched, self._source(tree))
 
     def initialise(self, config: model.Config) -> str:
