@@ -99,6 +99,7 @@ def _feed(store: Store, started: float) -> list[str]:
     from gitconvoy.git import sync, watch
 
     told = watch.take_feed_due(store) == OUT_OF_TIME  # an earlier hook said it already
+    served = False
     try:
         lines = sync.absorb_fetched_state(store)
         if store.exists():
@@ -106,7 +107,7 @@ def _feed(store: Store, started: float) -> list[str]:
             from gitconvoy.flow import feedview
             from gitconvoy.flow.feeder import Budget
 
-            feedview.serve(store)  # the beads a step reads, when the state is as last left
+            served = feedview.serve(store)  # the beads a step reads, when the state is as left
 
             seconds = parse_budget(store.config_get(BUDGET_KEY))
             # one dispatch per hook even when the machine is slow; 0 means none at all
@@ -128,6 +129,7 @@ def _feed(store: Store, started: float) -> list[str]:
             from gitconvoy.flow import feedview
 
             feedview.save(store)  # for the next hook, if nobody else writes meanwhile
+            feedview.record(store, served)
     return _not_said_yet(store, lines)
 
 

@@ -35,10 +35,11 @@ from gitconvoy.state import model
 from gitconvoy.state.cache import cache_key
 from gitconvoy.state.layout import KINDS
 from gitconvoy.state.rows import CacheMiss, forget_deps, shape_of
-from gitconvoy.state.snapshot import Loaded, Snapshot
+from gitconvoy.state.snapshot import Loaded, Snapshot, full_loads
 from gitconvoy.state.store import Store
 
 VIEW_FILE = "feed-view.json"
+LAST_FILE = "feed-view.last"  # how the last hook was fed: the view, or how many full loads
 VIEW_VERSION = 1
 MAX_SHARE = 0.5  # a view of more than half the beads saves little: not written
 
@@ -176,3 +177,15 @@ def serve(store: Store) -> bool:
         return False
     store.use_partial(commit, loaded, outside, flying)
     return True
+
+
+def record(store: Store, served: bool) -> None:
+    """Say how this hook was fed (`.git/convoy/cache/feed-view.last`): from the view or not,
+    and how many full loads it made (best effort; for doctor-style questions and tests)."""
+    path = os.path.join(os.path.dirname(view_file(store)), LAST_FILE)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="ascii") as fh:
+            json.dump({"served": served, "full_loads": full_loads()}, fh)
+    except OSError:
+        pass

@@ -31,6 +31,14 @@ def _read_errors() -> tuple[type[BaseException], ...]:
     git = sys.modules.get("pygit2")
     return (KeyError, ValueError) if git is None else (KeyError, ValueError, git.GitError)
 
+_FULL_LOADS = 0  # full loads (every object of a tree) this process made: hooks record it
+
+
+def full_loads() -> int:
+    """How many times this process loaded every object of a state tree (through the cache
+    or by parsing): the landing hook's speed rests on making none (gitconvoy.flow.feedview)."""
+    return _FULL_LOADS
+
 
 def read_state_file(repo: pygit2.Repository, path: str, blob_id: Any) -> bytes:
     """A state file's bytes; a SchemaError naming it when it is not a file (a folder or a
@@ -367,6 +375,8 @@ class Source:
         return sum(1 for _ in walk_yaml(self.repo, self.tree[spec.folder], spec.folder))
 
     def load_all(self) -> Loaded:
+        global _FULL_LOADS
+        _FULL_LOADS += 1
         return self._load_all(self.tree)
 
 
