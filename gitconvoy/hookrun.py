@@ -97,9 +97,11 @@ def parse_budget(value: str | None) -> float:
 
 def _feed(store: Store, started: float) -> list[str]:
     from gitconvoy.git import sync, watch
+    from gitconvoy.state.snapshot import full_loads
 
+    loads = full_loads()
     told = watch.take_feed_due(store) == OUT_OF_TIME  # an earlier hook said it already
-    served = False
+    served = None
     try:
         lines = sync.absorb_fetched_state(store)
         if store.exists():
@@ -107,7 +109,8 @@ def _feed(store: Store, started: float) -> list[str]:
             from gitconvoy.flow import feedview
             from gitconvoy.flow.feeder import Budget
 
-            served = feedview.serve(store)  # the beads a step reads, when the state is as left
+            # the beads a step reads, carried from the last hook's view (no full load)
+            served = feedview.serve(store)
 
             seconds = parse_budget(store.config_get(BUDGET_KEY))
             # one dispatch per hook even when the machine is slow; 0 means none at all
@@ -128,8 +131,7 @@ def _feed(store: Store, started: float) -> list[str]:
         if store.exists():
             from gitconvoy.flow import feedview
 
-            feedview.save(store)  # for the next hook, if nobody else writes meanwhile
-            feedview.record(store, served)
+            feedview.save(store, served, loads)  # for the next hook, at the tree this feed left
     return _not_said_yet(store, lines)
 
 

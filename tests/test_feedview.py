@@ -109,7 +109,6 @@ def last_feed(repo: Path) -> dict[str, object]:
     return json.loads((repo / ".git" / "convoy" / "cache" / "feed-view.last").read_text())
 
 
-@pytest.mark.xfail(strict=True, reason="the view is thrown away after any other write")
 def test_a_landing_after_another_write_makes_no_full_load(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo, log, blockers = scene(tmp_path, monkeypatch)

@@ -178,12 +178,18 @@ class Store:
         self._snapshot = self.read_commit(commit)
         return self._snapshot
 
+    def held(self) -> Snapshot | None:
+        """The snapshot this process read or wrote last, wherever the ref points now."""
+        return self._snapshot
+
     def use_partial(self, commit: str, loaded: Loaded, outside_targets: frozenset[str],
                     outside_flying: bool) -> Snapshot:
         """Serve a partial snapshot of `commit` (Snapshot.narrowed: a hook's view of the
         beads one feeder step reads, gitconvoy.flow.feedview) while the ref stays there;
         any other commit is read as usual."""
         tree = self._tree_of(commit)
+        if loaded.tree != str(tree.id):  # a write on it would drop what the other tree holds
+            raise ValueError(f"a view of tree {loaded.tree} offered for {tree.id}")
         self._snapshot = Snapshot.narrowed(commit, loaded, self._source(tree), outside_targets,
                                            outside_flying)
         return self._snapshot
@@ -368,8 +374,25 @@ class Store:
         subtrees whose ids differ are opened, so the cost follows the change, not the size."""
         repo = self.repo
         trees = [repo[c].peel(pygit2.Tree) if c else None for c in (old, new)]
+        return self._file_changes(trees[0], trees[1], None) or []
+
+    def tree_changes(self, old_tree: str, new_tree: str,
+                     limit: int) -> list[tuple[str, Any, Any]] | None:
+        """changed_files between two state trees, or None when more than `limit` files
+        differ (counted before any is parsed) or a tree is missing."""
+        trees = [self.repo.get(t) for t in (old_tree, new_tree)]
+        if not all(isinstance(t, pygit2.Tree) for t in trees):
+            return None
+        return self._file_changes(trees[0], trees[1], limit)
+
+    def _file_changes(self, old: pygit2.Tree | None, new: pygit2.Tree | None,
+                      limit: int | None) -> list[tuple[str, Any, Any]] | None:
+        repo = self.repo
+        trees = [old, new]
         paths: list[str] = []
         changed_paths(repo, trees[0], trees[1], "", paths)
+        if limit is not None and len(paths) > limit:
+            return None
         out: list[tuple[str, Any, Any]] = []
         for path in paths:
             sides: list[Any] = []
