@@ -43,7 +43,9 @@ row; the bars are issue 12's):
                    (largest size)        in progress on convoy/<id> (one commit) and its
                                          open dependent; from starting `git merge --no-ff
                                          convoy/<id>` on main until the rig's dispatch
-                                         command (detached by the hook) touched its file
+                                         command (detached by the hook) touched its file.
+                                         Two rows, taking turns: back to back, and right
+                                         after another write (`bead create`, untimed)
 
 CPU (user + system of the timed processes and their waited-for children) is printed beside
 each wall median: on a shared machine it shows what the command itself costs.
@@ -615,11 +617,15 @@ def landing_scene(repo: Path, pairs: int, markers: Path) -> list[tuple[str, str]
     return found
 
 
-def landing_row(s: Scene) -> Result:
+def landing_rows(s: Scene) -> list[Result]:
+    """The landing measured twice, taking turns: back to back (nothing but the last landing's
+    own hook wrote to the state since) and right after another write (a `git convoy bead
+    create`, untimed, just before the merge: the hook's partial view is then carried across
+    that write, gitconvoy/flow/feedview.py)."""
     markers = s.convoy.parent / "markers"
-    pairs = iter(landing_scene(s.convoy, s.runs + 1, markers))
+    pairs = iter(landing_scene(s.convoy, 2 * (s.runs + 1), markers))
 
-    def mine() -> Sample:
+    def land() -> Sample:
         blocker, dependent = next(pairs)
         marker = markers / dependent
         cpu, started = children_cpu(), time.perf_counter()
@@ -634,13 +640,22 @@ def landing_row(s: Scene) -> Result:
             time.sleep(0.002)
         return Sample(time.perf_counter() - started, children_cpu() - cpu, [merged])
 
-    a, _ = interleave(s.runs, mine, None)
-    result = Result(f"blocker lands (`git merge`) → dependent's dispatch ran, @{s.label}",
-                    "git merge --no-ff convoy/ID; poll the dispatch command's file", 0.5, a,
-                    mb_note="— (no dispatch)")
-    print(report_line(result) + f"  [git merge itself: "
-          f"{seconds(statistics.median(x.parts[0] for x in a))}]", flush=True)
-    return result
+    def after_write() -> Sample:
+        convoy("bead", "create", "written between two landings", cwd=s.convoy)
+        return land()
+
+    a, b = interleave(s.runs, land, after_write)
+    results = []
+    for samples, when, before in ((a, "back to back", ""),
+                                  (b, "right after a `bead create`", "git convoy bead create "
+                                   "…, untimed; then ")):
+        result = Result(f"blocker lands (`git merge`) → dependent's dispatch ran, @{s.label}, "
+                        f"{when}", f"{before}git merge --no-ff convoy/ID; poll the dispatch "
+                        "command's file", 0.5, samples, mb_note="— (no dispatch)")
+        print(report_line(result) + f"  [git merge itself: "
+              f"{seconds(statistics.median(x.parts[0] for x in samples))}]", flush=True)
+        results.append(result)
+    return results
 
 
 # --- main -----------------------------------------------------------------------------------------
@@ -697,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
         if "stage" in rows:
             results.append(stage_row(scenes[sizes[0]]))
         if "landing" in rows:
-            results.append(landing_row(scenes[sizes[-1]]))
+            results += landing_rows(scenes[sizes[-1]])
         print(f"\nload at the end {os.getloadavg()[0]:.1f}; medians of {args.runs} runs, "
               "wall clock; ratio = gitconvoy / microbeads\n")
         print(markdown(results))
