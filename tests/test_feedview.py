@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -34,7 +36,17 @@ def run(*args: str, cwd: Path, quiet: bool = False) -> str:
     return proc.stdout
 
 
-def scene(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, list[str]]:
+@dataclass
+class Scene:
+    repo: Path
+    log: Path  # one line per dispatch command run (of both clones, when there are two)
+    blockers: list[str]
+    dependents: list[str]
+    epic: str  # the pairs' epic
+    others: list[str]  # unrelated work under another epic, the first 10 closed
+
+
+def scene(root: Path, monkeypatch: pytest.MonkeyPatch) -> Scene:
     """Unrelated work under one epic (so the view is small), and PAIRS blocker→dependent
     pairs under another epic, each in its own convoy, the blockers in progress."""
     repo = make_repo(root / "repo")
@@ -47,17 +59,18 @@ def scene(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, list
     ok("rig", "add", "app", "--target", "main", "--capacity", "10", "--default")
     run("config", "convoy.rig.app.dispatch", str(script), cwd=repo)
     other = ok("bead", "create", "other work", "--type", "epic")
-    done = [ok("bead", "create", f"other {n}", "--parent", other) for n in range(30)]
-    for bead in done[:10]:
+    others = [ok("bead", "create", f"other {n}", "--parent", other) for n in range(30)]
+    for bead in others[:10]:
         ok("bead", "close", bead)
     epic = ok("bead", "create", "the pairs", "--type", "epic")
-    blockers = []
+    blockers, dependents = [], []
     for n in range(PAIRS):
         a = ok("bead", "create", f"blocker {n}", "--parent", epic)
         b = ok("bead", "create", f"dependent {n}", "--parent", epic)
         ok("dep", "add", b, a, "--type", "blocks")
         ok("create", f"pair {n}", a, b)
         blockers.append(a)
+        dependents.append(b)
     ok("feed")
     for a in blockers:
         tip = run("rev-parse", f"convoy/{a}", cwd=repo).strip()
@@ -66,7 +79,7 @@ def scene(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, list
         run("update-ref", f"refs/heads/convoy/{a}", made, cwd=repo, quiet=True)
     ok("feed")
     ok("hooks", "install")
-    return repo, log, blockers
+    return Scene(repo, log, blockers, dependents, epic, others)
 
 
 def outcome(repo: Path) -> dict[str, object]:
@@ -80,42 +93,71 @@ def outcome(repo: Path) -> dict[str, object]:
     return {"beads": beads, "convoys": convoys, "files": files}
 
 
-def test_a_hook_fed_from_the_view_lands_and_dispatches_as_with_the_whole_state(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    repo, log, blockers = scene(tmp_path / "a", monkeypatch)
-    twin = tmp_path / "b" / "repo"
-    shutil.copytree(repo, twin, symlinks=True)
-    view = Path(feedview.view_file(Store.open(str(repo))))
-    served = []
-    for n, a in enumerate(blockers):
-        for where in (repo, twin):
-            if where == twin:
-                (twin / ".git" / "convoy" / "cache" / view.name).unlink(missing_ok=True)
-            elif n > 0:
-                served.append(json.loads(view.read_text())["tree"] ==
-                              Store.open(str(repo)).snapshot().tree)
-            run("merge", "--no-ff", "-q", "-m", f"land {a}", f"convoy/{a}", cwd=where)
-        eventually("the dependent dispatched", lambda n=n: len(
-            log.read_text().split()) >= PAIRS + 2 * (n + 1))
-        assert outcome(repo) == outcome(twin)
-    assert served == [True] * (PAIRS - 1)  # every landing after the first used the view
-    snap = Store.open(str(repo)).snapshot()
-    assert all(snap.bead(a).status == "closed" for a in blockers)
-    assert len(json.loads(view.read_text())["objects"]["beads"]) < len(snap.beads) / 2
+def land(repo: Path, blocker: str) -> None:
+    run("merge", "--no-ff", "-q", "-m", f"land {blocker}", f"convoy/{blocker}", cwd=repo)
+
+
+def dispatched(s: Scene, count: int) -> None:
+    eventually(f"{count} dispatch commands run", lambda: len(s.log.read_text().split()) >= count)
+
+
+def twin_without_view(s: Scene, root: Path) -> Path:
+    """A copy of the scene's clone whose next hook feeds from the whole state."""
+    twin = root / "repo"
+    shutil.copytree(s.repo, twin, symlinks=True)
+    for name in (feedview.VIEW_FILE, feedview.FOREST_FILE):
+        (twin / ".git" / "convoy" / "cache" / name).unlink(missing_ok=True)
+    return twin
 
 
 def last_feed(repo: Path) -> dict[str, object]:
     """How the last hook was fed (.git/convoy/cache/feed-view.last)."""
-    return json.loads((repo / ".git" / "convoy" / "cache" / "feed-view.last").read_text())
+    return json.loads((repo / ".git" / "convoy" / "cache" / feedview.LAST_FILE).read_text())
 
 
-def test_a_landing_after_another_write_makes_no_full_load(
+def test_a_hook_fed_from_the_view_lands_and_dispatches_as_with_the_whole_state(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    repo, log, blockers = scene(tmp_path, monkeypatch)
-    run("merge", "--no-ff", "-q", "-m", f"land {blockers[0]}", f"convoy/{blockers[0]}", cwd=repo)
-    eventually("the first dependent dispatched", lambda: len(log.read_text().split()) >= PAIRS + 1)
-    ok("bead", "create", "written between two landings")
-    run("merge", "--no-ff", "-q", "-m", f"land {blockers[1]}", f"convoy/{blockers[1]}", cwd=repo)
-    eventually("the second dependent dispatched",
-               lambda: len(log.read_text().split()) >= PAIRS + 2)
-    assert last_feed(repo)["full_loads"] == 0
+    s = scene(tmp_path / "a", monkeypatch)
+    served = []
+    for n, a in enumerate(s.blockers):
+        twin = twin_without_view(s, tmp_path / f"b{n}")
+        for where in (s.repo, twin):
+            land(where, a)
+        dispatched(s, PAIRS + 2 * (n + 1))
+        served.append(last_feed(s.repo)["served"])
+        assert outcome(s.repo) == outcome(twin)
+        assert last_feed(twin)["served"] == "full"
+    assert served == ["full", "view", "view"]  # the first hook had no view yet
+    snap = Store.open(str(s.repo)).snapshot()
+    assert all(snap.bead(a).status == "closed" for a in s.blockers)
+    assert len(json.loads((s.repo / ".git" / "convoy" / "cache" / feedview.VIEW_FILE)
+                          .read_text())["objects"]["beads"]) < len(snap.beads) / 2
+
+
+# Writes between two landings, by the commands people and workers run.
+WRITES: dict[str, Callable[[Scene], str]] = {
+    "a bead nothing reaches": lambda s: ok("bead", "create", "written between landings"),
+    "a task under the pairs' epic": lambda s: ok("bead", "create", "one more", "--parent",
+                                                 s.epic),
+    "a worker's done on the next blocker": lambda s: ok("done", s.blockers[2]),
+    "other work closed by hand": lambda s: ok("bead", "close", s.others[15]),
+    "a convoy of other work": lambda s: ok("create", "more", s.others[16]),
+    "a dependent blocked by other work too": lambda s: ok(
+        "dep", "add", s.dependents[2], s.others[12], "--type", "blocks"),
+}
+
+
+@pytest.mark.parametrize("write", list(WRITES))
+def test_a_landing_right_after_another_write_loads_nothing_and_feeds_as_the_whole_state(
+        write: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = scene(tmp_path / "a", monkeypatch)
+    land(s.repo, s.blockers[0])
+    dispatched(s, PAIRS + 1)
+    WRITES[write](s)
+    twin = twin_without_view(s, tmp_path / "b")
+    for where in (s.repo, twin):
+        land(where, s.blockers[1])
+    dispatched(s, PAIRS + 3)
+    fed = last_feed(s.repo)
+    assert (fed["served"], fed["full_loads"]) == ("patched", 0), fed
+    assert outcome(s.repo) == outcome(twin)
