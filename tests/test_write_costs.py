@@ -232,7 +232,10 @@ def test_a_hook_after_a_landing_loads_the_state_once_and_builds_one_index(
     up and dispatches its dependent. It loaded the state once per transaction (3 times),
     built the graph index twice, rolled every epic up twice and scanned the beads for the
     watch list twice; now once each (and of the index only the children, which the roll-up
-    needs), the second roll-up only above the dispatched bead."""
+    needs), the second roll-up only above the dispatched bead. This hook has no view of the
+    state yet (gitconvoy.flow.feedview), so it also builds one from the state it loaded:
+    one more children index and roll-up check over every epic, and no load (a hook fed from
+    a view loads nothing: tests/test_feedview.py)."""
     git("config", "convoy.rig.app.dispatch", "true")
     ok("rig", "add", "app", "--target", "main", "--capacity", "3", "--default")
     ok("bead", "create", "--batch", str(plan_of_two_sub_epics(tmp_path, 3)))
@@ -255,8 +258,9 @@ def test_a_hook_after_a_landing_loads_the_state_once_and_builds_one_index(
     lines = hookrun.run_hook("post-merge", ["0"])
     assert "a0: landed in" in lines[0] and any("✓ b0: dispatch started" in x for x in lines)
     assert ("epic A", "closed") in [tuple(x.split(": ")) for x in lines]
-    assert [len(calls[k]) for k in ("load", "children", "waiters", "scan")] == [1, 1, 0, 1]
-    assert calls["roll"] == [(None,), (["b0"],)]  # every epic, then only above b0
+    assert [len(calls[k]) for k in ("load", "children", "waiters", "scan")] == [1, 2, 0, 1]
+    # every epic, then only above b0; then the view's check that every epic is rolled up
+    assert calls["roll"] == [(None,), (["b0"],), ()]
 
 
 def spy(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, calls: list[object],

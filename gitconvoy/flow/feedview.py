@@ -409,6 +409,8 @@ def _shrink(view: View, grow: _Grow) -> None:
     """Leave out the trees no step needs any more (a closed convoy's, say) when the forest
     is being rewritten anyway or they are many. They are whole trees whose epics are rolled
     up (`reach` keeps any tree with an epic to roll up), as the summary promises."""
+    if view.forest is None and len(view.beads) <= SHRINK_ABOVE:
+        return  # too few to be worth reading the forest for
     keep = feedreach.reach(view.beads, view.others.get("convoys", {}).values())
     drop = {b for b in view.beads if b not in keep}
     if not drop or (view.forest is None and len(drop) <= SHRINK_ABOVE):
