@@ -22,14 +22,17 @@ come in and rewritten only when the set left out changes.
 Anything the patch cannot decide exactly is a full load, as before: a changed convoy.yaml,
 a removed or unreadable file, more than MAX_CHANGES changed files or MAX_PULL beads to
 bring in, an open convoy of another strategy than `blocks` (others may read more of the
-graph), a view or forest file that is missing, stale or of another gitconvoy. A view is a
-statement about one tree, so an old one is never wrong, only further behind; a bug in this
-module costs speed, never the feed (its errors fall back to the full load).
+graph), a view or forest file that is missing, stale or of another gitconvoy. Both files
+are untrusted input like the read cache (gitconvoy.state.cache): a digest line first, then
+JSON, every row type-checked as it becomes a dataclass. A view is a statement about one
+tree, so an old one is never wrong, only further behind; a bug in this module costs speed,
+never the feed (its errors fall back to the full load).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -50,6 +53,7 @@ VIEW_FILE = "feed-view.json"
 FOREST_FILE = "feed-view-forest.json"
 LAST_FILE = "feed-view.last"  # how the last hook was fed, and how many full loads it made
 VIEW_VERSION = 2
+MAGIC = b"gitconvoy-feed-view sha256:"
 MAX_SHARE = 0.5  # a view of more than half the beads of a big state saves little: not kept
 SMALL_STATE = 1000  # below this many beads a view is kept whatever its share
 MAX_CHANGES = 500  # changed files a patch parses; beyond, the full load
@@ -139,7 +143,7 @@ def serve(store: Store) -> Served:
     if commit is None:
         return Served("full", "no state")
     try:
-        view = _read(store)
+        view = read_view(store)
         snap = store.read_commit(commit)  # lazy: single files only
         changed = grow = None
         if view.tree != snap.tree:
@@ -492,11 +496,33 @@ def _write(store: Store, view: View) -> None:
 
 
 def _write_json(path: str, payload: Any) -> None:
+    """A digest line, then the JSON (as the read cache frames its file: a cut-off write or a
+    changed byte reads as no file at all)."""
+    body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("ascii")
+    _replace(path, MAGIC + hashlib.sha256(body).hexdigest().encode("ascii") + b"\n" + body)
+
+
+def _replace(path: str, data: bytes) -> None:
+    """Whole or not at all: readers never see half a file."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="ascii") as fh:
-        json.dump(payload, fh, separators=(",", ":"), allow_nan=False)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
     os.replace(tmp, path)
+
+
+def _read_json(path: str, what: str) -> Any:
+    """The payload of a file _write_json wrote; Fallback naming `what` otherwise."""
+    try:
+        with open(path, "rb") as fh:
+            head, _, body = fh.read().partition(b"\n")
+        if head != MAGIC + hashlib.sha256(body).hexdigest().encode("ascii"):
+            raise ValueError("digest mismatch")
+        return json.loads(body)
+    except FileNotFoundError:
+        raise Fallback(f"no {what}") from None
+    except (OSError, ValueError):
+        raise Fallback(f"the {what} is damaged") from None
 
 
 def _remove(path: str) -> None:
@@ -504,13 +530,9 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
-def _read(store: Store) -> View:
+def read_view(store: Store) -> View:
     """The view file, checked; Fallback when there is none this gitconvoy can trust."""
-    try:
-        with open(view_file(store), "rb") as fh:
-            payload = json.loads(fh.read())
-    except (OSError, ValueError):
-        raise Fallback("no view") from None
+    payload = _read_json(view_file(store), "view")
     if type(payload) is not dict or payload.get("key") != _key():
         raise Fallback("the view was written by another gitconvoy")
     try:
@@ -544,11 +566,7 @@ def _read(store: Store) -> View:
 
 
 def _read_forest(store: Store, token: str) -> dict[str, list[str]]:
-    try:
-        with open(_forest_file(store), "rb") as fh:
-            payload = json.loads(fh.read())
-    except (OSError, ValueError):
-        raise Fallback("no forest file") from None
+    payload = _read_json(_forest_file(store), "forest file")
     if type(payload) is not dict or payload.get("key") != _key() or \
             payload.get("token") != token or not token:
         raise Fallback("the forest file belongs to another view")
@@ -564,7 +582,7 @@ def _record(store: Store, served: Served | None, loads_before: int) -> None:
     """How this hook was fed, for doctor-style questions and tests (best effort)."""
     how = served or Served("full", "not served")
     path = os.path.join(store.common_dir, "convoy", "cache", LAST_FILE)
+    record = {"served": how.how, "why": how.why, "changed": how.changed,
+              "pulled": how.pulled, "full_loads": full_loads() - loads_before}
     with contextlib.suppress(OSError):
-        _write_json(path, {"served": how.how, "why": how.why, "changed": how.changed,
-                           "pulled": how.pulled,
-                           "full_loads": full_loads() - loads_before})
+        _replace(path, json.dumps(record).encode("ascii") + b"\n")
