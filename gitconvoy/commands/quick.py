@@ -15,7 +15,7 @@ the code the full command prints with.
 
 from __future__ import annotations
 
-from gitconvoy.commands.argwords import COUNT, FLAG, MANY, TEXT, split_option
+from gitconvoy.commands.argwords import COUNT, FLAG, MANY, TEXT, read_options
 from gitconvoy.state import answers, reffiles
 
 TYPE_CHECKING = False
@@ -46,31 +46,9 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any]] | None:
     if not found:
         return None
     words, (name, spec) = found[0]
-    rest = argv[len(words):]
-    options: dict[str, Any] = {}
-    while rest:
-        split = split_option(rest.pop(0), spec)
-        if split is None:
-            return None  # a typo, --help, an argument: click says what is wrong
-        key, kind = spec[split[0]]
-        value = split[1]
-        if kind == FLAG:
-            options[key] = True
-            continue
-        if value is None:
-            if not rest:
-                return None
-            value = rest.pop(0)
-        if not value or value.startswith("-"):
-            return None
-        if kind == COUNT:
-            if not (value.isascii() and value.isdigit() and len(value) <= 18):
-                return None
-            options[key] = int(value)
-        elif kind == MANY:
-            options[key] = (*options.get(key, ()), value)
-        else:
-            options[key] = value
+    options = read_options(argv[len(words):], spec)
+    if options is None:
+        return None
     if not STATUSES.issuperset(options.get("statuses", ())) or \
             not TYPES.issuperset(options.get("types", ())):
         return None

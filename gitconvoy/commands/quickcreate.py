@@ -13,7 +13,7 @@ only ones.
 
 from __future__ import annotations
 
-from gitconvoy.commands.argwords import FLAG, MANY, TEXT, split_option
+from gitconvoy.commands.argwords import FLAG, MANY, TEXT, read_options
 from gitconvoy.state import reffiles
 
 TYPE_CHECKING = False
@@ -36,29 +36,10 @@ def parse(argv: list[str]) -> dict[str, Any] | None:
     """The options and title of a plain `bead create TITLE …`, else None."""
     if argv[:2] != ["bead", "create"]:
         return None
-    rest = argv[2:]
-    options: dict[str, Any] = {}
     titles: list[str] = []
-    while rest:
-        token = rest.pop(0)
-        if not token.startswith("-"):
-            titles.append(token)
-            continue
-        split = split_option(token, OPTIONS)
-        if split is None:
-            return None  # --batch, --target, --help, a typo: click says or does it
-        key, kind = OPTIONS[split[0]]
-        value = split[1]
-        if kind == FLAG:
-            options[key] = True
-            continue
-        if value is None:
-            if not rest:
-                return None
-            value = rest.pop(0)
-        if not value or value.startswith("-"):
-            return None
-        options[key] = (*options.get(key, ()), value) if kind == MANY else value
+    options = read_options(argv[2:], OPTIONS, titles)
+    if options is None:
+        return None  # --batch, --target, --help, a typo: click says or does it
     if len(titles) != 1:
         return None
     options["title"] = titles[0]
