@@ -61,6 +61,7 @@ def test_every_object_reads_as_pygit2_reads_it(tmp_path: Path, packed: str | Non
     for oid in names:
         kind, data = odb.read(oid)
         assert files.read(oid) == (int(kind), data), oid
+        assert files.read_header(oid) == (int(kind), len(data)), oid
         if kind == pygit2.GIT_OBJECT_TREE:
             assert tree_bytes(parse_tree(data)) == data, "a tree written back is the same"
     with pytest.raises(KeyError):
@@ -235,3 +236,29 @@ def test_the_quick_tree_surgery_writes_the_trees_the_store_writes(
     files = ObjectFiles(str(path / "objects"))
     mine = write_changes(files, files.tree(str(base.id)), wanted)
     assert mine == str(apply_changes(repo, base, wanted))
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["loose", "packed"])
+def test_a_huge_blob_is_sized_without_being_inflated(tmp_path: Path, packed: bool) -> None:
+    """The state is untrusted: a few KB of zlib can stand for a gigabyte, and the size cap of
+    a state file is checked on the header, before anything is inflated."""
+    import tracemalloc
+
+    repo = make_repo(tmp_path / "r")
+    size = 64 << 20
+    proc = subprocess.run(["git", "hash-object", "-w", "--stdin"], input=bytes(size),
+                          cwd=repo, capture_output=True, check=True)
+    oid = proc.stdout.decode().strip()
+    if packed:
+        subprocess.run(["git", "pack-objects", "-q", str(repo / ".git/objects/pack/pack")],
+                       input=f"{oid}\n".encode(), cwd=repo, check=True, capture_output=True)
+        git("prune-packed", cwd=repo)
+        assert not (repo / ".git" / "objects" / oid[:2] / oid[2:]).exists()
+    files = ObjectFiles(str(repo / ".git" / "objects"))
+    tracemalloc.start()
+    try:
+        assert files.read_header(oid) == (objectfiles.BLOB, size)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, "only the header was inflated"

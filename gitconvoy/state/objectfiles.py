@@ -128,8 +128,38 @@ class ObjectFiles:
         raise KeyError(oid)
 
     def read_header(self, oid: str) -> tuple[int, int]:
-        kind, data = self.read(oid)
-        return kind, len(data)
+        """(type, size) without inflating the object: the state is untrusted, and a file's
+        size is checked against its cap before it is read (a few KB of zlib can stand for a
+        gigabyte). Loose: the first bytes of the stream; packed: the entry's header, and for
+        a delta the target size at the head of its data and the type at the chain's end."""
+        if not isinstance(oid, str) or len(oid) != 40:
+            raise KeyError(oid)
+        loose = os.path.join(self.dir, oid[:2], oid[2:])
+        try:
+            with open(loose, "rb") as fh:
+                raw = fh.read(4096)
+        except FileNotFoundError:
+            raw = None
+        except OSError as exc:
+            raise Unsure(f"{loose}: {exc}") from None
+        if raw is not None:
+            try:
+                head = zlib.decompressobj().decompress(raw, 64)
+            except zlib.error:
+                raise Unsure(f"loose object {oid} does not inflate") from None
+            kind, _, size = head.partition(b"\0")[0].partition(b" ")
+            if kind not in _TYPES or not size.isdigit() or b"\0" not in head:
+                raise Unsure(f"loose object {oid} has a bad header")
+            return _TYPES[kind], int(size)
+        binary = bytes.fromhex(oid)
+        for pack in self.packs():
+            found = pack.find(binary)
+            if found is not None:
+                try:
+                    return pack.header_at(found, self)
+                except IndexError:
+                    raise Unsure(f"{pack.base}.pack: an object runs past its end") from None
+        raise KeyError(oid)
 
     def tree(self, oid: str) -> Tree:
         kind, data = self.read(oid)
@@ -390,6 +420,43 @@ class _Pack:
             else:
                 raise Unsure(f"{self.base}.pack: object type {kind} at {offset}")
         raise Unsure(f"{self.base}.pack: a delta chain longer than {MAX_DELTA_CHAIN}")
+
+    def header_at(self, offset: int, objects: ObjectFiles) -> tuple[int, int]:
+        """(type, size) of the object at `offset`, inflating only a delta's first bytes."""
+        size: int | None = None
+        for _ in range(MAX_DELTA_CHAIN):
+            kind, stored, at = self._header(offset)
+            if kind in _NAMES:
+                return kind, stored if size is None else size
+            if kind == _OFS_DELTA:
+                pack = self._data()
+                byte = pack[at]
+                back = byte & 0x7F
+                at += 1
+                while byte & 0x80:
+                    byte = pack[at]
+                    back = ((back + 1) << 7) | (byte & 0x7F)
+                    at += 1
+                size = self._target_size(at) if size is None else size
+                offset -= back
+            elif kind == _REF_DELTA:
+                size = self._target_size(at + 20) if size is None else size
+                return objects.read_header(self._data()[at:at + 20].hex())[0], size
+            else:
+                raise Unsure(f"{self.base}.pack: object type {kind} at {offset}")
+        raise Unsure(f"{self.base}.pack: a delta chain longer than {MAX_DELTA_CHAIN}")
+
+    def _target_size(self, at: int) -> int:
+        """The size a delta makes: its second varint, in the first bytes of its stream."""
+        try:
+            head = zlib.decompressobj().decompress(self._data()[at:at + 256], 32)
+        except zlib.error:
+            raise Unsure(f"{self.base}.pack: a delta does not inflate") from None
+        try:
+            _, pos = _varint(head, 0)
+            return _varint(head, pos)[0]
+        except IndexError:
+            raise Unsure(f"{self.base}.pack: a delta header cut short") from None
 
     def _header(self, offset: int) -> tuple[int, int, int]:
         pack = self._data()
